@@ -1,0 +1,138 @@
+"""One settings object, read once at the edge (CLI, receiver, flow entry) and passed in.
+
+Every setting is an environment variable with the prefix ``RECOVERY_`` (or a line in a ``.env``
+file in the working folder). In production mode placeholder or empty secrets are refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PLACEHOLDER_MARKERS = ("change-me", "changeme", "placeholder", "example", "dev-", "test-", "xxx")
+
+DEFAULT_DATA_DIR = Path("data")
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RECOVERY_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    mode: Literal["development", "production"] = "development"
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str = ""
+
+    # Clock: "system", or "virtual:<ISO start>@<speed>" (speed x real time, shared by all
+    # processes that are given the same value and the same anchor file in data_dir).
+    clock: str = "system"
+
+    # Gateways
+    stripe_webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=lambda: [SecretStr("whsec_dev-local-only")]
+    )
+    stripe_api_key: SecretStr = SecretStr("sk_test_dev-local-only")
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_tolerance_seconds: int = 300
+    generic_signing_secrets: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=lambda: [SecretStr("generic-dev-local-only")]
+    )
+    braintree_environment: str = "sandbox"
+    braintree_merchant_id: str = "dev-merchant"
+    braintree_public_key: str = "dev-public-key"
+    braintree_private_key: SecretStr = SecretStr("dev-private-key")
+    paypal_webhook_id: str = "dev-webhook-id"
+    max_body_bytes: int = 1024 * 1024
+
+    # Receiver
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    admin_token: SecretStr = SecretStr("admin-dev-local-only")
+    callback_secret: SecretStr = SecretStr("callback-dev-local-only")
+
+    # Prefect
+    ingest_deployment: str = "ingest/ingest"
+    trigger_bucket_seconds: int = 5
+    ingest_batch_size: int = Field(default=500, ge=1, le=10_000)
+
+    # Rules and policies (None: the shipped defaults)
+    calling_rules_file: Path | None = None
+    calling_rules_profile: str = "strict"
+    policy_file: Path | None = None
+    failure_codes_file: Path | None = None
+    disposition_map_file: Path | None = None
+
+    # Contact centre (Genesys Cloud)
+    genesys_region: str = "emulator"
+    genesys_base_url: str = "http://127.0.0.1:8900"
+    genesys_login_url: str | None = None
+    genesys_client_id: str = "emulator-client"
+    genesys_client_secret: SecretStr = SecretStr("emulator-secret-dev-local-only")
+    genesys_contact_list_id: str = "recovery-contacts"
+    genesys_dnc_list_id: str = "recovery-dnc"
+    genesys_batch_size: int = Field(default=50, ge=1, le=1000)
+    genesys_requests_per_minute: int = Field(default=300, ge=1)
+    genesys_rate_limit_name: str = "genesys-outbound-api"
+    genesys_phone_column: str = "phone"
+    genesys_timeout_seconds: float = 30.0
+
+    # Lease for claiming due cases
+    lease_seconds: int = 300
+    advance_chunk_size: int = 500
+
+    @field_validator("stripe_webhook_secrets", "generic_signing_secrets", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @model_validator(mode="after")
+    def _defaults_and_production(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'recovery.db').as_posix()}"
+        if self.mode == "production":
+            problems = list(self._placeholder_problems())
+            if problems:
+                raise ValueError(
+                    "production mode refuses placeholder secrets: " + "; ".join(problems)
+                )
+        return self
+
+    def _placeholder_problems(self) -> list[str]:
+        found: list[str] = []
+        singles: dict[str, SecretStr] = {
+            "RECOVERY_ADMIN_TOKEN": self.admin_token,
+            "RECOVERY_CALLBACK_SECRET": self.callback_secret,
+            "RECOVERY_STRIPE_API_KEY": self.stripe_api_key,
+            "RECOVERY_BRAINTREE_PRIVATE_KEY": self.braintree_private_key,
+            "RECOVERY_GENESYS_CLIENT_SECRET": self.genesys_client_secret,
+        }
+        lists = {
+            "RECOVERY_STRIPE_WEBHOOK_SECRETS": self.stripe_webhook_secrets,
+            "RECOVERY_GENERIC_SIGNING_SECRETS": self.generic_signing_secrets,
+        }
+        for name, secret in singles.items():
+            if _is_placeholder(secret.get_secret_value()):
+                found.append(f"{name} is empty or a placeholder")
+        for name, secrets in lists.items():
+            if not secrets:
+                found.append(f"{name} is empty")
+            for i, secret in enumerate(secrets):
+                if _is_placeholder(secret.get_secret_value()):
+                    found.append(f"{name}[{i}] is empty or a placeholder")
+        return found
+
+
+def _is_placeholder(value: str) -> bool:
+    lowered = value.strip().lower()
+    if len(lowered) < 8:
+        return True
+    return any(marker in lowered for marker in PLACEHOLDER_MARKERS) or "local-only" in lowered

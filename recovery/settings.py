@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_MARKERS = ("change-me", "changeme", "placeholder", "example", "dev-", "test-", "xxx")
@@ -59,7 +59,10 @@ class Settings(BaseSettings):
     admin_token: SecretStr = SecretStr("admin-dev-local-only")
     callback_secret: SecretStr = SecretStr("callback-dev-local-only")
 
-    # Prefect
+    # Prefect (the API URL falls back to PREFECT_API_URL)
+    prefect_api_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("RECOVERY_PREFECT_API_URL", "PREFECT_API_URL")
+    )
     ingest_deployment: str = "ingest/ingest"
     trigger_bucket_seconds: int = 5
     ingest_batch_size: int = Field(default=500, ge=1, le=10_000)

@@ -90,7 +90,8 @@ class PaymentFailure(_Frozen):
     customer_ref: str | None = None
     customer_name: str | None = None
     contact: ContactPoint = ContactPoint()
-    phone_raw: str | None = Field(default=None, description="the phone as sent, when not E.164")
+    phone_raw: str | None = Field(default=None, description="the phone as sent, when invalid")
+    phone_problem: str | None = Field(default=None, description="why the phone is unusable")
     failure_code: str | None = None
     decline_code: str | None = None
     advice_code: str | None = None

@@ -1,0 +1,199 @@
+"""The receiver: verify the raw bytes, parse, strip card data, record, acknowledge.
+
+Nothing slow happens here: a committed inbox row is the promise that the failure will become
+a case; the ingest flow does the rest. A 2xx is only sent once the row is committed, so a
+gateway that gets anything else retries, and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from recovery.api.trigger import IngestTrigger
+from recovery.clock import Clock
+from recovery.domain.models import PaymentFailure, PaymentSucceeded
+from recovery.domain.pan import redact_payload
+from recovery.gateways import generic as generic_gateway
+from recovery.gateways import stripe as stripe_gateway
+from recovery.gateways.common import Ignored, PayloadError
+from recovery.gateways.signing import SignatureError
+from recovery.gateways.signing import verify as verify_hmac
+from recovery.settings import Settings
+from recovery.store.db import transaction
+from recovery.store.inbox import record_delivery
+
+log = logging.getLogger("recovery.api")
+
+Normalised = PaymentFailure | PaymentSucceeded | Ignored
+
+
+class Rejected(Exception):
+    """A request answered with an error status; nothing was stored."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def error(status: int, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing anything over ``limit`` bytes before reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise Rejected(413, f"body larger than {limit} bytes")
+        except ValueError:
+            raise Rejected(400, "invalid Content-Length") from None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Rejected(413, f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def require_json(request: Request) -> None:
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        raise Rejected(415, "Content-Type must be application/json")
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise Rejected(400, "body is not valid UTF-8") from None
+    except RecursionError:
+        raise Rejected(400, "JSON nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise Rejected(400, f"malformed JSON at line {exc.lineno} column {exc.colno}") from None
+
+
+def create_app(
+    *,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    clock: Clock,
+    trigger: IngestTrigger | None = None,
+    wall_time: Callable[[], float] = time.time,
+    extra_routers: list[Any] | None = None,
+) -> FastAPI:
+    """The receiver. ``wall_time`` checks signature freshness (a transport concern, always real
+    time); ``clock`` stamps what is recorded (it may be virtual)."""
+    app = FastAPI(
+        title="Payment recovery receiver",
+        description="Gateway webhooks in, recovery cases out.",
+        version="1",
+    )
+    stripe_secrets = [s.get_secret_value() for s in settings.stripe_webhook_secrets]
+    generic_secrets = [s.get_secret_value() for s in settings.generic_signing_secrets]
+
+    def store(gateway: str, result: Normalised, pan_found: int) -> dict[str, str]:
+        kind = (
+            "failure" if isinstance(result, PaymentFailure)
+            else "success" if isinstance(result, PaymentSucceeded)
+            else "ignored"
+        )
+        payload = result.model_dump(mode="json")
+        try:
+            with transaction(sessions) as session:
+                new = record_delivery(
+                    session=session, gateway=gateway, event_id=result.event_id,
+                    event_type=result.event_type, kind=kind, payload=payload,
+                    pan_redacted=pan_found > 0, now=clock.now(),
+                )
+        except SQLAlchemyError as exc:
+            log.error("store unavailable while recording %s event %s: %s",
+                      gateway, result.event_id, type(exc).__name__)
+            raise Rejected(503, "store unavailable; retry later") from None
+        if pan_found:
+            log.warning("card number redacted from %s event %s (%d found); the event is flagged",
+                        gateway, result.event_id, pan_found)
+        if new and kind != "ignored" and trigger is not None:
+            trigger.poke()
+        status = "duplicate" if not new else ("ignored" if kind == "ignored" else "recorded")
+        return {"status": status, "event_id": result.event_id}
+
+    def handle_stripe(body: bytes, signature: str | None) -> dict[str, str]:
+        try:
+            stripe_gateway.verify_signature(
+                body, signature, stripe_secrets, settings.stripe_tolerance_seconds
+            )
+        except SignatureError as exc:
+            raise Rejected(400, f"signature verification failed: {exc}") from None
+        event, found = redact_payload(parse_json(body))
+        if not isinstance(event, dict):
+            raise Rejected(400, "body must be a JSON object")
+        try:
+            result = stripe_gateway.normalise(event)
+        except PayloadError as exc:
+            raise Rejected(400, f"not a Stripe event: {exc}") from None
+        return store("stripe", result, found)
+
+    def handle_generic(body: bytes, signature: str | None) -> dict[str, str]:
+        try:
+            verify_hmac(body, signature, generic_secrets, now=wall_time(),
+                        tolerance_seconds=settings.stripe_tolerance_seconds)
+        except SignatureError as exc:
+            raise Rejected(400, f"signature verification failed: {exc}") from None
+        event, found = redact_payload(parse_json(body))
+        try:
+            result = generic_gateway.normalise(event)
+        except PayloadError as exc:
+            raise Rejected(400, f"invalid event: {exc}") from None
+        return store("generic", result, found)
+
+    @app.exception_handler(Rejected)
+    async def _rejected(_request: Request, exc: Rejected) -> JSONResponse:
+        headers = {"Retry-After": "5"} if exc.status == 503 else {}
+        return error(exc.status, exc.message, **headers)
+
+    @app.post("/webhooks/stripe", summary="Stripe webhook (Stripe-Signature verified)")
+    async def stripe_webhook(request: Request) -> dict[str, str]:
+        require_json(request)
+        body = await read_body(request, settings.max_body_bytes)
+        signature = request.headers.get("stripe-signature")
+        return await run_in_threadpool(handle_stripe, body, signature)
+
+    @app.post("/webhooks/generic", summary="Signed JSON from any source (Recovery-Signature)")
+    async def generic_webhook(request: Request) -> dict[str, str]:
+        require_json(request)
+        body = await read_body(request, settings.max_body_bytes)
+        signature = request.headers.get("recovery-signature")
+        return await run_in_threadpool(handle_generic, body, signature)
+
+    def check_store() -> bool:
+        try:
+            with sessions() as session:
+                session.execute(text("SELECT 1"))
+            return True
+        except SQLAlchemyError:
+            return False
+
+    @app.get("/healthz", summary="Liveness and store reachability")
+    async def healthz() -> JSONResponse:
+        store_ok = await run_in_threadpool(check_store)
+        body = {"status": "ok" if store_ok else "degraded", "store": "ok" if store_ok else "down"}
+        return JSONResponse(body, status_code=200 if store_ok else 503)
+
+    for router in extra_routers or []:
+        app.include_router(router)
+    return app

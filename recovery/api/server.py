@@ -1,0 +1,49 @@
+"""The receiver as it runs: the app with its ingest trigger and the callback routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from recovery.api.app import create_app
+from recovery.api.trigger import IngestTrigger
+from recovery.runtime import Runtime
+
+log = logging.getLogger("recovery.api")
+
+
+def build_receiver(runtime: Runtime, *, trigger: bool = True) -> tuple[FastAPI, Callable[[], None]]:
+    """The app and a function that stops what it started."""
+    settings = runtime.settings
+    ingest_trigger: IngestTrigger | None = None
+    if trigger and settings.prefect_api_url:
+        ingest_trigger = IngestTrigger(
+            api_url=settings.prefect_api_url,
+            deployment=settings.ingest_deployment,
+            bucket_seconds=settings.trigger_bucket_seconds,
+        )
+        ingest_trigger.start()
+    elif trigger:
+        log.warning("no Prefect API URL set: the receiver records deliveries but starts no runs")
+    routers = []
+    try:
+        from recovery.api.callbacks import build_callbacks_router
+
+        routers.append(
+            build_callbacks_router(sessions=runtime.sessions, settings=settings,
+                                   clock=runtime.clock)
+        )
+    except ImportError:  # pragma: no cover - the callback routes ship with the package
+        log.warning("disposition callbacks unavailable")
+    app = create_app(
+        settings=settings, sessions=runtime.sessions, clock=runtime.clock,
+        trigger=ingest_trigger, extra_routers=routers,
+    )
+
+    def stop() -> None:
+        if ingest_trigger is not None:
+            ingest_trigger.stop()
+
+    return app, stop

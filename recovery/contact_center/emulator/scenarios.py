@@ -1,0 +1,88 @@
+"""Call-outcome scenarios of the emulated dialer: which wrap-up code each call ends with.
+
+Outcomes are drawn from a seeded generator keyed by the contact id and its dial number, so the
+same seed gives the same outcome for the same contact whatever the order or timing of dials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+
+NO_ANSWER = "ININ-OUTBOUND-NO-ANSWER"
+BUSY = "ININ-OUTBOUND-BUSY"
+MACHINE = "ININ-OUTBOUND-MACHINE"
+SIT_UNCALLABLE = "ININ-OUTBOUND-SIT-UNCALLABLE"
+INVALID_PHONE = "ININ-OUTBOUND-INVALID-PHONE-NUMBER"
+ON_DNC_LIST = "ININ-OUTBOUND-ON-DO-NOT-CALL-LIST"
+
+
+@dataclass(frozen=True)
+class WrapUp:
+    code: str
+    right_party: bool
+    weight: float
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    outcomes: tuple[WrapUp, ...]
+    drop_push_fraction: float = 0.0
+
+    def draw(self, seed: int, contact_id: str, dial_number: int) -> WrapUp:
+        rng = random.Random(_key(seed, "outcome", contact_id, dial_number))
+        weights = [o.weight for o in self.outcomes]
+        return rng.choices(self.outcomes, weights=weights, k=1)[0]
+
+    def drops_push(self, seed: int, contact_id: str, dial_number: int) -> bool:
+        if self.drop_push_fraction <= 0:
+            return False
+        rng = random.Random(_key(seed, "drop", contact_id, dial_number))
+        return rng.random() < self.drop_push_fraction
+
+
+def _key(seed: int, purpose: str, contact_id: str, dial_number: int) -> int:
+    digest = hashlib.sha256(f"{seed}|{purpose}|{contact_id}|{dial_number}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+# A collections campaign's rough shape: most calls reach nobody, a third reach the customer.
+MIXED = (
+    WrapUp(NO_ANSWER, False, 30),
+    WrapUp(BUSY, False, 7),
+    WrapUp(MACHINE, False, 15),
+    WrapUp(SIT_UNCALLABLE, False, 1),
+    WrapUp("Promise to Pay", True, 15),
+    WrapUp("Paid", True, 8),
+    WrapUp("Payment Updated", True, 4),
+    WrapUp("Callback Requested", True, 10),
+    WrapUp("Dispute", True, 2),
+    WrapUp("Never Call", True, 3),
+    WrapUp("Wrong Number", False, 5),
+)
+
+SCENARIOS: dict[str, Scenario] = {
+    "mixed": Scenario("mixed", MIXED),
+    "all-no-answer": Scenario("all-no-answer", (WrapUp(NO_ANSWER, False, 1),)),
+    "all-paid": Scenario("all-paid", (WrapUp("Paid", True, 1),)),
+    "all-promise-to-pay": Scenario("all-promise-to-pay", (WrapUp("Promise to Pay", True, 1),)),
+    "all-never-call": Scenario("all-never-call", (WrapUp("Never Call", True, 1),)),
+    "all-wrong-number": Scenario("all-wrong-number", (WrapUp("Wrong Number", False, 1),)),
+    "all-machine": Scenario("all-machine", (WrapUp(MACHINE, False, 1),)),
+}
+
+
+def get_scenario(name: str, *, drop_push_fraction: float | None = None) -> Scenario:
+    """A scenario by name; ``drop_push_fraction`` overrides its share of lost pushes."""
+    try:
+        scenario = SCENARIOS[name]
+    except KeyError:
+        known = ", ".join(sorted(SCENARIOS))
+        raise ValueError(f"unknown scenario {name!r}; known: {known}") from None
+    if drop_push_fraction is None:
+        return scenario
+    if not 0.0 <= drop_push_fraction <= 1.0:
+        raise ValueError("drop_push_fraction must be between 0 and 1")
+    return Scenario(scenario.name, scenario.outcomes, drop_push_fraction)

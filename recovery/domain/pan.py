@@ -1,0 +1,96 @@
+"""The PAN guard: finds card numbers (13-19 digits, optionally split by spaces or dashes,
+Luhn-valid) in any string of a payload and replaces them before anything is stored or logged.
+
+A digit run longer than 19 digits is redacted whole when any 13-19 digit window inside it is
+Luhn-valid, so no Luhn-valid sequence can survive inside a longer number either.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+REDACTED = "[redacted-card-number]"
+
+# Digits with single optional separators; at least 13 digits in the run.
+_CANDIDATE = re.compile(r"(?<![0-9])[0-9](?:[ \-]?[0-9]){12,}(?![0-9])")
+_QUICK = re.compile(r"[0-9]{4}")
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    parity = len(digits) % 2
+    for index, char in enumerate(digits):
+        value = ord(char) - 48
+        if index % 2 == parity:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def _has_pan(digits: str) -> bool:
+    length = len(digits)
+    if length <= 19:
+        return length >= 13 and luhn_valid(digits)
+    for size in range(13, 20):
+        for start in range(0, length - size + 1):
+            if luhn_valid(digits[start : start + size]):
+                return True
+    return False
+
+
+def _replace(match: re.Match[str]) -> str:
+    digits = match.group(0).replace(" ", "").replace("-", "")
+    return REDACTED if _has_pan(digits) else match.group(0)
+
+
+def redact_text(text: str) -> tuple[str, int]:
+    """The text with card numbers replaced, and how many were replaced."""
+    if len(text) < 13 or not _QUICK.search(text):
+        return text, 0
+    count = 0
+
+    def counting(match: re.Match[str]) -> str:
+        nonlocal count
+        replaced = _replace(match)
+        if replaced is REDACTED:
+            count += 1
+        return replaced
+
+    return _CANDIDATE.sub(counting, text), count
+
+
+def contains_pan(text: str) -> bool:
+    return redact_text(text)[1] > 0
+
+
+def redact_payload(value: Any) -> tuple[Any, int]:
+    """A deep copy of a JSON-like value with every card number replaced; keys are scanned too.
+
+    Integers of 13 or more digits are scanned as well (a PAN sent as a JSON number)."""
+    found = 0
+
+    def walk(node: Any) -> Any:
+        nonlocal found
+        if isinstance(node, str):
+            cleaned, count = redact_text(node)
+            found += count
+            return cleaned
+        if isinstance(node, bool) or node is None or isinstance(node, float):
+            return node
+        if isinstance(node, int):
+            if abs(node) >= 10**12:
+                cleaned, count = redact_text(str(node))
+                if count:
+                    found += count
+                    return cleaned
+            return node
+        if isinstance(node, dict):
+            return {walk(key): walk(item) for key, item in node.items()}
+        if isinstance(node, list | tuple):
+            return [walk(item) for item in node]
+        return node
+
+    return walk(value), found

@@ -1,0 +1,70 @@
+"""What every gateway adapter shares: errors, the "ignored" result, phones and amounts."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict
+
+from recovery.domain.models import Gateway
+
+# ISO 4217 currencies without minor units (Stripe's list of zero-decimal currencies).
+ZERO_DECIMAL = frozenset(
+    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()
+)
+THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())
+
+
+class PayloadError(ValueError):
+    """The body is not a well-formed event of the gateway (answered 400, nothing stored)."""
+
+
+class Ignored(BaseModel):
+    """A verified event that is neither a payment failure nor a success: recorded, not acted on."""
+
+    model_config = ConfigDict(frozen=True)
+
+    gateway: Gateway
+    event_id: str
+    event_type: str
+    reason: str
+
+
+def text_or_none(value: Any) -> str | None:
+    if isinstance(value, str):
+        stripped = value.strip()
+        return stripped or None
+    return None
+
+
+def normalise_phone(value: Any, country: str | None) -> tuple[str | None, str | None]:
+    """E.164 and no problem, or None and the reason (None, None when there is no phone)."""
+    text = text_or_none(value)
+    if text is None:
+        return None, None
+    region = (country or "US").upper()[:2]
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        return None, f"invalid phone number: {exc._msg}"
+    if not phonenumbers.is_valid_number(number):
+        return None, "invalid phone number: not a valid number for its region"
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
+
+
+def minor_to_decimal(amount: Any, currency: Any) -> tuple[Decimal | None, str | None, str | None]:
+    """Minor units (cents) to a Decimal in major units; the currency lower-cased."""
+    code = text_or_none(currency)
+    code = code.lower() if code else None
+    if amount is None or isinstance(amount, bool):
+        return None, code, "amount missing"
+    try:
+        value = Decimal(str(amount))
+    except (InvalidOperation, ValueError):
+        return None, code, "amount is not a number"
+    if not value.is_finite():
+        return None, code, "amount is not a number"
+    exponent = 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
+    return value.scaleb(-exponent), code, None

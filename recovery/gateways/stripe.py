@@ -1,0 +1,291 @@
+"""Stripe: verify a webhook's signature with the ``stripe`` package, and normalise the failure
+and success events into the project's models. Card data never survives: the payload is passed
+through the PAN guard before it is read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import stripe
+
+from recovery.domain.models import ContactPoint, Gateway, PaymentFailure, PaymentSucceeded
+from recovery.gateways.common import (
+    Ignored,
+    PayloadError,
+    minor_to_decimal,
+    normalise_phone,
+    text_or_none,
+)
+from recovery.gateways.signing import SignatureError
+
+FAILURE_TYPES = frozenset({"invoice.payment_failed", "payment_intent.payment_failed", "charge.failed"})
+SUCCESS_TYPES = frozenset(
+    {"invoice.paid", "invoice.payment_succeeded", "payment_intent.succeeded", "charge.succeeded"}
+)
+TZ_METADATA_KEYS = ("timezone", "time_zone", "tz")
+
+
+def verify_signature(body: bytes, header: str | None, secrets: Sequence[str], tolerance: int) -> None:
+    """Accept the body when any configured secret (rotation) signed it within the tolerance."""
+    if not header:
+        raise SignatureError("missing Stripe-Signature header")
+    last: Exception | None = None
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(body, header, secret, tolerance=tolerance)
+            return
+        except stripe.SignatureVerificationError as exc:
+            last = exc
+    reason = str(getattr(last, "user_message", None) or last or "no secret configured")
+    if "timestamp outside the tolerance" in reason.lower():
+        raise SignatureError(f"signature timestamp outside the {tolerance} s tolerance")
+    if "unable to extract" in reason.lower():
+        raise SignatureError("malformed Stripe-Signature header")
+    raise SignatureError("no signature matches any configured secret")
+
+
+def normalise(event: Mapping[str, Any]) -> PaymentFailure | PaymentSucceeded | Ignored:
+    """One Stripe event (already PAN-redacted) as a failure, a success, or ignored."""
+    event_id, event_type, obj, occurred_at = _envelope(event)
+    if event_type in FAILURE_TYPES:
+        if event_type == "invoice.payment_failed":
+            return _invoice_failure(event_id, event_type, obj, occurred_at)
+        if event_type == "payment_intent.payment_failed":
+            return _intent_failure(event_id, event_type, obj, occurred_at)
+        return _charge_failure(event_id, event_type, obj, occurred_at)
+    if event_type in SUCCESS_TYPES:
+        amount_field = "amount_paid" if obj.get("object") == "invoice" else "amount"
+        amount, currency, _ = minor_to_decimal(obj.get(amount_field), obj.get("currency"))
+        return PaymentSucceeded(
+            gateway=Gateway.stripe,
+            event_id=event_id,
+            event_type=event_type,
+            business_key=_business_key(obj),
+            amount=amount,
+            currency=currency,
+            occurred_at=occurred_at,
+        )
+    return Ignored(gateway=Gateway.stripe, event_id=event_id, event_type=event_type,
+                   reason=f"event type {event_type!r} is not a payment failure or success")
+
+
+def event_identity(event: Mapping[str, Any]) -> tuple[str, str]:
+    """The event id and type, for recording a delivery even when it cannot be normalised."""
+    event_id = event.get("id")
+    event_type = event.get("type")
+    if not isinstance(event_id, str) or not event_id:
+        raise PayloadError("event has no string 'id'")
+    if not isinstance(event_type, str) or not event_type:
+        raise PayloadError("event has no string 'type'")
+    return event_id, event_type
+
+
+def _envelope(event: Mapping[str, Any]) -> tuple[str, str, Mapping[str, Any], datetime]:
+    event_id, event_type = event_identity(event)
+    created = event.get("created")
+    if isinstance(created, bool) or not isinstance(created, int):
+        raise PayloadError("event has no integer 'created' timestamp")
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, Mapping) else None
+    if not isinstance(obj, Mapping):
+        raise PayloadError("event has no 'data.object'")
+    if not isinstance(obj.get("id"), str):
+        raise PayloadError("event's data.object has no string 'id'")
+    return event_id, event_type, obj, datetime.fromtimestamp(created, UTC)
+
+
+def _ref(value: Any) -> str | None:
+    """An expandable field: an id string, or an expanded object with an id."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, Mapping) and isinstance(value.get("id"), str):
+        return str(value["id"])
+    return None
+
+
+def _business_key(obj: Mapping[str, Any]) -> str:
+    """Invoice id, else payment intent id, else charge id (older API versions link a charge
+    or payment intent to its invoice directly; use that link when it is there)."""
+    kind = obj.get("object")
+    if kind == "invoice":
+        return str(obj["id"])
+    invoice = _ref(obj.get("invoice"))
+    if invoice:
+        return invoice
+    if kind == "payment_intent":
+        return str(obj["id"])
+    intent = _ref(obj.get("payment_intent"))
+    return intent or str(obj["id"])
+
+
+def _tz_from_metadata(*metadatas: Any) -> str | None:
+    for metadata in metadatas:
+        if isinstance(metadata, Mapping):
+            for key in TZ_METADATA_KEYS:
+                value = metadata.get(key)
+                if isinstance(value, str) and value.strip():
+                    return value.strip()
+    return None
+
+
+def _contact(
+    phone: Any, address: Any, explicit_tz: str | None
+) -> tuple[ContactPoint, str | None, str | None]:
+    """The contact point, the raw phone when it is not a valid number, and why."""
+    address = address if isinstance(address, Mapping) else {}
+    country = text_or_none(address.get("country")) or "US"
+    e164, problem = normalise_phone(phone, country)
+    contact = ContactPoint(
+        phone_e164=e164,
+        country=country.upper()[:2],
+        state=(text_or_none(address.get("state")) or None),
+        postal_code=text_or_none(address.get("postal_code")),
+        explicit_tz=explicit_tz,
+    )
+    raw = text_or_none(phone) if problem else None
+    return contact, raw, problem
+
+
+def _missing(amount: Any, currency: Any) -> tuple[str, ...]:
+    missing = []
+    if amount is None:
+        missing.append("amount")
+    if not currency:
+        missing.append("currency")
+    return tuple(missing)
+
+
+def _invoice_failure(
+    event_id: str, event_type: str, inv: Mapping[str, Any], occurred_at: datetime
+) -> PaymentFailure:
+    intent = inv.get("payment_intent")
+    error = intent.get("last_payment_error") if isinstance(intent, Mapping) else None
+    charge = inv.get("charge")
+    error = error if isinstance(error, Mapping) else {}
+    charge = charge if isinstance(charge, Mapping) else {}
+    subscription_meta = (
+        ((inv.get("parent") or {}).get("subscription_details") or {}).get("metadata")
+        if isinstance(inv.get("parent"), Mapping)
+        else None
+    )
+    contact, raw, problem = _contact(
+        inv.get("customer_phone"),
+        inv.get("customer_address"),
+        _tz_from_metadata(inv.get("metadata"), subscription_meta),
+    )
+    raw_amount = inv.get("amount_remaining", inv.get("amount_due"))
+    amount, currency, _ = minor_to_decimal(raw_amount, inv.get("currency"))
+    attempt = inv.get("attempt_count")
+    return PaymentFailure(
+        gateway=Gateway.stripe,
+        event_id=event_id,
+        event_type=event_type,
+        business_key=str(inv["id"]),
+        customer_ref=_ref(inv.get("customer")),
+        customer_name=text_or_none(inv.get("customer_name")),
+        contact=contact,
+        phone_raw=raw,
+        phone_problem=problem,
+        failure_code=text_or_none(error.get("code")) or text_or_none(charge.get("failure_code")),
+        decline_code=text_or_none(error.get("decline_code"))
+        or text_or_none((charge.get("outcome") or {}).get("reason")),
+        advice_code=text_or_none(error.get("advice_code")),
+        failure_message=text_or_none(error.get("message"))
+        or text_or_none(charge.get("failure_message")),
+        amount=amount,
+        currency=currency,
+        attempt_count=attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else None,
+        occurred_at=occurred_at,
+        missing_fields=_missing(amount, currency),
+    )
+
+
+def _intent_failure(
+    event_id: str, event_type: str, pi: Mapping[str, Any], occurred_at: datetime
+) -> PaymentFailure:
+    error = pi.get("last_payment_error")
+    error = error if isinstance(error, Mapping) else {}
+    method = error.get("payment_method")
+    billing = method.get("billing_details") if isinstance(method, Mapping) else None
+    billing = billing if isinstance(billing, Mapping) else {}
+    shipping = pi.get("shipping") if isinstance(pi.get("shipping"), Mapping) else {}
+    phone = billing.get("phone") or shipping.get("phone")
+    address = billing.get("address") or shipping.get("address")
+    contact, raw, problem = _contact(phone, address, _tz_from_metadata(pi.get("metadata")))
+    amount, currency, _ = minor_to_decimal(pi.get("amount"), pi.get("currency"))
+    return PaymentFailure(
+        gateway=Gateway.stripe,
+        event_id=event_id,
+        event_type=event_type,
+        business_key=_business_key(pi),
+        customer_ref=_ref(pi.get("customer")),
+        customer_name=text_or_none(billing.get("name")) or text_or_none(shipping.get("name")),
+        contact=contact,
+        phone_raw=raw,
+        phone_problem=problem,
+        failure_code=text_or_none(error.get("code")),
+        decline_code=text_or_none(error.get("decline_code")),
+        advice_code=text_or_none(error.get("advice_code")),
+        failure_message=text_or_none(error.get("message")),
+        amount=amount,
+        currency=currency,
+        occurred_at=occurred_at,
+        missing_fields=_missing(amount, currency),
+    )
+
+
+def _charge_failure(
+    event_id: str, event_type: str, ch: Mapping[str, Any], occurred_at: datetime
+) -> PaymentFailure:
+    billing = ch.get("billing_details") if isinstance(ch.get("billing_details"), Mapping) else {}
+    outcome = ch.get("outcome") if isinstance(ch.get("outcome"), Mapping) else {}
+    contact, raw, problem = _contact(
+        billing.get("phone"), billing.get("address"), _tz_from_metadata(ch.get("metadata"))
+    )
+    amount, currency, _ = minor_to_decimal(ch.get("amount"), ch.get("currency"))
+    return PaymentFailure(
+        gateway=Gateway.stripe,
+        event_id=event_id,
+        event_type=event_type,
+        business_key=_business_key(ch),
+        customer_ref=_ref(ch.get("customer")),
+        customer_name=text_or_none(billing.get("name")),
+        contact=contact,
+        phone_raw=raw,
+        phone_problem=problem,
+        failure_code=text_or_none(ch.get("failure_code")),
+        decline_code=text_or_none(outcome.get("reason")),
+        advice_code=text_or_none(outcome.get("advice_code")),
+        failure_message=text_or_none(ch.get("failure_message")),
+        amount=amount,
+        currency=currency,
+        occurred_at=occurred_at,
+        missing_fields=_missing(amount, currency),
+    )
+
+
+def fetch_customer_contact(
+    customer_id: str, *, api_key: str, api_base: str, timeout: float = 10.0
+) -> tuple[ContactPoint, str | None, str | None] | None:
+    """The customer's phone and address from Stripe's Customer object (None: no phone)."""
+    client = stripe.StripeClient(
+        api_key,
+        base_addresses={"api": api_base},
+        max_network_retries=2,
+        http_client=stripe.HTTPXClient(timeout=timeout, allow_sync_methods=True),
+    )
+    customer = client.v1.customers.retrieve(customer_id)
+    data = customer.to_dict()
+    phone = data.get("phone")
+    address = data.get("address")
+    shipping = data.get("shipping") if isinstance(data.get("shipping"), Mapping) else {}
+    if not phone and shipping:
+        phone = shipping.get("phone")
+        address = address or shipping.get("address")
+    if not phone:
+        return None
+    if not isinstance(address, Mapping) or not any(address.values()):
+        address = shipping.get("address") if shipping else address
+    return _contact(phone, address, _tz_from_metadata(data.get("metadata")))

@@ -1,0 +1,360 @@
+"""Recovery cases and their append-only history."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from recovery.domain.models import (
+    CaseStatus,
+    CaseView,
+    ContactPoint,
+    Disposition,
+    FailureCategory,
+    Gateway,
+    HistoryEntry,
+    HistoryKind,
+    Outcome,
+    PaymentFailure,
+    PaymentSucceeded,
+)
+from recovery.store.tables import CaseRow, HistoryRow, PaymentSuccessRow
+from recovery.store.upsert import insert_ignore
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What applying one event did: ``opened``, ``updated``, ``closed`` or ``ignored``."""
+
+    action: str
+    case_id: int | None
+    reason: str
+
+
+def case_key(gateway: str, business_key: str) -> str:
+    return f"{gateway}:{business_key}"
+
+
+def append_history(
+    *,
+    session: Session,
+    case_id: int,
+    at: datetime,
+    now: datetime,
+    kind: HistoryKind,
+    status: CaseStatus | None = None,
+    disposition: Disposition | None = None,
+    reasons: Iterable[str] = (),
+    data: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        HistoryRow(
+            case_id=case_id,
+            at=at,
+            recorded_at=now,
+            kind=kind.value,
+            status=status.value if status else None,
+            disposition=disposition.value if disposition else None,
+            reasons=list(reasons),
+            data=data or {},
+        )
+    )
+
+
+def _initial_status(failure: PaymentFailure) -> tuple[CaseStatus, Outcome | None, str]:
+    if failure.phone_problem:
+        return CaseStatus.closed, Outcome.unreachable, failure.phone_problem
+    if not failure.contact.phone_e164:
+        return CaseStatus.needs_contact_info, None, "no phone number on the event or customer"
+    return CaseStatus.open, None, "payment failed; due for a decision"
+
+
+def apply_failure(
+    *,
+    session: Session,
+    failure: PaymentFailure,
+    category: FailureCategory,
+    category_reason: str,
+    now: datetime,
+) -> ApplyResult:
+    """Open the case for this payment, or update the one that exists (never a second one)."""
+    success = session.scalar(
+        select(PaymentSuccessRow).where(
+            PaymentSuccessRow.gateway == failure.gateway.value,
+            PaymentSuccessRow.business_key == failure.business_key,
+        )
+    )
+    if success is not None and success.occurred_at >= failure.occurred_at:
+        return ApplyResult(
+            "ignored", None,
+            f"payment already succeeded at {success.occurred_at.isoformat()} "
+            f"({success.event_id}); this failure is older",
+        )
+    status, outcome, reason = _initial_status(failure)
+    contact = failure.contact
+    values: dict[str, Any] = {
+        "gateway": failure.gateway.value,
+        "business_key": failure.business_key,
+        "customer_ref": failure.customer_ref,
+        "customer_name": failure.customer_name,
+        "phone_e164": contact.phone_e164,
+        "country": contact.country,
+        "state": contact.state,
+        "postal_code": contact.postal_code,
+        "explicit_tz": contact.explicit_tz,
+        "category": category.value,
+        "failure_code": failure.failure_code,
+        "decline_code": failure.decline_code,
+        "advice_code": failure.advice_code,
+        "amount": failure.amount,
+        "currency": failure.currency,
+        "attempt_count": failure.attempt_count,
+        "missing_fields": {"fields": list(failure.missing_fields)},
+        "failed_at": failure.occurred_at,
+        "opened_at": now,
+        "updated_at": now,
+        "last_event_id": failure.event_id,
+        "status": status.value,
+        "outcome": outcome.value if outcome else None,
+        "status_reason": reason,
+        "closed_at": now if status is CaseStatus.closed else None,
+        "next_due_at": now if status is CaseStatus.open else None,
+        "contacts_made": 0,
+        "flagged_for_review": False,
+    }
+    case_id = insert_ignore(
+        session, CaseRow.__table__,  # type: ignore[arg-type]
+        values, conflict=("gateway", "business_key"),
+    )
+    if case_id is not None:
+        reasons = [reason, f"category {category.value}: {category_reason}"]
+        if failure.missing_fields:
+            reasons.append("missing fields: " + ", ".join(failure.missing_fields))
+        append_history(
+            session=session, case_id=case_id, at=failure.occurred_at, now=now,
+            kind=HistoryKind.failure_recorded, status=status, reasons=reasons,
+            data=_failure_data(failure, category),
+        )
+        if outcome is not None:
+            append_history(
+                session=session, case_id=case_id, at=now, now=now, kind=HistoryKind.closed,
+                status=status, reasons=[reason], data={"outcome": outcome.value},
+            )
+        return ApplyResult("opened", case_id, reason)
+    return _update_existing(session, failure, category, category_reason, now)
+
+
+def _update_existing(
+    session: Session,
+    failure: PaymentFailure,
+    category: FailureCategory,
+    category_reason: str,
+    now: datetime,
+) -> ApplyResult:
+    stmt = select(CaseRow).where(
+        CaseRow.gateway == failure.gateway.value, CaseRow.business_key == failure.business_key
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    case = session.scalars(stmt).one()
+    reopen = (
+        case.status == CaseStatus.closed.value
+        and case.outcome == Outcome.unreachable.value
+        and case.contacts_made == 0
+        and failure.contact.phone_e164 is not None
+    )
+    if case.status == CaseStatus.closed.value and not reopen:
+        return ApplyResult("ignored", case.id, f"case already closed ({case.outcome})")
+    changed: list[str] = []
+    more_specific = category is not FailureCategory.unknown and category.value != case.category
+    if more_specific:
+        case.category = category.value
+        changed.append(f"category {category.value}: {category_reason}")
+    for field in ("failure_code", "decline_code", "advice_code"):
+        value = getattr(failure, field)
+        if value and value != getattr(case, field):
+            setattr(case, field, value)
+            changed.append(f"{field} {value}")
+    if failure.amount is not None and case.amount is None:
+        case.amount, case.currency = failure.amount, failure.currency or case.currency
+        changed.append("amount now known")
+    if failure.attempt_count is not None:
+        case.attempt_count = max(case.attempt_count or 0, failure.attempt_count)
+    if failure.customer_ref and not case.customer_ref:
+        case.customer_ref = failure.customer_ref
+    if failure.contact.phone_e164 and (
+        case.status == CaseStatus.needs_contact_info.value or reopen
+    ):
+        contact = failure.contact
+        case.phone_e164, case.country = contact.phone_e164, contact.country
+        case.state, case.postal_code = contact.state, contact.postal_code
+        case.explicit_tz = contact.explicit_tz or case.explicit_tz
+        case.status, case.outcome, case.closed_at = CaseStatus.open.value, None, None
+        case.status_reason = "contact details now known; due for a decision"
+        case.next_due_at = now
+        changed.append("contact details now known")
+    elif case.status != CaseStatus.needs_contact_info.value and changed:
+        case.next_due_at = now if case.next_due_at is None else min(case.next_due_at, now)
+    case.last_event_id = failure.event_id
+    case.updated_at = now
+    append_history(
+        session=session, case_id=case.id, at=failure.occurred_at, now=now,
+        kind=HistoryKind.failure_updated,
+        status=CaseStatus(case.status),
+        reasons=changed or [f"another event about the same payment ({failure.event_type})"],
+        data=_failure_data(failure, category),
+    )
+    return ApplyResult("updated", case.id, "; ".join(changed) or "no new facts")
+
+
+def _failure_data(failure: PaymentFailure, category: FailureCategory) -> dict[str, Any]:
+    return {
+        "event_id": failure.event_id,
+        "event_type": failure.event_type,
+        "category": category.value,
+        "failure_code": failure.failure_code,
+        "decline_code": failure.decline_code,
+        "advice_code": failure.advice_code,
+        "amount": str(failure.amount) if failure.amount is not None else None,
+        "currency": failure.currency,
+    }
+
+
+def apply_success(*, session: Session, success: PaymentSucceeded, now: datetime) -> ApplyResult:
+    """Record the success; close the payment's case as recovered if one is open."""
+    inserted = insert_ignore(
+        session, PaymentSuccessRow.__table__,  # type: ignore[arg-type]
+        {
+            "gateway": success.gateway.value,
+            "business_key": success.business_key,
+            "event_id": success.event_id,
+            "occurred_at": success.occurred_at,
+            "amount": success.amount,
+            "currency": success.currency,
+        },
+        conflict=("gateway", "business_key"),
+    )
+    if inserted is None:
+        session.execute(
+            update(PaymentSuccessRow)
+            .where(
+                PaymentSuccessRow.gateway == success.gateway.value,
+                PaymentSuccessRow.business_key == success.business_key,
+                PaymentSuccessRow.occurred_at < success.occurred_at,
+            )
+            .values(occurred_at=success.occurred_at, event_id=success.event_id)
+        )
+    stmt = select(CaseRow).where(
+        CaseRow.gateway == success.gateway.value, CaseRow.business_key == success.business_key
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    case = session.scalars(stmt).one_or_none()
+    if case is None:
+        return ApplyResult("ignored", None, "no case for this payment (a success is remembered)")
+    if case.status == CaseStatus.closed.value and case.outcome == Outcome.recovered.value:
+        return ApplyResult("ignored", case.id, "case already recovered")
+    close_case(
+        session=session, case=case, outcome=Outcome.recovered, at=success.occurred_at, now=now,
+        reasons=[f"payment succeeded ({success.event_type}, {success.event_id})"],
+        data={"event_id": success.event_id, "amount": str(success.amount) if success.amount
+              is not None else None, "currency": success.currency},
+        kind=HistoryKind.payment_succeeded,
+    )
+    return ApplyResult("closed", case.id, "payment succeeded: case recovered")
+
+
+def close_case(
+    *,
+    session: Session,
+    case: CaseRow,
+    outcome: Outcome,
+    at: datetime,
+    now: datetime,
+    reasons: Sequence[str],
+    data: dict[str, Any] | None = None,
+    kind: HistoryKind = HistoryKind.closed,
+) -> None:
+    case.status = CaseStatus.closed.value
+    case.outcome = outcome.value
+    case.status_reason = "; ".join(reasons)
+    case.closed_at = now
+    case.next_due_at = None
+    case.lease_owner = None
+    case.lease_until = None
+    case.updated_at = now
+    append_history(
+        session=session, case_id=case.id, at=at, now=now, kind=kind,
+        status=CaseStatus.closed, reasons=reasons, data={"outcome": outcome.value, **(data or {})},
+    )
+
+
+def find_case(*, session: Session, key: str) -> CaseRow | None:
+    """By ``gateway:business_key``, or by business key alone when it is unambiguous."""
+    gateway, sep, business_key = key.partition(":")
+    if sep and gateway in {g.value for g in Gateway}:
+        return session.scalar(
+            select(CaseRow).where(CaseRow.gateway == gateway, CaseRow.business_key == business_key)
+        )
+    rows = list(session.scalars(select(CaseRow).where(CaseRow.business_key == key).limit(2)))
+    return rows[0] if len(rows) == 1 else None
+
+
+def list_cases(
+    *, session: Session, status: str | None = None, limit: int = 100, offset: int = 0
+) -> list[CaseRow]:
+    stmt = select(CaseRow).order_by(CaseRow.id).limit(limit).offset(offset)
+    if status:
+        if status in {o.value for o in Outcome}:
+            stmt = stmt.where(CaseRow.outcome == status)
+        else:
+            stmt = stmt.where(CaseRow.status == status)
+    return list(session.scalars(stmt))
+
+
+def history_of(*, session: Session, case_id: int) -> list[HistoryRow]:
+    return list(
+        session.scalars(
+            select(HistoryRow).where(HistoryRow.case_id == case_id).order_by(HistoryRow.id)
+        )
+    )
+
+
+def to_view(case: CaseRow) -> CaseView:
+    return CaseView(
+        key=case_key(case.gateway, case.business_key),
+        gateway=Gateway(case.gateway),
+        status=CaseStatus(case.status),
+        outcome=Outcome(case.outcome) if case.outcome else None,
+        category=FailureCategory(case.category),
+        contact=ContactPoint(
+            phone_e164=case.phone_e164,
+            country=case.country,
+            state=case.state,
+            postal_code=case.postal_code,
+            explicit_tz=case.explicit_tz,
+        ),
+        failed_at=case.failed_at,
+        opened_at=case.opened_at,
+        amount=case.amount,
+        currency=case.currency,
+    )
+
+
+def to_entries(rows: Iterable[HistoryRow]) -> list[HistoryEntry]:
+    return [
+        HistoryEntry(
+            at=row.at,
+            kind=HistoryKind(row.kind),
+            status=CaseStatus(row.status) if row.status else None,
+            disposition=Disposition(row.disposition) if row.disposition else None,
+            reasons=tuple(row.reasons or ()),
+            data=dict(row.data or {}),
+        )
+        for row in rows
+    ]

@@ -1,0 +1,74 @@
+"""The webhook inbox: every verified delivery, PAN-free, unique on gateway + event id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from recovery.store.tables import InboxRow
+from recovery.store.upsert import insert_ignore
+
+
+def record_delivery(
+    *,
+    session: Session,
+    gateway: str,
+    event_id: str,
+    event_type: str,
+    kind: str,
+    payload: dict[str, Any],
+    pan_redacted: bool,
+    now: datetime,
+) -> bool:
+    """Record a delivery; False when this event was already recorded (a redelivery)."""
+    inserted = insert_ignore(
+        session,
+        InboxRow.__table__,  # type: ignore[arg-type]
+        {
+            "gateway": gateway,
+            "event_id": event_id[:255],
+            "event_type": event_type[:128],
+            "kind": kind,
+            "payload": payload,
+            "pan_redacted": pan_redacted,
+            "received_at": now,
+            "processed_at": now if kind in ("ignored", "invalid") else None,
+            "result": "ignored" if kind in ("ignored", "invalid") else None,
+        },
+        conflict=("gateway", "event_id"),
+    )
+    return inserted is not None
+
+
+def next_unprocessed(*, session: Session, limit: int) -> list[InboxRow]:
+    """The oldest unprocessed rows; rows another runner holds are skipped on PostgreSQL."""
+    stmt = (
+        select(InboxRow)
+        .where(InboxRow.processed_at.is_(None))
+        .order_by(InboxRow.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.scalars(stmt))
+
+
+def mark_processed(
+    *, session: Session, row_id: int, result: str, now: datetime, error: str | None = None
+) -> None:
+    session.execute(
+        update(InboxRow)
+        .where(InboxRow.id == row_id)
+        .values(processed_at=now, result=result[:64], error=error)
+    )
+
+
+def count_unprocessed(*, session: Session) -> int:
+    from sqlalchemy import func
+
+    return int(
+        session.scalar(select(func.count()).where(InboxRow.processed_at.is_(None))) or 0
+    )

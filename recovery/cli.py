@@ -190,6 +190,42 @@ def cases_show(
 
 # --- policy commands (plan) ---
 
+
+@app.command("plan")
+def plan_command(
+    reason: str = typer.Option(
+        ..., help="A failure category (insufficient_funds, ...) or a Stripe decline code."
+    ),
+    phone: str = typer.Option(..., help="The customer's phone, E.164 (+13055550123)."),
+    state: str = typer.Option(None, help="Billing-address state (two letters)."),
+    postal_code: str = typer.Option(None, help="Billing-address postal code."),
+    tz: str = typer.Option(None, help="The customer's time zone (IANA name), if known."),
+    failed_at: str = typer.Option(None, help="When the payment failed, ISO 8601 with offset."),
+    dispositions: str = typer.Option(
+        "",
+        help="Call outcomes in order, e.g. no_answer,promise_to_pay:2026-12-12,"
+        "callback_requested:2026-12-03T15:00:00-05:00 (then no_answer).",
+    ),
+    policy_file: str = typer.Option(None, "--policy", help="A policy file (default: shipped)."),
+    rules_file: str = typer.Option(None, "--rules", help="A calling-rules file (default: shipped)."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Simulate one case end to end on a virtual clock and print its timeline."""
+    from recovery.domain.simulate import PlanArgumentError, print_plan, run_plan
+
+    try:
+        plan = run_plan(
+            reason=reason, phone=phone, state=state, postal_code=postal_code, tz=tz,
+            failed_at=failed_at, dispositions=dispositions, policy_file=policy_file,
+            rules_file=rules_file,
+        )
+    except PlanArgumentError as exc:
+        _fail(str(exc), 2)
+    except RuntimeError as exc:
+        _fail(str(exc), 1)
+    print_plan(plan, json_output=json_output)
+
+
 # --- contact centre commands (emulator) ---
 
 

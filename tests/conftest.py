@@ -71,3 +71,23 @@ def engine(db_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def sessions(engine: Engine) -> sessionmaker[Session]:
     return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def store_url(db_url: str) -> str:
+    """An empty store migrated to the latest revision with Alembic (as `recovery db upgrade`)."""
+    from recovery.store.migrate import upgrade
+
+    upgrade(db_url)
+    return db_url
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's .env or environment settings by accident."""
+    for name in list(os.environ):
+        if name.startswith("RECOVERY_") and name != "RECOVERY_TEST_POSTGRES_URL":
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("RECOVERY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)

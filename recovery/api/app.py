@@ -76,11 +76,16 @@ def require_json(request: Request) -> None:
         raise Rejected(415, "Content-Type must be application/json")
 
 
-def parse_json(body: bytes) -> Any:
+def decode(body: bytes) -> str:
     try:
-        return json.loads(body.decode("utf-8"))
+        return body.decode("utf-8")
     except UnicodeDecodeError:
         raise Rejected(400, "body is not valid UTF-8") from None
+
+
+def parse_json(text: str) -> Any:
+    try:
+        return json.loads(text)
     except RecursionError:
         raise Rejected(400, "JSON nested too deeply") from None
     except json.JSONDecodeError as exc:
@@ -133,13 +138,14 @@ def create_app(
         return {"status": status, "event_id": result.event_id}
 
     def handle_stripe(body: bytes, signature: str | None) -> dict[str, str]:
+        text = decode(body)
         try:
             stripe_gateway.verify_signature(
-                body, signature, stripe_secrets, settings.stripe_tolerance_seconds
+                text, signature, stripe_secrets, settings.stripe_tolerance_seconds
             )
         except SignatureError as exc:
             raise Rejected(400, f"signature verification failed: {exc}") from None
-        event, found = redact_payload(parse_json(body))
+        event, found = redact_payload(parse_json(text))
         if not isinstance(event, dict):
             raise Rejected(400, "body must be a JSON object")
         try:
@@ -154,7 +160,7 @@ def create_app(
                         tolerance_seconds=settings.stripe_tolerance_seconds)
         except SignatureError as exc:
             raise Rejected(400, f"signature verification failed: {exc}") from None
-        event, found = redact_payload(parse_json(body))
+        event, found = redact_payload(parse_json(decode(body)))
         try:
             result = generic_gateway.normalise(event)
         except PayloadError as exc:

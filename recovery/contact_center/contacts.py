@@ -17,13 +17,23 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recovery.contact_center.errors import CardDataRefused
+from recovery.domain.pan import contains_pan
+from recovery.logging import mask_phone, scrub
+
+__all__ = [
+    "ContactRequest",
+    "clean_text",
+    "contact_id_for",
+    "contains_card_number",
+    "mask_phone",
+    "redact",
+]
 
 # Fixed forever: changing it would give every existing case new contact ids (and duplicates).
 CONTACT_ID_NAMESPACE = uuid.UUID("6d1f0f5e-2b7a-5c1e-9a43-2f0c8a6b7e15")
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-_CARD_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
-_PHONE_IN_TEXT = re.compile(r"\+\d{7,15}(?!\d)|(?<![\w-])\d{10,15}(?![\w-])")
+_BARE_PHONE = re.compile(r"(?<![\w+-])\d{10,15}(?![\w-])")
 
 FIELD_CAPS = {
     "case_key": 255,
@@ -40,46 +50,15 @@ def contact_id_for(case_key: str, attempt: int) -> str:
     return str(uuid.uuid5(CONTACT_ID_NAMESPACE, f"{case_key}#{attempt}"))
 
 
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
 def contains_card_number(text: str) -> bool:
     """True when ``text`` holds 13-19 digits (spaces or dashes allowed) passing the Luhn check."""
-    for match in _CARD_CANDIDATE.finditer(text):
-        digits = re.sub(r"\D", "", match.group())
-        if 13 <= len(digits) <= 19 and luhn_valid(digits):
-            return True
-    return False
-
-
-def mask_phone(phone: str | None) -> str:
-    """A phone number fit for a log line: only its last four digits."""
-    if not phone:
-        return ""
-    digits = re.sub(r"\D", "", phone)
-    return "***" + digits[-4:] if len(digits) > 4 else "***"
+    return contains_pan(text)
 
 
 def redact(text: str) -> str:
-    """Text from anywhere (a service's error message, say) made safe to log or store."""
-
-    def _card(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group())
-        if 13 <= len(digits) <= 19 and luhn_valid(digits):
-            return "[card number removed]"
-        return match.group()
-
-    text = _CARD_CANDIDATE.sub(_card, text)
-    return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group()), text)
+    """Text from anywhere (a service's error message, say) made safe to log or store: card
+    numbers removed, phone numbers (E.164, or bare runs of 10-15 digits) masked."""
+    return _BARE_PHONE.sub(lambda m: mask_phone(m.group()), scrub(text))
 
 
 def clean_text(value: str, *, cap: int) -> str:
@@ -105,7 +84,11 @@ class ContactRequest(BaseModel):
     time_zone: str
 
     @field_validator(
-        "case_key", "transaction_id", "failure_reason", "next_retry_window", "time_zone",
+        "case_key",
+        "transaction_id",
+        "failure_reason",
+        "next_retry_window",
+        "time_zone",
         mode="before",
     )
     @classmethod

@@ -189,5 +189,8 @@ def _unknown_reason(gateway: Gateway | str, decline: str | None, failure: str | 
     name = gateway.value if isinstance(gateway, Gateway) else str(gateway)
     if not decline and not failure:
         return f"unknown: {name} gave no failure code"
-    parts = [f"decline_code {decline}" if decline else "", f"failure_code {failure}" if failure else ""]
+    parts = [
+        f"decline_code {decline}" if decline else "",
+        f"failure_code {failure}" if failure else "",
+    ]
     return f"unknown: {name} " + ", ".join(p for p in parts if p)

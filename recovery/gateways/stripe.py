@@ -27,21 +27,21 @@ SUCCESS_TYPES = frozenset(
 TZ_METADATA_KEYS = ("timezone", "time_zone", "tz")
 
 
-def verify_signature(body: bytes, header: str | None, secrets: Sequence[str], tolerance: int) -> None:
+def verify_signature(body: str | bytes, header: str | None, secrets: Sequence[str], tolerance: int) -> None:
     """Accept the body when any configured secret (rotation) signed it within the tolerance."""
     if not header:
         raise SignatureError("missing Stripe-Signature header")
-    last: Exception | None = None
+    reasons: list[str] = []
     for secret in secrets:
         try:
             stripe.WebhookSignature.verify_header(body, header, secret, tolerance=tolerance)
             return
         except stripe.SignatureVerificationError as exc:
-            last = exc
-    reason = str(getattr(last, "user_message", None) or last or "no secret configured")
-    if "timestamp outside the tolerance" in reason.lower():
+            reasons.append(str(getattr(exc, "user_message", None) or exc).lower())
+    # A stale timestamp is only reported once a secret matched: that is the more useful fact.
+    if any("timestamp outside the tolerance" in reason for reason in reasons):
         raise SignatureError(f"signature timestamp outside the {tolerance} s tolerance")
-    if "unable to extract" in reason.lower():
+    if any("unable to extract" in reason for reason in reasons):
         raise SignatureError("malformed Stripe-Signature header")
     raise SignatureError("no signature matches any configured secret")
 

@@ -56,7 +56,7 @@ MIXED = (
     WrapUp(SIT_UNCALLABLE, False, 1),
     WrapUp("Promise to Pay", True, 15),
     WrapUp("Paid", True, 8),
-    WrapUp("Payment Updated", True, 4),
+    WrapUp("Card Updated", True, 4),
     WrapUp("Callback Requested", True, 10),
     WrapUp("Dispute", True, 2),
     WrapUp("Never Call", True, 3),

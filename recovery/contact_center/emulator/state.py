@@ -471,9 +471,7 @@ class EmulatorState:
                     "bad.request",
                     f"A maximum of {self.config.max_bulk_ids} contact ids may be requested.",
                 )
-            return [
-                contact_list.contacts[i].to_wire() for i in body if i in contact_list.contacts
-            ]
+            return [contact_list.contacts[i].to_wire() for i in body if i in contact_list.contacts]
 
     def search(self, list_id: str, body: Any) -> dict[str, Any]:
         with self.lock:
@@ -516,9 +514,7 @@ class EmulatorState:
         with self.lock:
             numbers = self.dnc.get(dnc_list_id)
             if numbers is None:
-                raise ApiError(
-                    404, "not.found", f"The DNC list {dnc_list_id} could not be found."
-                )
+                raise ApiError(404, "not.found", f"The DNC list {dnc_list_id} could not be found.")
             if not isinstance(body, list) or not all(isinstance(p, str) for p in body):
                 raise ApiError(
                     400, "bad.request", "The request body must be an array of phone numbers."

@@ -1,0 +1,45 @@
+# Payment recovery: `make demo` plays a campaign on the embedded default; `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export PREFECT_UI_ENABLED ?= true
+
+.PHONY: install demo test test-postgres lint format bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m recovery.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-postgres: $(STAMP)
+	RECOVERY_TEST_POSTGRES_URL=$${RECOVERY_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} \
+		$(BIN)/python -m pytest -m postgres
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/compliance.py
+	$(BIN)/python bench/dispatch.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

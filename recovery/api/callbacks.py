@@ -1,0 +1,136 @@
+"""The contact centre's disposition callback: one signed JSON push per call outcome.
+
+Verify the raw bytes, parse, map the wrap-up code, record once, acknowledge. A push that
+fails here changes nothing and is picked up again by the reconcile poll.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from recovery.clock import Clock
+from recovery.domain.models import Disposition
+from recovery.domain.policy import load_disposition_map, map_wrapup
+from recovery.gateways.signing import SignatureError, verify
+from recovery.settings import Settings
+from recovery.store.db import transaction
+from recovery.store.dispositions import RecordResult, UnknownContact, record_disposition
+
+log = logging.getLogger("recovery.api.callbacks")
+
+SIGNATURE_HEADER = "Recovery-Signature"
+DISPOSITION_PATH = "/callbacks/genesys/disposition"
+
+
+class DispositionPush(BaseModel):
+    """What the contact centre's wrap-up rule sends (camelCase on the wire)."""
+
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
+
+    contact_id: str = Field(alias="contactId", min_length=1, max_length=64)
+    contact_list_id: str | None = Field(default=None, alias="contactListId", max_length=128)
+    wrapup_code: str = Field(alias="wrapupCode", min_length=1, max_length=128)
+    is_right_party_contact: bool = Field(default=False, alias="isRightPartyContact")
+    call_attempted_at: AwareDatetime = Field(alias="callAttemptedAt")
+    phone_column: str | None = Field(default=None, alias="phoneColumn", max_length=64)
+    data: dict[str, str] = Field(default_factory=dict)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The raw body, or None once it exceeds ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def build_callbacks_router(
+    *, sessions: sessionmaker[Session], settings: Settings, clock: Clock
+) -> APIRouter:
+    """The router of ``POST /callbacks/genesys/disposition``."""
+    mapping = load_disposition_map(settings.disposition_map_file)
+    secret = settings.callback_secret.get_secret_value()
+    router = APIRouter()
+
+    def store(push: DispositionPush, disposition: Disposition) -> RecordResult:
+        with transaction(sessions) as session:
+            return record_disposition(
+                session=session,
+                contact_id=push.contact_id,
+                wrapup_code=push.wrapup_code,
+                disposition=disposition,
+                right_party=push.is_right_party_contact,
+                source="push",
+                occurred_at=push.call_attempted_at,
+                now=clock.now(),
+                detail={
+                    "contact_list_id": push.contact_list_id,
+                    "phone_column": push.phone_column,
+                    "mapped": disposition is not Disposition.unknown,
+                },
+            )
+
+    @router.post(DISPOSITION_PATH)
+    async def disposition_callback(request: Request) -> JSONResponse:
+        body = await _read_body(request, settings.max_body_bytes)
+        if body is None:
+            return _error(413, f"body larger than {settings.max_body_bytes} bytes")
+        try:
+            verify(
+                body,
+                request.headers.get(SIGNATURE_HEADER),
+                secrets=[secret],
+                now=clock.now().timestamp(),
+            )
+        except SignatureError as exc:
+            log.warning("disposition push refused: %s", exc)
+            return _error(401, str(exc))
+        try:
+            push = DispositionPush.model_validate_json(body)
+        except ValidationError as exc:
+            problems: list[dict[str, Any]] = [
+                {"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()
+            ]
+            return JSONResponse({"error": "invalid disposition push", "problems": problems}, 422)
+        disposition = map_wrapup(push.wrapup_code, mapping)
+        try:
+            result = await run_in_threadpool(store, push, disposition)
+        except UnknownContact:
+            log.warning("disposition push for unknown contact %s", push.contact_id)
+            return _error(404, f"unknown contact {push.contact_id}")
+        except SQLAlchemyError:
+            log.exception("disposition push for contact %s not stored", push.contact_id)
+            return _error(503, "store unavailable; retry later")
+        if result.duplicate:
+            return JSONResponse({"status": "duplicate", "contactId": push.contact_id})
+        log.info(
+            "disposition %s (wrap-up %r) recorded for contact %s",
+            disposition.value,
+            push.wrapup_code,
+            push.contact_id,
+        )
+        return JSONResponse(
+            {
+                "status": "recorded",
+                "contactId": push.contact_id,
+                "disposition": disposition.value,
+            }
+        )
+
+    return router

@@ -1,0 +1,429 @@
+"""The recovery sequence as a state machine: ``decide`` reads a case and its history and says
+what happens next.
+
+``decide`` is pure: no I/O, no clock (``now`` is an argument), deterministic. The history is the
+source of truth; these ``HistoryEntry.data`` conventions are read:
+
+- ``contact_requested``: ``{"attempt": n, "planned_at": iso}``; one entry per dial attempt.
+- ``disposition``: ``disposition`` set; data may carry ``"attempt": n`` (else the latest
+  attempt before it), ``"promised_date": "YYYY-MM-DD"``, ``"callback_at": iso``,
+  ``"right_party": bool`` (overrides the disposition's own meaning).
+- ``payment_succeeded``: the payment arrived; it wins over everything else.
+- ``contact_rejected`` / ``contact_removed``: ``{"attempt": n}``; the attempt ended without an
+  outcome, so the case is parked for review.
+- ``closed``: ``{"outcome": ...}``; ``note`` with ``{"review_resolved": true}`` releases a case
+  parked for review (it then continues on the category's retry schedule).
+
+Order of precedence: payment success > an earlier close > a closing disposition (do-not-call,
+wrong number, paid, dispute, ...) > suppression of the number > expiry > missing phone > an
+attempt still waiting for its outcome > review > the next contact. Every contact time comes from
+the compliance engine's ``next_permitted``, never from the policy alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
+
+from recovery.domain.compliance import (
+    CallHistory,
+    CallingRules,
+    next_permitted,
+    resolve_contact,
+)
+from recovery.domain.models import (
+    CaseStatus,
+    CaseView,
+    Disposition,
+    HistoryEntry,
+    HistoryKind,
+    Outcome,
+)
+from recovery.domain.policy import (
+    CategoryPolicy,
+    DayOfMonth,
+    NextWeekday,
+    Policy,
+    delay_end,
+    format_delay,
+    is_right_party,
+)
+
+__all__ = ["NO_WINDOW_RECHECK", "Action", "Step", "Suppress", "decide"]
+
+Action = Literal["contact", "wait", "close", "review"]
+
+# The compliance engine looks 14 days ahead; with no window in that span nothing can change
+# sooner, so the case is looked at again when that span has passed.
+NO_WINDOW_RECHECK = timedelta(days=14)
+
+
+class Suppress(BaseModel):
+    """A number to add to the suppression list: for every customer (``*``) or this one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    phone_e164: str
+    scope: Literal["*", "customer"]
+    reason: str
+
+
+class Step(BaseModel):
+    """What happens next to a case, and why."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: Action
+    at: AwareDatetime
+    status: CaseStatus
+    outcome: Outcome | None = None
+    attempt: int | None = None
+    suppress: Suppress | None = None
+    stop_phone_cases: bool = False
+    flag_review: bool = False
+    reasons: tuple[str, ...] = ()
+    # On contact: when the outcome is due before reconciling, and the candidate zones.
+    disposition_due_at: AwareDatetime | None = None
+    timezones: tuple[str, ...] = ()
+
+    @field_validator("at", "disposition_due_at", mode="after")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return value.astimezone(UTC) if value is not None else None
+
+
+@dataclass(slots=True)
+class _Disp:
+    at: datetime
+    disposition: Disposition
+    attempt: int | None
+    data: dict[str, Any]
+
+
+@dataclass(slots=True)
+class _Facts:
+    success_at: datetime | None = None
+    closed_outcome: Outcome | None = None
+    closed: bool = False
+    attempts: dict[int, datetime] = field(default_factory=dict)
+    answered: set[int] = field(default_factory=set)
+    ended: dict[int, str] = field(default_factory=dict)
+    dispositions: list[_Disp] = field(default_factory=list)
+    last_conversation: datetime | None = None
+    review_resolved_at: datetime | None = None
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _read(history: Sequence[HistoryEntry]) -> _Facts:
+    facts = _Facts()
+    current: int | None = None
+    for entry in history:
+        kind = entry.kind
+        if kind is HistoryKind.payment_succeeded:
+            if facts.success_at is None:
+                facts.success_at = _utc(entry.at)
+        elif kind is HistoryKind.contact_requested:
+            requested = _int(entry.data.get("attempt")) or len(facts.attempts) + 1
+            facts.attempts.setdefault(requested, _utc(entry.at))
+            current = requested
+        elif kind is HistoryKind.disposition and entry.disposition is not None:
+            number = _int(entry.data.get("attempt")) or current
+            facts.dispositions.append(_Disp(_utc(entry.at), entry.disposition, number, entry.data))
+            if number is not None:
+                facts.answered.add(number)
+            right_party = entry.data.get("right_party")
+            spoke = right_party if isinstance(right_party, bool) else None
+            if spoke is None:
+                spoke = is_right_party(entry.disposition)
+            if spoke and (facts.last_conversation is None or entry.at > facts.last_conversation):
+                facts.last_conversation = _utc(entry.at)
+        elif kind in (HistoryKind.contact_rejected, HistoryKind.contact_removed):
+            ended = _int(entry.data.get("attempt")) or current
+            if ended is not None:
+                facts.ended[ended] = kind.value
+        elif kind is HistoryKind.closed:
+            facts.closed = True
+            raw = entry.data.get("outcome")
+            if isinstance(raw, str) and raw in Outcome.__members__:
+                facts.closed_outcome = Outcome(raw)
+        elif kind is HistoryKind.note and entry.data.get("review_resolved") is True:
+            facts.review_resolved_at = _utc(entry.at)
+    return facts
+
+
+def decide(
+    case: CaseView,
+    history: Sequence[HistoryEntry],
+    now: datetime,
+    policy: Policy,
+    rules: CallingRules,
+    *,
+    suppression: str | None = None,
+) -> Step:
+    """The next step of a case at ``now`` (aware), from its history, the policy and the rules.
+
+    ``suppression`` is the reason when the case's number is on the suppression list for this
+    customer (looked up by the caller).
+    """
+    if now.tzinfo is None:
+        raise ValueError("decide needs a timezone-aware now")
+    now = _utc(now)
+    facts = _read(history)
+    cat = policy.for_category(case.category)
+    phone = case.contact.phone_e164
+    failed_at = _utc(case.failed_at)
+    expires_at = failed_at + cat.expires_after
+
+    def close(outcome: Outcome | None, *reasons: str, **extra: Any) -> Step:
+        return Step(
+            action="close",
+            at=now,
+            status=CaseStatus.closed,
+            outcome=outcome,
+            reasons=reasons,
+            **extra,
+        )
+
+    def review(status: CaseStatus, *reasons: str) -> Step:
+        # Looked at again at expiry so that a parked case still closes in the end.
+        return Step(
+            action="review",
+            at=max(now, expires_at),
+            status=status,
+            flag_review=True,
+            reasons=reasons,
+        )
+
+    if facts.success_at is not None:
+        return close(Outcome.recovered, f"payment succeeded at {_iso(facts.success_at)}")
+    if facts.closed or case.status is CaseStatus.closed:
+        return close(facts.closed_outcome or case.outcome, "the case is already closed")
+
+    for disp in facts.dispositions:
+        rule = policy.for_disposition(disp.disposition)
+        if rule.action != "close":
+            continue
+        suppress = None
+        if rule.suppress is not None and phone:
+            suppress = Suppress(
+                phone_e164=phone,
+                scope="*" if rule.suppress == "all" else "customer",
+                reason=disp.disposition.value,
+            )
+        return close(
+            rule.outcome,
+            f"disposition {disp.disposition.value} at {_iso(disp.at)}",
+            suppress=suppress,
+            stop_phone_cases=rule.stop_phone_cases,
+            flag_review=rule.flag_review,
+        )
+
+    if suppression is not None:
+        outcome = Outcome.unreachable if suppression == "wrong_number" else Outcome.suppressed
+        return close(outcome, f"the number is suppressed: {suppression}")
+    if now >= expires_at:
+        return close(
+            Outcome.expired,
+            f"{case.category.value}: expired {format_delay(cat.expires_after)} after the failure",
+        )
+    if not phone:
+        return review(CaseStatus.needs_contact_info, "no phone number: not dialable")
+
+    n = max(facts.attempts) if facts.attempts else 0
+    if n:
+        last_at = facts.attempts[n]
+        if n in facts.ended:
+            return review(CaseStatus.review, f"attempt {n}: {facts.ended[n]} without an outcome")
+        if n not in facts.answered:
+            due = last_at + cat.disposition_timeout
+            if now < due:
+                return Step(
+                    action="wait",
+                    at=min(due, expires_at),
+                    status=CaseStatus.awaiting_disposition,
+                    reasons=(f"attempt {n}: waiting for its outcome until {_iso(due)}",),
+                )
+            return review(
+                CaseStatus.review,
+                f"attempt {n}: no outcome since {_iso(last_at)}: reconcile with the contact centre",
+            )
+
+    last = facts.dispositions[-1] if facts.dispositions else None
+    action = policy.for_disposition(last.disposition).action if last is not None else "retry"
+    if action == "review":
+        assert last is not None
+        if facts.review_resolved_at is None or facts.review_resolved_at < last.at:
+            return review(CaseStatus.review, f"disposition {last.disposition.value}: review")
+        action = "retry"
+
+    earliest, why = _earliest(case, cat, policy, facts, last, action, n, failed_at)
+    callback_at = _callback_at(last) if action == "callback" else None
+    if n >= cat.max_attempts:
+        if action == "promise" and now < earliest:
+            return Step(
+                action="wait",
+                at=min(earliest, expires_at),
+                status=CaseStatus.cooling_down,
+                reasons=(
+                    why,
+                    f"no attempts left ({n} of {cat.max_attempts}): "
+                    "waiting for the promised payment",
+                ),
+            )
+        return close(Outcome.exhausted, f"{n} of {cat.max_attempts} attempts made")
+
+    calls = CallHistory(
+        attempts=tuple(sorted(facts.attempts.values())),
+        last_conversation=facts.last_conversation,
+        callback_at=callback_at,
+        suppression=None,
+    )
+    after = max(now, earliest)
+    verdict = next_permitted(case.contact, calls, after, rules)
+    reasons = (why, f"attempt {n + 1} of {cat.max_attempts}", *verdict.reasons)
+    cooling = n > 0 and earliest > now
+    waiting = CaseStatus.cooling_down if cooling else CaseStatus.awaiting_window
+    at = verdict.next_permitted_at
+    if at is None:
+        text = " ".join(verdict.reasons)
+        if "timezone_unknown" in text:
+            return review(CaseStatus.needs_contact_info, *reasons)
+        if "suppress" in text:
+            return close(Outcome.suppressed, *reasons)
+        return Step(
+            action="wait",
+            at=min(after + NO_WINDOW_RECHECK, expires_at),
+            status=waiting,
+            reasons=(*reasons, "no permitted window within 14 days: looking again later"),
+            timezones=verdict.timezones,
+        )
+    at = _utc(at)
+    if at >= expires_at:
+        return Step(
+            action="wait",
+            at=expires_at,
+            status=waiting,
+            reasons=(*reasons, f"the next permitted instant {_iso(at)} is after the expiry"),
+            timezones=verdict.timezones,
+        )
+    if at <= now:
+        return Step(
+            action="contact",
+            at=now,
+            status=CaseStatus.contact_requested,
+            attempt=n + 1,
+            reasons=reasons,
+            disposition_due_at=now + cat.disposition_timeout,
+            timezones=verdict.timezones,
+        )
+    return Step(action="wait", at=at, status=waiting, reasons=reasons, timezones=verdict.timezones)
+
+
+def _earliest(
+    case: CaseView,
+    cat: CategoryPolicy,
+    policy: Policy,
+    facts: _Facts,
+    last: _Disp | None,
+    action: str,
+    n: int,
+    failed_at: datetime,
+) -> tuple[datetime, str]:
+    """The earliest instant the policy allows the next contact, and why."""
+    name = case.category.value
+    if n == 0:
+        at = delay_end(cat.first_contact, failed_at, _zones(case, cat.first_contact))
+        text = format_delay(cat.first_contact)
+        return at, f"{name}: first contact {text} after the failure (not before {_iso(at)})"
+    if last is None:  # pragma: no cover - an attempt without an outcome is handled earlier
+        last_delay = cat.retry_delay(n)
+        at = delay_end(last_delay, facts.attempts[n], _zones(case, last_delay))
+        return at, f"{name}: retry {format_delay(last_delay)} after attempt {n}"
+    rule = policy.for_disposition(last.disposition)
+    label = f"disposition {last.disposition.value}"
+    if action == "callback":
+        wanted = _callback_at(last)
+        if wanted is not None:
+            return wanted, f"{label}: call back at {_iso(wanted)}"
+        assert rule.delay is not None
+        at = delay_end(rule.delay, last.at, _zones(case, rule.delay))
+        return at, f"{label} without a time: call back {format_delay(rule.delay)} later"
+    if action == "promise":
+        assert rule.grace is not None and rule.delay is not None
+        promised = _promised_date(last)
+        if promised is None:
+            at = delay_end(rule.delay, last.at, _zones(case, rule.delay))
+            return at, f"{label} without a date: check again {format_delay(rule.delay)} later"
+        day_end = _local_midnight(
+            promised + timedelta(days=1), resolve_contact(case.contact).timezones
+        )
+        at = day_end + rule.grace
+        if rule.max_promise is not None and at > last.at + rule.max_promise:
+            at = last.at + rule.max_promise
+            return at, f"{label} for {promised.isoformat()}: beyond the limit, check at {_iso(at)}"
+        return at, (
+            f"{label} for {promised.isoformat()}: check again after "
+            f"{format_delay(rule.grace)} grace (not before {_iso(at)})"
+        )
+    delay = rule.delay if rule.delay is not None else cat.retry_delay(n)
+    at = delay_end(delay, facts.attempts[n], _zones(case, delay))
+    return (
+        at,
+        f"{name}: {label}, retry {format_delay(delay)} after attempt {n} (not before {_iso(at)})",
+    )
+
+
+def _zones(case: CaseView, delay: timedelta | NextWeekday | DayOfMonth) -> tuple[str, ...]:
+    # Only a calendar-aligned delay needs the customer's zones; skip the lookup otherwise.
+    if isinstance(delay, timedelta):
+        return ()
+    return resolve_contact(case.contact).timezones
+
+
+def _local_midnight(day: date, zones: Sequence[str]) -> datetime:
+    names = zones or ("UTC",)
+    return max(datetime.combine(day, time(0), tzinfo=ZoneInfo(z)).astimezone(UTC) for z in names)
+
+
+def _callback_at(last: _Disp | None) -> datetime | None:
+    if last is None:
+        return None
+    raw = last.data.get("callback_at")
+    if isinstance(raw, datetime):
+        value = raw
+    elif isinstance(raw, str):
+        try:
+            value = datetime.fromisoformat(raw)
+        except ValueError:
+            return None
+    else:
+        return None
+    return _utc(value) if value.tzinfo is not None else None
+
+
+def _promised_date(last: _Disp) -> date | None:
+    raw = last.data.get("promised_date")
+    if isinstance(raw, date) and not isinstance(raw, datetime):
+        return raw
+    if isinstance(raw, str):
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            return None
+    return None
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,286 @@
+"""Play one case end to end on a virtual timeline, without any server: the ``recovery plan``.
+
+The loop is the production one in miniature: ``decide`` -> apply the step to an in-memory
+history -> move the virtual clock to the step's time. Each contact receives the next scripted
+disposition (``no_answer`` once the script runs out) a few minutes after it is made.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from recovery.domain.compliance import CallingRules, resolve_contact
+from recovery.domain.machine import Action, decide
+from recovery.domain.models import (
+    CaseStatus,
+    CaseView,
+    ContactPoint,
+    Disposition,
+    FailureCategory,
+    Gateway,
+    HistoryEntry,
+    HistoryKind,
+    Outcome,
+)
+from recovery.domain.policy import DispositionMap, Policy, is_right_party, map_wrapup
+from recovery.domain.taxonomy import FailureCodes, categorize
+
+__all__ = [
+    "CALL_DURATION",
+    "MAX_STEPS",
+    "Plan",
+    "PlanStep",
+    "ScriptedDisposition",
+    "SimulationError",
+    "parse_dispositions",
+    "parse_reason",
+    "simulate",
+]
+
+# How long after a contact its scripted outcome arrives: a short call and its wrap-up.
+CALL_DURATION = timedelta(minutes=5)
+# A policy cannot need more: 50 attempts at most, each with a few waits around it.
+MAX_STEPS = 1000
+
+
+class SimulationError(RuntimeError):
+    """The simulated case did not come to an end (a policy or rules defect)."""
+
+
+class ScriptedDisposition(BaseModel):
+    """One scripted call outcome: ``promise_to_pay:2026-12-12``, ``callback_requested:<ISO>``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    disposition: Disposition
+    promised_date: date | None = None
+    callback_at: AwareDatetime | None = None
+
+    def data(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"right_party": is_right_party(self.disposition)}
+        if self.promised_date is not None:
+            out["promised_date"] = self.promised_date.isoformat()
+        if self.callback_at is not None:
+            out["callback_at"] = self.callback_at.isoformat()
+        return out
+
+    def label(self) -> str:
+        if self.promised_date is not None:
+            return f"{self.disposition.value}:{self.promised_date.isoformat()}"
+        if self.callback_at is not None:
+            return f"{self.disposition.value}:{self.callback_at.isoformat()}"
+        return self.disposition.value
+
+
+class PlanStep(BaseModel):
+    """One line of the timeline."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at: AwareDatetime
+    local_time: AwareDatetime
+    decided_at: AwareDatetime
+    action: Action
+    status: CaseStatus
+    outcome: Outcome | None = None
+    attempt: int | None = None
+    disposition: str | None = None
+    reasons: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``recovery plan --json`` shape of the step."""
+        out: dict[str, Any] = {
+            "at": self.at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "local_time": self.local_time.isoformat(),
+            "action": self.action,
+            "status": self.status.value,
+        }
+        if self.action == "close":
+            out["outcome"] = self.outcome.value if self.outcome else None
+        if self.action == "contact":
+            out["attempt"] = self.attempt
+            out["disposition"] = self.disposition
+        out["reasons"] = list(self.reasons)
+        return out
+
+
+class Plan(BaseModel):
+    """A whole simulated timeline, in the zone its local times are shown in."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timezone: str
+    category: FailureCategory
+    steps: tuple[PlanStep, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"steps": [s.as_json() for s in self.steps]}
+
+
+def parse_dispositions(
+    text: str, mapping: DispositionMap | None = None
+) -> list[ScriptedDisposition]:
+    """``no_answer,promise_to_pay:2026-12-12,callback_requested:2026-12-03T15:00:00-05:00``.
+
+    Names are the project's dispositions, or wrap-up codes the mapping knows. Raises
+    ``ValueError`` naming the bad item.
+    """
+    out: list[ScriptedDisposition] = []
+    for index, raw in enumerate(text.split(","), start=1):
+        item = raw.strip()
+        if not item:
+            if text.strip():
+                raise ValueError(f"disposition {index}: empty item")
+            continue
+        name, sep, arg = item.partition(":")
+        disposition = _disposition(name.strip(), mapping)
+        if disposition is None:
+            choices = ", ".join(d.value for d in Disposition)
+            raise ValueError(f"disposition {index} {name.strip()!r}: not one of {choices}")
+        if not sep:
+            out.append(ScriptedDisposition(disposition=disposition))
+            continue
+        arg = arg.strip()
+        if disposition is Disposition.promise_to_pay:
+            try:
+                promised = date.fromisoformat(arg)
+            except ValueError:
+                raise ValueError(
+                    f"disposition {index} {item!r}: the promised date must be YYYY-MM-DD"
+                ) from None
+            out.append(ScriptedDisposition(disposition=disposition, promised_date=promised))
+        elif disposition is Disposition.callback_requested:
+            at = _aware(arg, f"disposition {index} {item!r}: the callback time")
+            out.append(ScriptedDisposition(disposition=disposition, callback_at=at))
+        else:
+            raise ValueError(
+                f"disposition {index} {item!r}: only promise_to_pay and callback_requested "
+                "take a value"
+            )
+    return out
+
+
+def _disposition(name: str, mapping: DispositionMap | None) -> Disposition | None:
+    try:
+        return Disposition(name.lower())
+    except ValueError:
+        pass
+    if mapping is not None:
+        found = map_wrapup(name, mapping)
+        if found is not Disposition.unknown:
+            return found
+    return None
+
+
+def _aware(text: str, what: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{what} is not an ISO 8601 time: {text!r}") from None
+    if value.tzinfo is None:
+        raise ValueError(f"{what} has no UTC offset: {text!r} (e.g. 2026-12-03T15:00:00-05:00)")
+    return value
+
+
+def parse_reason(text: str, codes: FailureCodes) -> tuple[FailureCategory, str]:
+    """A failure category by name, or a Stripe decline / failure code mapped by the taxonomy."""
+    name = text.strip().lower()
+    if name in FailureCategory.__members__:
+        return FailureCategory(name), f"category {name}"
+    category, reason = categorize(
+        gateway=Gateway.stripe, decline_code=name, failure_code=name, codes=codes
+    )
+    if category is FailureCategory.unknown:
+        choices = ", ".join(c.value for c in FailureCategory)
+        raise ValueError(
+            f"unknown reason {text!r}: give a category ({choices}) or a Stripe decline code"
+        )
+    return category, reason
+
+
+def simulate(
+    *,
+    category: FailureCategory,
+    contact: ContactPoint,
+    failed_at: datetime,
+    dispositions: Sequence[ScriptedDisposition],
+    policy: Policy,
+    rules: CallingRules,
+    call_duration: timedelta = CALL_DURATION,
+    max_steps: int = MAX_STEPS,
+) -> Plan:
+    """The timeline of one case from its failure to its end, on a virtual clock."""
+    if failed_at.tzinfo is None:
+        raise ValueError("failed_at needs a UTC offset")
+    failed_at = failed_at.astimezone(UTC)
+    zones = resolve_contact(contact).timezones
+    zone_name = zones[0] if zones else "UTC"
+    zone = ZoneInfo(zone_name)
+    script = deque(dispositions)
+    history: list[HistoryEntry] = [
+        HistoryEntry(at=failed_at, kind=HistoryKind.failure_recorded, status=CaseStatus.open)
+    ]
+    status = CaseStatus.open
+    now = failed_at
+    steps: list[PlanStep] = []
+
+    for _ in range(max_steps):
+        case = CaseView(
+            key="plan",
+            gateway=Gateway.generic,
+            status=status,
+            category=category,
+            contact=contact,
+            failed_at=failed_at,
+            opened_at=failed_at,
+        )
+        step = decide(case, history, now, policy, rules)
+        status = step.status
+        common: dict[str, Any] = {
+            "at": step.at,
+            "local_time": step.at.astimezone(zone),
+            "decided_at": now,
+            "action": step.action,
+            "status": step.status,
+            "reasons": step.reasons,
+        }
+        if step.action == "contact":
+            scripted = (
+                script.popleft()
+                if script
+                else ScriptedDisposition(disposition=Disposition.no_answer)
+            )
+            steps.append(PlanStep(**common, attempt=step.attempt, disposition=scripted.label()))
+            history.append(
+                HistoryEntry(
+                    at=now,
+                    kind=HistoryKind.contact_requested,
+                    status=step.status,
+                    reasons=step.reasons,
+                    data={"attempt": step.attempt, "planned_at": now.isoformat()},
+                )
+            )
+            now = now + call_duration
+            history.append(
+                HistoryEntry(
+                    at=now,
+                    kind=HistoryKind.disposition,
+                    disposition=scripted.disposition,
+                    data={"attempt": step.attempt, **scripted.data()},
+                )
+            )
+        elif step.action == "wait":
+            if step.at <= now:
+                raise SimulationError(f"a wait that does not move time forward at {now}")
+            steps.append(PlanStep(**common))
+            now = step.at
+        else:
+            steps.append(PlanStep(**common, outcome=step.outcome))
+            return Plan(timezone=zone_name, category=category, steps=tuple(steps))
+    raise SimulationError(f"the case did not end within {max_steps} steps")

@@ -1,0 +1,134 @@
+"""Call outcomes from the contact centre, recorded once per contact and attempt.
+
+A disposition arrives by push (the contact centre's callback) or by poll (reconcile); either
+way the unique constraint on (contact id, attempt) keeps the first and makes the second a
+no-op, and the case is made due so the state machine decides its next step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from recovery.domain.models import CaseStatus, Disposition, HistoryKind
+from recovery.store.cases import append_history
+from recovery.store.tables import CaseRow, ContactRow, DispositionRow
+from recovery.store.upsert import insert_ignore
+
+DispositionSource = Literal["push", "poll"]
+
+
+class UnknownContact(LookupError):
+    """No contact with this id was ever handed to the contact centre by this system."""
+
+    def __init__(self, contact_id: str):
+        super().__init__(f"unknown contact id {contact_id!r}")
+        self.contact_id = contact_id
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """``recorded`` is False when this contact's outcome was already on record."""
+
+    recorded: bool
+    case_id: int
+    attempt: int
+    disposition_id: int | None
+
+    @property
+    def duplicate(self) -> bool:
+        return not self.recorded
+
+
+def record_disposition(
+    *,
+    session: Session,
+    contact_id: str,
+    wrapup_code: str,
+    disposition: Disposition,
+    right_party: bool,
+    source: DispositionSource,
+    occurred_at: datetime,
+    now: datetime,
+    detail: dict[str, Any] | None = None,
+) -> RecordResult:
+    """Record a call outcome once; the case becomes due now so the next step is decided.
+
+    Raises ``UnknownContact`` when ``contact_id`` is not one of ours (nothing is written).
+    """
+    contact = session.execute(
+        select(ContactRow).where(ContactRow.contact_id == contact_id)
+    ).scalar_one_or_none()
+    if contact is None:
+        raise UnknownContact(contact_id)
+    inserted = insert_ignore(
+        session,
+        DispositionRow.__table__,  # type: ignore[arg-type]
+        {
+            "contact_id": contact_id,
+            "attempt": contact.attempt,
+            "case_id": contact.case_id,
+            "wrapup_code": wrapup_code[:128],
+            "disposition": disposition.value,
+            "right_party": right_party,
+            "detail": detail or {},
+            "source": source,
+            "occurred_at": occurred_at,
+            "received_at": now,
+            "applied_at": None,
+        },
+        conflict=("contact_id", "attempt"),
+    )
+    if inserted is None:
+        return RecordResult(
+            recorded=False, case_id=contact.case_id, attempt=contact.attempt, disposition_id=None
+        )
+    if contact.state in {"requested", "created"}:
+        contact.state = "dispositioned"
+    case = session.get(CaseRow, contact.case_id)
+    if case is None:  # pragma: no cover - the foreign key forbids it
+        raise UnknownContact(contact_id)
+    values: dict[str, Any] = {"updated_at": now}
+    # A closed case stays closed: the outcome is evidence, not a reason to act again.
+    if case.status != CaseStatus.closed.value:
+        values["next_due_at"] = now
+    session.execute(update(CaseRow).where(CaseRow.id == case.id).values(**values))
+    append_history(
+        session=session,
+        case_id=case.id,
+        at=occurred_at,
+        now=now,
+        kind=HistoryKind.disposition,
+        status=CaseStatus(case.status),
+        disposition=disposition,
+        reasons=[f"wrap-up code {wrapup_code[:128]!r} from {source}"],
+        data={
+            "contact_id": contact_id,
+            "attempt": contact.attempt,
+            "wrapup_code": wrapup_code[:128],
+            "right_party": right_party,
+            "source": source,
+        },
+    )
+    session.flush()
+    return RecordResult(
+        recorded=True, case_id=case.id, attempt=contact.attempt, disposition_id=int(inserted)
+    )
+
+
+def contacts_awaiting_disposition(
+    *, session: Session, now: datetime, limit: int
+) -> list[ContactRow]:
+    """Contacts created at the contact centre whose outcome is overdue: the reconcile poll's
+    work list, oldest first."""
+    rows = session.execute(
+        select(ContactRow)
+        .where(ContactRow.state == "created", ContactRow.disposition_due_at <= now)
+        .order_by(ContactRow.disposition_due_at, ContactRow.id)
+        .limit(limit)
+    )
+    return list(rows.scalars())

@@ -207,7 +207,7 @@ def plan_command(
         "callback_requested:2026-12-03T15:00:00-05:00 (then no_answer).",
     ),
     policy_file: str = typer.Option(None, "--policy", help="A policy file (default: shipped)."),
-    rules_file: str = typer.Option(None, "--rules", help="A calling-rules file (default: shipped)."),
+    rules_file: str = typer.Option(None, "--rules", help="A calling-rules file."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Simulate one case end to end on a virtual clock and print its timeline."""
@@ -215,8 +215,14 @@ def plan_command(
 
     try:
         plan = run_plan(
-            reason=reason, phone=phone, state=state, postal_code=postal_code, tz=tz,
-            failed_at=failed_at, dispositions=dispositions, policy_file=policy_file,
+            reason=reason,
+            phone=phone,
+            state=state,
+            postal_code=postal_code,
+            tz=tz,
+            failed_at=failed_at,
+            dispositions=dispositions,
+            policy_file=policy_file,
             rules_file=rules_file,
         )
     except PlanArgumentError as exc:

@@ -240,12 +240,11 @@ class GenesysClient:
 
     # -- authentication --------------------------------------------------------------------
 
-    def _access_token(self, *, stale: str | None = None) -> str:
+    def _access_token(self) -> str:
         with self._token_lock:
             now = self._clock.now()
             if (
                 self._token is not None
-                and self._token != stale
                 and self._token_expires_at is not None
                 and now < self._token_expires_at
             ):

@@ -142,7 +142,7 @@ class Throttle:
         self._lock = threading.Lock()
         self._interval = 0.0
         self._pace_until = 0.0
-        self._next_slot = 0.0
+        self._last_slot = 0.0
         self.last_state: RateLimitState | None = None
         self.paced_seconds = 0.0
         self.paced_requests = 0
@@ -162,10 +162,12 @@ class Throttle:
             now = self._monotonic()
             if self._interval <= 0 or now >= self._pace_until:
                 self._interval = 0.0
-                self._next_slot = now
+                self._last_slot = now
                 return
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + self._interval
+            # Each request at least one interval after the one before it: the remaining
+            # budget is spent evenly, the last of it as the window resets.
+            slot = max(now, self._last_slot + self._interval)
+            self._last_slot = slot
             wait = slot - now
             if wait > 0:
                 self.paced_seconds += wait
@@ -180,13 +182,9 @@ class Throttle:
             return None
         with self._lock:
             self.last_state = state
-            now = self._monotonic()
             if state.fraction_left < self.low_water:
-                # Spread what is left of the budget evenly over the time until it resets.
                 self._interval = state.reset_seconds / max(state.remaining, 1)
-                self._pace_until = now + state.reset_seconds
-                if state.remaining == 0:
-                    self._next_slot = max(self._next_slot, now + state.reset_seconds)
+                self._pace_until = self._monotonic() + state.reset_seconds
             else:
                 self._interval = 0.0
                 self._pace_until = 0.0

@@ -61,11 +61,14 @@ def _parse_duration(value: object) -> timedelta:
 
 
 def format_duration(value: timedelta) -> str:
+    """``7d``, ``24h``, ``90m``: days only from two days up, as the rules table writes them."""
     seconds = int(value.total_seconds())
-    for unit in ("d", "h", "m"):
-        size = _UNIT_SECONDS[unit]
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
+    if seconds % 86400 == 0 and seconds >= 2 * 86400:
+        return f"{seconds // 86400}d"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}m"
     return f"{seconds}s"
 
 

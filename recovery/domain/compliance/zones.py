@@ -234,10 +234,11 @@ def _resolve(contact: ContactPoint) -> Resolution:
             reasons=tuple(f"{TIMEZONE_UNKNOWN}: {p}" for p in problems),
         )
     if not zones:
-        detail = "; ".join(notes) if notes else "no phone number, explicit zone or address"
+        if notes:
+            detail = "; ".join(notes) + ", and the billing address gives no zone"
+        else:
+            detail = "no phone number, explicit time zone or billing address places the customer"
         return Resolution(
-            timezones=(),
-            jurisdictions=ordered,
-            reasons=(f"{TIMEZONE_UNKNOWN}: {detail}, and no zone from the billing address",),
+            timezones=(), jurisdictions=ordered, reasons=(f"{TIMEZONE_UNKNOWN}: {detail}",)
         )
     return Resolution(timezones=tuple(sorted(zones)), jurisdictions=ordered)

@@ -1,0 +1,53 @@
+"""Settings: one object, env prefix RECOVERY_, placeholders refused in production."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from recovery.settings import Settings
+
+
+def test_defaults_are_a_local_sqlite_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECOVERY_DATA_DIR", "somewhere")
+    settings = Settings()
+    assert settings.database_url == "sqlite:///somewhere/recovery.db"
+    assert settings.mode == "development"
+
+
+def test_secrets_are_comma_separated_for_rotation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECOVERY_STRIPE_WEBHOOK_SECRETS", "whsec_new_aaaaaaaaaaaa, whsec_old_bbbbbbbbbbbb")
+    secrets = [s.get_secret_value() for s in Settings().stripe_webhook_secrets]
+    assert secrets == ["whsec_new_aaaaaaaaaaaa", "whsec_old_bbbbbbbbbbbb"]
+    assert "whsec_new" not in repr(Settings())
+
+
+def test_production_refuses_placeholder_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECOVERY_MODE", "production")
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    message = str(info.value)
+    assert "RECOVERY_STRIPE_WEBHOOK_SECRETS" in message and "placeholder" in message
+    assert "dev-local-only" not in message
+
+
+def test_production_accepts_real_looking_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "RECOVERY_MODE": "production",
+        "RECOVERY_STRIPE_WEBHOOK_SECRETS": "whsec_Q8fh2kLm9PzX4wVt",
+        "RECOVERY_GENERIC_SIGNING_SECRETS": "gs_7Hq2mN4pR8sT1vW3",
+        "RECOVERY_STRIPE_API_KEY": "rk_live_51Hq2mN4pR8sT1vW3",
+        "RECOVERY_ADMIN_TOKEN": "adm_9kL2mQ7rT4vX1zB8",
+        "RECOVERY_CALLBACK_SECRET": "cb_3Fh8jK2mP5sV9xZ1",
+        "RECOVERY_BRAINTREE_PRIVATE_KEY": "bt_6Gj1kN4qS7uW0yA3",
+        "RECOVERY_GENESYS_CLIENT_SECRET": "gc_2Dg5hJ8lN1pR4tV7",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert Settings().mode == "production"
+
+
+def test_empty_secret_list_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECOVERY_MODE", "production")
+    monkeypatch.setenv("RECOVERY_STRIPE_WEBHOOK_SECRETS", "")
+    with pytest.raises(ValidationError, match="RECOVERY_STRIPE_WEBHOOK_SECRETS is empty"):
+        Settings()

@@ -91,8 +91,7 @@ def wait_healthy(server: Server, *, timeout: float = 30.0, path: str = "/healthz
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(
-                f"{server.name} exited with code {server.process.returncode}:\n"
-                + server.log_tail()
+                f"{server.name} exited with code {server.process.returncode}:\n" + server.log_tail()
             )
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
@@ -104,8 +103,9 @@ def wait_healthy(server: Server, *, timeout: float = 30.0, path: str = "/healthz
         except OSError as exc:
             last = type(exc).__name__
         time.sleep(0.1)
-    raise RuntimeError(f"{server.name} not healthy after {timeout:.0f} s ({last}):\n"
-                       + server.log_tail())
+    raise RuntimeError(
+        f"{server.name} not healthy after {timeout:.0f} s ({last}):\n" + server.log_tail()
+    )
 
 
 def post_request(path: str, port: int, body: bytes, headers: Mapping[str, str]) -> bytes:
@@ -144,8 +144,11 @@ class LoadResult:
 
     @property
     def non_2xx(self) -> int:
-        return sum(n for code, n in self.statuses.items()
-                   if not (isinstance(code, int) and 200 <= code < 300))
+        return sum(
+            n
+            for code, n in self.statuses.items()
+            if not (isinstance(code, int) and 200 <= code < 300)
+        )
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -220,11 +223,8 @@ async def _run_load(
             for i in next_index:
                 started = time.perf_counter()
                 try:
-                    status, body = await asyncio.wait_for(
-                        connection.exchange(requests[i]), timeout
-                    )
-                except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError,
-                        ValueError) as exc:
+                    status, body = await asyncio.wait_for(connection.exchange(requests[i]), timeout)
+                except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
                     errors.append(f"request {i}: {type(exc).__name__}: {exc}")
                     await connection.close()
                     latencies[i] = time.perf_counter() - started
@@ -238,8 +238,13 @@ async def _run_load(
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
-    return LoadResult(elapsed=elapsed, latencies=latencies, statuses=Counter(statuses),
-                      bodies=bodies, errors=errors)
+    return LoadResult(
+        elapsed=elapsed,
+        latencies=latencies,
+        statuses=Counter(statuses),
+        bodies=bodies,
+        errors=errors,
+    )
 
 
 def run_load(

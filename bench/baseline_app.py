@@ -83,8 +83,9 @@ def main() -> None:
     parser.add_argument("--db", type=Path, required=True, help="SQLite file (created if missing)")
     args = parser.parse_args()
     # The same uvicorn.run arguments as the receiver's CLI command.
-    uvicorn.run(create_app(args.db), host=args.host, port=args.port, log_level="info",
-                access_log=False)
+    uvicorn.run(
+        create_app(args.db), host=args.host, port=args.port, log_level="info", access_log=False
+    )
 
 
 if __name__ == "__main__":

@@ -95,9 +95,7 @@ class Emulator:
         self.control("POST", "/faults", {"status": status, **options})
 
     def dial(self, at: datetime | None = None) -> dict[str, int]:
-        result: dict[str, int] = self.control(
-            "POST", "/dial", {"at": at.isoformat()} if at else {}
-        )
+        result: dict[str, int] = self.control("POST", "/dial", {"at": at.isoformat()} if at else {})
         return result
 
     def token(self) -> str:

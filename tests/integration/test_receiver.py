@@ -60,8 +60,12 @@ def counts(runtime: Runtime) -> tuple[int, int]:
 
 
 def ingest(runtime: Runtime) -> dict[str, int]:
-    summary = drain(sessions=runtime.sessions, codes=runtime.failure_codes,
-                    clock_now=runtime.clock.now, batch_size=100)
+    summary = drain(
+        sessions=runtime.sessions,
+        codes=runtime.failure_codes,
+        clock_now=runtime.clock.now,
+        batch_size=100,
+    )
     return dict(summary.results)
 
 
@@ -129,23 +133,36 @@ def test_unknown_secret_and_stale_timestamp_are_400(client: TestClient, runtime:
 
 def test_malformed_json_wrong_type_and_oversized_body(client: TestClient, runtime: Runtime) -> None:
     body = b'{"id": "evt_1", "type": '
-    assert client.post("/webhooks/stripe", content=body, headers=stripe_headers(body)).status_code == 400
+    assert (
+        client.post("/webhooks/stripe", content=body, headers=stripe_headers(body)).status_code
+        == 400
+    )
     body = json.dumps(invoice_failed(event_id="evt_t", invoice_id="in_t", created=T0)).encode()
-    wrong = client.post("/webhooks/stripe", content=body,
-                        headers={**stripe_headers(body), "Content-Type": "text/plain"})
+    wrong = client.post(
+        "/webhooks/stripe",
+        content=body,
+        headers={**stripe_headers(body), "Content-Type": "text/plain"},
+    )
     assert wrong.status_code == 415
     big = b'{"pad": "' + b"x" * (1024 * 1024) + b'"}'
     huge = client.post("/webhooks/stripe", content=big, headers=stripe_headers(big))
     assert huge.status_code == 413
     bad_utf8 = b'{"id": "\xff\xfe"}'
-    assert client.post("/webhooks/stripe", content=bad_utf8,
-                       headers=stripe_headers(bad_utf8)).status_code == 400
+    assert (
+        client.post(
+            "/webhooks/stripe", content=bad_utf8, headers=stripe_headers(bad_utf8)
+        ).status_code
+        == 400
+    )
     assert counts(runtime) == (0, 0)
 
 
 def test_signed_body_that_is_not_an_event_is_400(client: TestClient, runtime: Runtime) -> None:
-    for payload in ([1, 2], {"id": "evt_1"}, {"id": "evt_1", "type": "invoice.payment_failed",
-                                              "created": 1, "data": {}}):
+    for payload in (
+        [1, 2],
+        {"id": "evt_1"},
+        {"id": "evt_1", "type": "invoice.payment_failed", "created": 1, "data": {}},
+    ):
         body = json.dumps(payload).encode()
         response = client.post("/webhooks/stripe", content=body, headers=stripe_headers(body))
         assert response.status_code == 400, payload
@@ -165,27 +182,52 @@ def test_unknown_event_type_is_2xx_and_recorded_as_ignored(
     assert ingest(runtime) == {}
 
 
-def test_two_events_for_the_same_invoice_make_one_case(client: TestClient, runtime: Runtime) -> None:
+def test_two_events_for_the_same_invoice_make_one_case(
+    client: TestClient, runtime: Runtime
+) -> None:
     post_stripe(client, invoice_failed(event_id="evt_i", invoice_id="in_same", created=T0))
-    post_stripe(client, intent_failed(event_id="evt_p", intent_id="pi_1", invoice_id="in_same",
-                                      created=T0 + timedelta(seconds=2),
-                                      decline_code="expired_card", code="expired_card"))
-    post_stripe(client, charge_event(event_id="evt_c", charge_id="ch_1", invoice_id="in_same",
-                                     intent_id="pi_1", created=T0 + timedelta(seconds=3)))
+    post_stripe(
+        client,
+        intent_failed(
+            event_id="evt_p",
+            intent_id="pi_1",
+            invoice_id="in_same",
+            created=T0 + timedelta(seconds=2),
+            decline_code="expired_card",
+            code="expired_card",
+        ),
+    )
+    post_stripe(
+        client,
+        charge_event(
+            event_id="evt_c",
+            charge_id="ch_1",
+            invoice_id="in_same",
+            intent_id="pi_1",
+            created=T0 + timedelta(seconds=3),
+        ),
+    )
     assert ingest(runtime) == {"opened": 1, "updated": 2}
     with runtime.sessions() as s:
         case = s.scalars(select(CaseRow)).one()
         assert case.business_key == "in_same"
         assert case.category == "card_expired"
         assert [h.kind for h in s.scalars(select(HistoryRow).order_by(HistoryRow.id))] == [
-            "failure_recorded", "failure_updated", "failure_updated"]
+            "failure_recorded",
+            "failure_updated",
+            "failure_updated",
+        ]
 
 
 def test_success_before_a_late_failure_leaves_the_case_closed(
     client: TestClient, runtime: Runtime
 ) -> None:
-    paid = invoice_failed(event_id="evt_paid", invoice_id="in_late", created=T0 + timedelta(hours=1),
-                          event_type="invoice.paid")
+    paid = invoice_failed(
+        event_id="evt_paid",
+        invoice_id="in_late",
+        created=T0 + timedelta(hours=1),
+        event_type="invoice.paid",
+    )
     late = invoice_failed(event_id="evt_fail", invoice_id="in_late", created=T0)
     post_stripe(client, paid)
     ingest(runtime)
@@ -197,8 +239,16 @@ def test_success_before_a_late_failure_leaves_the_case_closed(
 def test_success_closes_an_open_case_as_recovered(client: TestClient, runtime: Runtime) -> None:
     post_stripe(client, invoice_failed(event_id="evt_f", invoice_id="in_r", created=T0))
     ingest(runtime)
-    post_stripe(client, charge_event(event_id="evt_s", charge_id="ch_s", invoice_id="in_r",
-                                     succeeded=True, created=T0 + timedelta(days=1)))
+    post_stripe(
+        client,
+        charge_event(
+            event_id="evt_s",
+            charge_id="ch_s",
+            invoice_id="in_r",
+            succeeded=True,
+            created=T0 + timedelta(days=1),
+        ),
+    )
     assert ingest(runtime) == {"closed": 1}
     with runtime.sessions() as s:
         case = s.scalars(select(CaseRow)).one()
@@ -206,8 +256,10 @@ def test_success_closes_an_open_case_as_recovered(client: TestClient, runtime: R
 
 
 def test_invalid_phone_opens_unreachable_with_reason(client: TestClient, runtime: Runtime) -> None:
-    post_stripe(client, invoice_failed(event_id="evt_ph", invoice_id="in_ph", created=T0,
-                                       phone="+1 555 0100"))
+    post_stripe(
+        client,
+        invoice_failed(event_id="evt_ph", invoice_id="in_ph", created=T0, phone="+1 555 0100"),
+    )
     ingest(runtime)
     with runtime.sessions() as s:
         case = s.scalars(select(CaseRow)).one()
@@ -219,8 +271,12 @@ def test_invalid_phone_opens_unreachable_with_reason(client: TestClient, runtime
 def test_missing_amount_and_currency_are_recorded_not_fatal(
     client: TestClient, runtime: Runtime
 ) -> None:
-    post_stripe(client, invoice_failed(event_id="evt_m", invoice_id="in_m", created=T0,
-                                       amount_due=None, currency=None))
+    post_stripe(
+        client,
+        invoice_failed(
+            event_id="evt_m", invoice_id="in_m", created=T0, amount_due=None, currency=None
+        ),
+    )
     post_stripe(client, invoice_failed(event_id="evt_n", invoice_id="in_n", created=T0))
     assert ingest(runtime) == {"opened": 2}
     with runtime.sessions() as s:
@@ -232,8 +288,12 @@ def test_missing_amount_and_currency_are_recorded_not_fatal(
 def test_no_phone_and_no_customer_opens_needs_contact_info(
     client: TestClient, runtime: Runtime
 ) -> None:
-    post_stripe(client, invoice_failed(event_id="evt_np", invoice_id="in_np", created=T0,
-                                       phone=None, customer=None))  # type: ignore[arg-type]
+    post_stripe(
+        client,
+        invoice_failed(
+            event_id="evt_np", invoice_id="in_np", created=T0, phone=None, customer=None
+        ),
+    )  # type: ignore[arg-type]
     ingest(runtime)
     with runtime.sessions() as s:
         case = s.scalars(select(CaseRow)).one()
@@ -256,27 +316,49 @@ def test_a_bad_row_never_blocks_the_rows_behind_it(client: TestClient, runtime: 
 
 def test_generic_source_signed_json(client: TestClient, runtime: Runtime) -> None:
     payload = {
-        "type": "payment.failed", "event_id": "gen_1", "business_key": "sub_77:2026-12",
-        "occurred_at": T0.isoformat(), "phone": "(305) 555-0143", "state": "FL",
-        "decline_code": "insufficient_funds", "amount": "49.90", "currency": "USD",
+        "type": "payment.failed",
+        "event_id": "gen_1",
+        "business_key": "sub_77:2026-12",
+        "occurred_at": T0.isoformat(),
+        "phone": "(305) 555-0143",
+        "state": "FL",
+        "decline_code": "insufficient_funds",
+        "amount": "49.90",
+        "currency": "USD",
     }
     body = json.dumps(payload).encode()
-    headers = {"Recovery-Signature": sign(body, GENERIC_SECRET, int(time.time())),
-               "Content-Type": "application/json"}
+    headers = {
+        "Recovery-Signature": sign(body, GENERIC_SECRET, int(time.time())),
+        "Content-Type": "application/json",
+    }
     assert client.post("/webhooks/generic", content=body, headers=headers).status_code == 200
-    assert client.post("/webhooks/generic", content=body, headers={
-        **headers, "Recovery-Signature": sign(body, "wrong-secret-xyz", int(time.time()))
-    }).status_code == 400
+    assert (
+        client.post(
+            "/webhooks/generic",
+            content=body,
+            headers={
+                **headers,
+                "Recovery-Signature": sign(body, "wrong-secret-xyz", int(time.time())),
+            },
+        ).status_code
+        == 400
+    )
     bad = json.dumps({**payload, "event_id": "gen_2", "occurred_at": "yesterday"}).encode()
-    response = client.post("/webhooks/generic", content=bad, headers={
-        **headers, "Recovery-Signature": sign(bad, GENERIC_SECRET, int(time.time()))})
+    response = client.post(
+        "/webhooks/generic",
+        content=bad,
+        headers={**headers, "Recovery-Signature": sign(bad, GENERIC_SECRET, int(time.time()))},
+    )
     assert response.status_code == 400 and "occurred_at" in response.json()["error"]
     assert ingest(runtime) == {"opened": 1}
     with runtime.sessions() as s:
         case = s.scalars(select(CaseRow)).one()
         assert (case.gateway, case.phone_e164, case.category) == (
-            "generic", "+13055550143", "insufficient_funds")
-        assert str(case.amount) .startswith("49.9") and case.currency == "usd"
+            "generic",
+            "+13055550143",
+            "insufficient_funds",
+        )
+        assert str(case.amount).startswith("49.9") and case.currency == "usd"
 
 
 def test_store_down_answers_503_and_nothing_half_written(store_url: str) -> None:
@@ -302,9 +384,11 @@ def test_fifty_concurrent_deliveries_make_one_row_and_one_case(runtime: Runtime)
     event = invoice_failed(event_id="evt_race", invoice_id="in_race", created=T0)
     body = json.dumps(event).encode()
     with serve(app) as base, httpx.Client(base_url=base, timeout=30) as http:
+
         def deliver(_: int) -> int:
-            return http.post("/webhooks/stripe", content=body,
-                             headers=stripe_headers(body)).status_code
+            return http.post(
+                "/webhooks/stripe", content=body, headers=stripe_headers(body)
+            ).status_code
 
         with ThreadPoolExecutor(max_workers=50) as pool:
             statuses = list(pool.map(deliver, range(50)))
@@ -320,13 +404,24 @@ def test_concurrent_ingest_runners_open_one_case_per_payment(runtime: Runtime) -
     client = TestClient(app)
     for i in range(40):
         post_stripe(client, invoice_failed(event_id=f"evt_a{i}", invoice_id=f"in_{i}", created=T0))
-        post_stripe(client, intent_failed(event_id=f"evt_b{i}", intent_id=f"pi_{i}",
-                                          invoice_id=f"in_{i}", created=T0))
+        post_stripe(
+            client,
+            intent_failed(
+                event_id=f"evt_b{i}", intent_id=f"pi_{i}", invoice_id=f"in_{i}", created=T0
+            ),
+        )
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(lambda _: drain(sessions=runtime.sessions,
-                                                codes=runtime.failure_codes,
-                                                clock_now=runtime.clock.now, batch_size=7),
-                                range(2)))
+        results = list(
+            pool.map(
+                lambda _: drain(
+                    sessions=runtime.sessions,
+                    codes=runtime.failure_codes,
+                    clock_now=runtime.clock.now,
+                    batch_size=7,
+                ),
+                range(2),
+            )
+        )
     total = sum((r.results for r in results), start=__import__("collections").Counter())
     assert total["opened"] == 40 and total["updated"] == 40
     assert counts(runtime) == (80, 40)

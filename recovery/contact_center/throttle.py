@@ -99,6 +99,7 @@ def parse_rate_limit_headers(
     headers: Mapping[str, str], *, default_window: float = 60.0
 ) -> RateLimitState | None:
     """Genesys ``inin-ratelimit-*`` headers, else the common ``X-RateLimit-*`` ones."""
+    headers = {name.lower(): value for name, value in headers.items()}
     allowed = _number(headers, "inin-ratelimit-allowed")
     count = _number(headers, "inin-ratelimit-count")
     reset = _number(headers, "inin-ratelimit-reset")

@@ -54,13 +54,9 @@ from recovery.domain.policy import (
     is_right_party,
 )
 
-__all__ = ["NO_WINDOW_RECHECK", "Action", "Step", "Suppress", "decide"]
+__all__ = ["Action", "Step", "Suppress", "decide"]
 
 Action = Literal["contact", "wait", "close", "review"]
-
-# The compliance engine looks 14 days ahead; with no window in that span nothing can change
-# sooner, so the case is looked at again when that span has passed.
-NO_WINDOW_RECHECK = timedelta(days=14)
 
 
 class Suppress(BaseModel):
@@ -297,16 +293,21 @@ def decide(
     waiting = CaseStatus.cooling_down if cooling else CaseStatus.awaiting_window
     at = verdict.next_permitted_at
     if at is None:
-        text = " ".join(verdict.reasons)
-        if "timezone_unknown" in text:
+        if any(r.startswith("timezone_unknown") for r in verdict.reasons):
             return review(CaseStatus.needs_contact_info, *reasons)
-        if "suppress" in text:
+        if any(r.startswith("suppressed") for r in verdict.reasons):
             return close(Outcome.suppressed, *reasons)
+        if any(r.startswith("no_rules") for r in verdict.reasons):
+            return review(CaseStatus.review, *reasons)
+        horizon = timedelta(days=rules.horizon_days)
         return Step(
             action="wait",
-            at=min(after + NO_WINDOW_RECHECK, expires_at),
+            at=min(after + horizon, expires_at),
             status=waiting,
-            reasons=(*reasons, "no permitted window within 14 days: looking again later"),
+            reasons=(
+                *reasons,
+                f"no permitted window within {rules.horizon_days} days: looking again then",
+            ),
             timezones=verdict.timezones,
         )
     at = _utc(at)
@@ -319,12 +320,16 @@ def decide(
             timezones=verdict.timezones,
         )
     if at <= now:
+        where = ", ".join(verdict.timezones)
         return Step(
             action="contact",
             at=now,
             status=CaseStatus.contact_requested,
             attempt=n + 1,
-            reasons=reasons,
+            reasons=(
+                *reasons,
+                f"permitted now in {where} ({', '.join(verdict.jurisdictions)})",
+            ),
             disposition_due_at=now + cat.disposition_timeout,
             timezones=verdict.timezones,
         )

@@ -24,14 +24,11 @@ from recovery.contact_center.throttle import (
     parse_rate_limit_headers,
 )
 from recovery.settings import Settings
-from tests.integration.genesys_fixtures import (  # noqa: F401
-    CONTACT_LIST,
-    DNC_LIST,
-    Emulator,
-    SleepRecorder,
-    emulator,
-    emulator_server,
-)
+from tests.integration import genesys_fixtures
+from tests.integration.genesys_fixtures import CONTACT_LIST, DNC_LIST, Emulator, SleepRecorder
+
+emulator_server = genesys_fixtures.emulator_server
+emulator = genesys_fixtures.emulator
 
 
 def request_for(

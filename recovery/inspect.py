@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
@@ -14,6 +15,14 @@ from recovery.store.cases import case_key, history_of
 from recovery.store.tables import CaseRow, ContactRow, DispositionRow
 
 
+def money(amount: Decimal | None) -> str | None:
+    """``Decimal('20.0000')`` -> ``'20.00'``; more places only when they carry digits."""
+    if amount is None:
+        return None
+    cents = amount.quantize(Decimal("0.01"))
+    return str(cents if cents == amount else amount.normalize())
+
+
 def case_summary(case: CaseRow, *, reveal: bool = False) -> dict[str, Any]:
     return {
         "key": case_key(case.gateway, case.business_key),
@@ -22,7 +31,7 @@ def case_summary(case: CaseRow, *, reveal: bool = False) -> dict[str, Any]:
         "category": case.category,
         "phone": case.phone_e164 if reveal else mask_phone(case.phone_e164),
         "state": case.state,
-        "amount": str(case.amount) if case.amount is not None else None,
+        "amount": money(case.amount),
         "currency": case.currency,
         "failed_at": case.failed_at.isoformat(),
         "next_due_at": case.next_due_at.isoformat() if case.next_due_at else None,

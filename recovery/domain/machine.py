@@ -60,7 +60,11 @@ Action = Literal["contact", "wait", "close", "review"]
 
 
 class Suppress(BaseModel):
-    """A number to add to the suppression list: for every customer (``*``) or this one."""
+    """A number to add to the suppression list.
+
+    ``scope`` is ``*`` (every customer) or ``customer`` (this case's customer only: the caller
+    writes the customer reference, which the state machine does not see).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -202,28 +206,34 @@ def decide(
             reasons=reasons,
         )
 
-    if facts.success_at is not None:
-        return close(Outcome.recovered, f"payment succeeded at {_iso(facts.success_at)}")
-    if facts.closed or case.status is CaseStatus.closed:
-        return close(facts.closed_outcome or case.outcome, "the case is already closed")
-
-    for disp in facts.dispositions:
-        rule = policy.for_disposition(disp.disposition)
-        if rule.action != "close":
-            continue
-        suppress = None
+    # A closing disposition's suppression is carried by every close, so that a payment or
+    # an earlier close can never swallow a request to stop calling.
+    closing = next(
+        (d for d in facts.dispositions if policy.for_disposition(d.disposition).action == "close"),
+        None,
+    )
+    stop: dict[str, Any] = {}
+    if closing is not None:
+        rule = policy.for_disposition(closing.disposition)
         if rule.suppress is not None and phone:
-            suppress = Suppress(
+            stop["suppress"] = Suppress(
                 phone_e164=phone,
                 scope="*" if rule.suppress == "all" else "customer",
-                reason=disp.disposition.value,
+                reason=closing.disposition.value,
             )
+        stop["stop_phone_cases"] = rule.stop_phone_cases
+
+    if facts.success_at is not None:
+        return close(Outcome.recovered, f"payment succeeded at {_iso(facts.success_at)}", **stop)
+    if facts.closed or case.status is CaseStatus.closed:
+        return close(facts.closed_outcome or case.outcome, "the case is already closed", **stop)
+    if closing is not None:
+        rule = policy.for_disposition(closing.disposition)
         return close(
             rule.outcome,
-            f"disposition {disp.disposition.value} at {_iso(disp.at)}",
-            suppress=suppress,
-            stop_phone_cases=rule.stop_phone_cases,
+            f"disposition {closing.disposition.value} at {_iso(closing.at)}",
             flag_review=rule.flag_review,
+            **stop,
         )
 
     if suppression is not None:

@@ -134,45 +134,68 @@ def _offset_us(zone: ZoneInfo, at_us: int) -> int:
     return offset // _ONE_US
 
 
+@lru_cache(maxsize=4096)
+def _transitions(zone_key: str, year: int) -> tuple[int, ...]:
+    """Instants (first second of the new offset) when the zone's UTC offset changes."""
+    zone = _zone(zone_key)
+    lo = (date(year, 1, 1).toordinal() - _EPOCH_ORDINAL) * _DAY
+    hi = (date(year + 1, 1, 1).toordinal() - _EPOCH_ORDINAL) * _DAY
+    found: list[int] = []
+    previous_at, previous = lo, _offset_us(zone, lo)
+    for probe in [*range(lo + _OFFSET_PROBE, hi, _OFFSET_PROBE), hi]:
+        offset = _offset_us(zone, probe)
+        if offset != previous:
+            # Offsets change on whole seconds: bisect to the first second of the new one.
+            a, b = previous_at // _SECOND, probe // _SECOND
+            while b - a > 1:
+                mid = (a + b) // 2
+                if _offset_us(zone, mid * _SECOND) == previous:
+                    a = mid
+                else:
+                    b = mid
+            found.append(b * _SECOND)
+        previous_at, previous = probe, offset
+    return tuple(found)
+
+
 @lru_cache(maxsize=1 << 16)
 def _offset_segments(zone_key: str, ordinal: int) -> tuple[tuple[int, int, int], ...]:
     """Stretches (start, end, offset) of constant UTC offset around one local day."""
     zone = _zone(zone_key)
     midnight = (ordinal - _EPOCH_ORDINAL) * _DAY
     lo, hi = midnight - _DAY_MARGIN, midnight + _DAY + _DAY_MARGIN
-    probes = list(range(lo, hi, _OFFSET_PROBE)) + [hi]
-    offsets = [_offset_us(zone, p) for p in probes]
+    years = {_from_us(lo).year, _from_us(hi).year}
+    changes = sorted({t for y in years for t in _transitions(zone_key, y) if lo < t < hi})
     segments: list[tuple[int, int, int]] = []
-    start = lo
-    for i in range(1, len(probes)):
-        if offsets[i] == offsets[i - 1]:
-            continue
-        # Offsets change on whole seconds: bisect to the first second of the new offset.
-        a, b = probes[i - 1] // _SECOND, probes[i] // _SECOND
-        while b - a > 1:
-            mid = (a + b) // 2
-            if _offset_us(zone, mid * _SECOND) == offsets[i - 1]:
-                a = mid
-            else:
-                b = mid
-        segments.append((start, b * _SECOND, offsets[i - 1]))
-        start = b * _SECOND
-    segments.append((start, hi, offsets[-1]))
+    start, offset = lo, _offset_us(zone, lo)
+    for change in changes:
+        segments.append((start, change, offset))
+        start, offset = change, _offset_us(zone, change)
+    segments.append((start, hi, offset))
     return tuple(segments)
 
 
-@lru_cache(maxsize=1 << 17)
-def _local_intervals(zone_key: str, ordinal: int, windows: DayWindows) -> tuple[Interval, ...]:
-    """The UTC instants whose wall-clock time in the zone falls in the day's windows."""
+def _local_intervals(zone_key: str, ordinal: int, windows: DayWindows) -> list[Interval]:
+    """The UTC instants whose wall-clock time in the zone falls in the day's windows.
+
+    Each stretch of constant offset maps wall time to UTC linearly, so a window is exact
+    even on a 23- or 25-hour day (and may come out as two pieces when it covers a
+    repeated hour).
+    """
     midnight = (ordinal - _EPOCH_ORDINAL) * _DAY
+    segments = _offset_segments(zone_key, ordinal)
     out: list[Interval] = []
     for a, b in windows:
-        for seg_start, seg_end, offset in _offset_segments(zone_key, ordinal):
-            s = max(midnight + a * _MINUTE - offset, seg_start)
-            e = min(midnight + b * _MINUTE - offset, seg_end)
+        for seg_start, seg_end, offset in segments:
+            s = midnight + a * _MINUTE - offset
+            e = midnight + b * _MINUTE - offset
+            if s < seg_start:
+                s = seg_start
+            if e > seg_end:
+                e = seg_end
             if s < e:
                 out.append((s, e))
-    return tuple(_merge(out))
+    return out if len(out) < 2 else _merge(out)
 
 
 def _merge(intervals: list[Interval]) -> list[Interval]:
@@ -215,7 +238,9 @@ _calendar_cache: dict[tuple[int, tuple[str, ...], int], tuple[Interval, ...]] = 
 
 def _calendar_day(plan: Plan, zones: tuple[str, ...], day: int) -> tuple[Interval, ...]:
     """Intervals of UTC day ``day`` permitted by hours and holidays in every zone."""
-    key = (plan.key, zones, day)
+    # Keyed by the plan's calendar (hours and holiday calendars), which many jurisdiction
+    # sets share, rather than by the plan itself.
+    key = (plan.calendar_key, zones, day)
     cached = _calendar_cache.get(key)
     if cached is not None:
         return cached

@@ -37,6 +37,7 @@ _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
 # Plans are cached by this key rather than by value: hashing a plan's rows on every call
 # would cost more than the decision itself.
 _PLAN_KEYS = itertools.count(1)
+_CALENDAR_KEYS: dict[tuple[Week, tuple[tuple[str, str | None], ...]], int] = {}
 
 
 class RulesFileError(ValueError):
@@ -219,6 +220,7 @@ class Plan:
     """The rows that apply to one set of jurisdictions, pre-combined for the engine."""
 
     key: int
+    calendar_key: int  # equal for plans with the same hours and holiday calendars
     jurisdictions: tuple[str, ...]
     rows: tuple[RuleRow, ...]
     week: Week  # intersection of every row's hours
@@ -283,8 +285,10 @@ class CallingRules(_Strict):
         missing = ()
         if self.require_country_rules:
             missing = tuple(j for j in jurisdictions if "-" not in j and j not in with_rows)
+        calendar = (tuple(week), tuple(sorted({c[:2] for c in calendars})))
         return Plan(
             key=next(_PLAN_KEYS),
+            calendar_key=_CALENDAR_KEYS.setdefault(calendar, len(_CALENDAR_KEYS) + 1),
             jurisdictions=jurisdictions,
             rows=rows,
             week=tuple(week),

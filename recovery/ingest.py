@@ -73,7 +73,10 @@ def ingest_batch(
                 summary.results["error"] += 1
                 continue
             inbox.mark_processed(
-                session=session, row_id=row.id, result=f"{result.action}", now=now,
+                session=session,
+                row_id=row.id,
+                result=f"{result.action}",
+                now=now,
                 error=None if result.action != "ignored" else result.reason[:1000],
             )
             summary.results[result.action] += 1
@@ -154,4 +157,6 @@ def _with_customer_contact(
         postal_code=failure.contact.postal_code or contact.postal_code,
         explicit_tz=failure.contact.explicit_tz or contact.explicit_tz,
     )
-    return failure.model_copy(update={"contact": merged, "phone_raw": raw, "phone_problem": problem})
+    return failure.model_copy(
+        update={"contact": merged, "phone_raw": raw, "phone_problem": problem}
+    )

@@ -73,7 +73,8 @@ def install_log_scrubbing() -> None:
     logging.setLogRecordFactory(factory)
     scrub_filter = ScrubFilter()
     loggers = [logging.getLogger()] + [
-        logger for logger in logging.root.manager.loggerDict.values()
+        logger
+        for logger in logging.root.manager.loggerDict.values()
         if isinstance(logger, logging.Logger)
     ]
     for logger in loggers:

@@ -22,7 +22,9 @@ def stripe_object(name: str) -> dict[str, Any]:
     return loaded
 
 
-def envelope(event_id: str, event_type: str, obj: dict[str, Any], created: datetime) -> dict[str, Any]:
+def envelope(
+    event_id: str, event_type: str, obj: dict[str, Any], created: datetime
+) -> dict[str, Any]:
     return {
         "id": event_id,
         "object": "event",
@@ -65,8 +67,12 @@ def invoice_failed(
         metadata=metadata or {},
     )
     inv["customer_address"] = {
-        "city": None, "country": "US", "line1": None, "line2": None,
-        "postal_code": postal_code, "state": state,
+        "city": None,
+        "country": "US",
+        "line1": None,
+        "line2": None,
+        "postal_code": postal_code,
+        "state": state,
     }
     for key in ("amount_due", "amount_remaining"):
         if amount_due is None:
@@ -104,15 +110,22 @@ def intent_failed(
     method["billing_details"]["phone"] = phone
     method["billing_details"]["address"].update(state=state, postal_code=postal_code)
     pi.update(
-        id=intent_id, amount=amount, currency=currency, customer=customer,
-        status="requires_payment_method", metadata=metadata or {},
+        id=intent_id,
+        amount=amount,
+        currency=currency,
+        customer=customer,
+        status="requires_payment_method",
+        metadata=metadata or {},
     )
     pi["client_secret"] = f"{intent_id}_secret_redacted"
     if invoice_id:
         pi["invoice"] = invoice_id
     pi["last_payment_error"] = {
-        "type": "card_error", "code": code, "decline_code": decline_code,
-        "advice_code": advice_code, "message": "Your card was declined.",
+        "type": "card_error",
+        "code": code,
+        "decline_code": decline_code,
+        "advice_code": advice_code,
+        "message": "Your card was declined.",
         "payment_method": method,
     }
     return envelope(event_id, "payment_intent.payment_failed", pi, created)
@@ -135,8 +148,14 @@ def charge_event(
     description: str | None = None,
 ) -> dict[str, Any]:
     ch = copy.deepcopy(stripe_object("charge"))
-    ch.update(id=charge_id, amount=amount, currency=currency, payment_intent=intent_id,
-              paid=succeeded, status="succeeded" if succeeded else "failed")
+    ch.update(
+        id=charge_id,
+        amount=amount,
+        currency=currency,
+        payment_intent=intent_id,
+        paid=succeeded,
+        status="succeeded" if succeeded else "failed",
+    )
     if description is not None:
         ch["description"] = description
     if invoice_id:
@@ -150,7 +169,9 @@ def charge_event(
     return envelope(event_id, "charge.succeeded" if succeeded else "charge.failed", ch, created)
 
 
-def signed(event: dict[str, Any], secret: str, *, timestamp: int | None = None) -> tuple[bytes, str]:
+def signed(
+    event: dict[str, Any], secret: str, *, timestamp: int | None = None
+) -> tuple[bytes, str]:
     """The body Stripe would send and its ``Stripe-Signature`` header."""
     body = json.dumps(event, separators=(",", ":")).encode()
     return body, sign(body, secret, timestamp if timestamp is not None else int(time.time()))

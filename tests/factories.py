@@ -38,11 +38,15 @@ def settings_for(url: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def stripe_headers(body: bytes, secret: str = STRIPE_SECRET, timestamp: int | None = None) -> dict[str, str]:
+def stripe_headers(
+    body: bytes, secret: str = STRIPE_SECRET, timestamp: int | None = None
+) -> dict[str, str]:
     from recovery.gateways.signing import sign
 
     return {
-        "Stripe-Signature": sign(body, secret, timestamp if timestamp is not None else int(time.time())),
+        "Stripe-Signature": sign(
+            body, secret, timestamp if timestamp is not None else int(time.time())
+        ),
         "Content-Type": "application/json",
     }
 

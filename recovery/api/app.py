@@ -113,25 +113,40 @@ def create_app(
 
     def store(gateway: str, result: Normalised, pan_found: int) -> dict[str, str]:
         kind = (
-            "failure" if isinstance(result, PaymentFailure)
-            else "success" if isinstance(result, PaymentSucceeded)
+            "failure"
+            if isinstance(result, PaymentFailure)
+            else "success"
+            if isinstance(result, PaymentSucceeded)
             else "ignored"
         )
         payload = result.model_dump(mode="json")
         try:
             with transaction(sessions) as session:
                 new = record_delivery(
-                    session=session, gateway=gateway, event_id=result.event_id,
-                    event_type=result.event_type, kind=kind, payload=payload,
-                    pan_redacted=pan_found > 0, now=clock.now(),
+                    session=session,
+                    gateway=gateway,
+                    event_id=result.event_id,
+                    event_type=result.event_type,
+                    kind=kind,
+                    payload=payload,
+                    pan_redacted=pan_found > 0,
+                    now=clock.now(),
                 )
         except SQLAlchemyError as exc:
-            log.error("store unavailable while recording %s event %s: %s",
-                      gateway, result.event_id, type(exc).__name__)
+            log.error(
+                "store unavailable while recording %s event %s: %s",
+                gateway,
+                result.event_id,
+                type(exc).__name__,
+            )
             raise Rejected(503, "store unavailable; retry later") from None
         if pan_found:
-            log.warning("card number redacted from %s event %s (%d found); the event is flagged",
-                        gateway, result.event_id, pan_found)
+            log.warning(
+                "card number redacted from %s event %s (%d found); the event is flagged",
+                gateway,
+                result.event_id,
+                pan_found,
+            )
         if new and kind != "ignored" and trigger is not None:
             trigger.poke()
         status = "duplicate" if not new else ("ignored" if kind == "ignored" else "recorded")
@@ -156,8 +171,13 @@ def create_app(
 
     def handle_generic(body: bytes, signature: str | None) -> dict[str, str]:
         try:
-            verify_hmac(body, signature, generic_secrets, now=wall_time(),
-                        tolerance_seconds=settings.stripe_tolerance_seconds)
+            verify_hmac(
+                body,
+                signature,
+                generic_secrets,
+                now=wall_time(),
+                tolerance_seconds=settings.stripe_tolerance_seconds,
+            )
         except SignatureError as exc:
             raise Rejected(400, f"signature verification failed: {exc}") from None
         event, found = redact_payload(parse_json(decode(body)))

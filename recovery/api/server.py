@@ -32,14 +32,18 @@ def build_receiver(runtime: Runtime, *, trigger: bool = True) -> tuple[FastAPI, 
         from recovery.api.callbacks import build_callbacks_router
 
         routers.append(
-            build_callbacks_router(sessions=runtime.sessions, settings=settings,
-                                   clock=runtime.clock)
+            build_callbacks_router(
+                sessions=runtime.sessions, settings=settings, clock=runtime.clock
+            )
         )
     except ImportError:  # pragma: no cover - the callback routes ship with the package
         log.warning("disposition callbacks unavailable")
     app = create_app(
-        settings=settings, sessions=runtime.sessions, clock=runtime.clock,
-        trigger=ingest_trigger, extra_routers=routers,
+        settings=settings,
+        sessions=runtime.sessions,
+        clock=runtime.clock,
+        trigger=ingest_trigger,
+        extra_routers=routers,
     )
 
     def stop() -> None:

@@ -105,6 +105,8 @@ class IngestTrigger:
                 self._last_error_logged = now
                 log.warning(
                     "could not start the ingest deployment %s (%s); inbox rows wait for the "
-                    "next run", self.deployment, type(exc).__name__,
+                    "next run",
+                    self.deployment,
+                    type(exc).__name__,
                 )
             return False

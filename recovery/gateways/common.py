@@ -11,9 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from recovery.domain.models import Gateway
 
 # ISO 4217 currencies without minor units (Stripe's list of zero-decimal currencies).
-ZERO_DECIMAL = frozenset(
-    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()
-)
+ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
 THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())
 
 

@@ -75,14 +75,19 @@ def normalise(body: Any) -> PaymentFailure | PaymentSucceeded | Ignored:
             )
     except ValidationError as exc:
         raise PayloadError(_describe(exc)) from None
-    return Ignored(gateway=Gateway.generic, event_id=event_id, event_type=str(kind)[:128],
-                   reason=f"type {kind!r} is not payment.failed or payment.succeeded")
+    return Ignored(
+        gateway=Gateway.generic,
+        event_id=event_id,
+        event_type=str(kind)[:128],
+        reason=f"type {kind!r} is not payment.failed or payment.succeeded",
+    )
 
 
 def _failure(body: GenericFailure) -> PaymentFailure:
     e164, problem = normalise_phone(body.phone, body.country)
     missing = tuple(
-        name for name, value in (("amount", body.amount), ("currency", body.currency))
+        name
+        for name, value in (("amount", body.amount), ("currency", body.currency))
         if value is None
     )
     return PaymentFailure(

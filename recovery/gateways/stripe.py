@@ -20,14 +20,18 @@ from recovery.gateways.common import (
 )
 from recovery.gateways.signing import SignatureError
 
-FAILURE_TYPES = frozenset({"invoice.payment_failed", "payment_intent.payment_failed", "charge.failed"})
+FAILURE_TYPES = frozenset(
+    {"invoice.payment_failed", "payment_intent.payment_failed", "charge.failed"}
+)
 SUCCESS_TYPES = frozenset(
     {"invoice.paid", "invoice.payment_succeeded", "payment_intent.succeeded", "charge.succeeded"}
 )
 TZ_METADATA_KEYS = ("timezone", "time_zone", "tz")
 
 
-def verify_signature(body: str | bytes, header: str | None, secrets: Sequence[str], tolerance: int) -> None:
+def verify_signature(
+    body: str | bytes, header: str | None, secrets: Sequence[str], tolerance: int
+) -> None:
     """Accept the body when any configured secret (rotation) signed it within the tolerance."""
     if not header:
         raise SignatureError("missing Stripe-Signature header")
@@ -67,8 +71,12 @@ def normalise(event: Mapping[str, Any]) -> PaymentFailure | PaymentSucceeded | I
             currency=currency,
             occurred_at=occurred_at,
         )
-    return Ignored(gateway=Gateway.stripe, event_id=event_id, event_type=event_type,
-                   reason=f"event type {event_type!r} is not a payment failure or success")
+    return Ignored(
+        gateway=Gateway.stripe,
+        event_id=event_id,
+        event_type=event_type,
+        reason=f"event type {event_type!r} is not a payment failure or success",
+    )
 
 
 def event_identity(event: Mapping[str, Any]) -> tuple[str, str]:
@@ -94,6 +102,11 @@ def _envelope(event: Mapping[str, Any]) -> tuple[str, str, Mapping[str, Any], da
     if not isinstance(obj.get("id"), str):
         raise PayloadError("event's data.object has no string 'id'")
     return event_id, event_type, obj, datetime.fromtimestamp(created, UTC)
+
+
+def _obj(value: Any) -> Mapping[str, Any]:
+    """A nested object, or an empty one when the field is absent, null or not an object."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def _ref(value: Any) -> str | None:
@@ -134,7 +147,7 @@ def _contact(
     phone: Any, address: Any, explicit_tz: str | None
 ) -> tuple[ContactPoint, str | None, str | None]:
     """The contact point, the raw phone when it is not a valid number, and why."""
-    address = address if isinstance(address, Mapping) else {}
+    address = _obj(address)
     country = text_or_none(address.get("country")) or "US"
     e164, problem = normalise_phone(phone, country)
     contact = ContactPoint(
@@ -160,16 +173,10 @@ def _missing(amount: Any, currency: Any) -> tuple[str, ...]:
 def _invoice_failure(
     event_id: str, event_type: str, inv: Mapping[str, Any], occurred_at: datetime
 ) -> PaymentFailure:
-    intent = inv.get("payment_intent")
-    error = intent.get("last_payment_error") if isinstance(intent, Mapping) else None
-    charge = inv.get("charge")
-    error = error if isinstance(error, Mapping) else {}
-    charge = charge if isinstance(charge, Mapping) else {}
-    subscription_meta = (
-        ((inv.get("parent") or {}).get("subscription_details") or {}).get("metadata")
-        if isinstance(inv.get("parent"), Mapping)
-        else None
-    )
+    # Expanded payment intent or charge (when the endpoint asks Stripe to expand them).
+    error = _obj(_obj(inv.get("payment_intent")).get("last_payment_error"))
+    charge = _obj(inv.get("charge"))
+    subscription_meta = _obj(_obj(inv.get("parent")).get("subscription_details")).get("metadata")
     contact, raw, problem = _contact(
         inv.get("customer_phone"),
         inv.get("customer_address"),
@@ -196,7 +203,9 @@ def _invoice_failure(
         or text_or_none(charge.get("failure_message")),
         amount=amount,
         currency=currency,
-        attempt_count=attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else None,
+        attempt_count=attempt
+        if isinstance(attempt, int) and not isinstance(attempt, bool)
+        else None,
         occurred_at=occurred_at,
         missing_fields=_missing(amount, currency),
     )
@@ -205,12 +214,9 @@ def _invoice_failure(
 def _intent_failure(
     event_id: str, event_type: str, pi: Mapping[str, Any], occurred_at: datetime
 ) -> PaymentFailure:
-    error = pi.get("last_payment_error")
-    error = error if isinstance(error, Mapping) else {}
-    method = error.get("payment_method")
-    billing = method.get("billing_details") if isinstance(method, Mapping) else None
-    billing = billing if isinstance(billing, Mapping) else {}
-    shipping = pi.get("shipping") if isinstance(pi.get("shipping"), Mapping) else {}
+    error = _obj(pi.get("last_payment_error"))
+    billing = _obj(_obj(error.get("payment_method")).get("billing_details"))
+    shipping = _obj(pi.get("shipping"))
     phone = billing.get("phone") or shipping.get("phone")
     address = billing.get("address") or shipping.get("address")
     contact, raw, problem = _contact(phone, address, _tz_from_metadata(pi.get("metadata")))
@@ -239,8 +245,8 @@ def _intent_failure(
 def _charge_failure(
     event_id: str, event_type: str, ch: Mapping[str, Any], occurred_at: datetime
 ) -> PaymentFailure:
-    billing = ch.get("billing_details") if isinstance(ch.get("billing_details"), Mapping) else {}
-    outcome = ch.get("outcome") if isinstance(ch.get("outcome"), Mapping) else {}
+    billing = _obj(ch.get("billing_details"))
+    outcome = _obj(ch.get("outcome"))
     contact, raw, problem = _contact(
         billing.get("phone"), billing.get("address"), _tz_from_metadata(ch.get("metadata"))
     )
@@ -280,7 +286,7 @@ def fetch_customer_contact(
     data = customer.to_dict()
     phone = data.get("phone")
     address = data.get("address")
-    shipping = data.get("shipping") if isinstance(data.get("shipping"), Mapping) else {}
+    shipping = _obj(data.get("shipping"))
     if not phone and shipping:
         phone = shipping.get("phone")
         address = address or shipping.get("address")

@@ -91,7 +91,8 @@ def apply_failure(
     )
     if success is not None and success.occurred_at >= failure.occurred_at:
         return ApplyResult(
-            "ignored", None,
+            "ignored",
+            None,
             f"payment already succeeded at {success.occurred_at.isoformat()} "
             f"({success.event_id}); this failure is older",
         )
@@ -128,22 +129,35 @@ def apply_failure(
         "flagged_for_review": False,
     }
     case_id = insert_ignore(
-        session, CaseRow.__table__,  # type: ignore[arg-type]
-        values, conflict=("gateway", "business_key"),
+        session,
+        CaseRow.__table__,  # type: ignore[arg-type]
+        values,
+        conflict=("gateway", "business_key"),
     )
     if case_id is not None:
         reasons = [reason, f"category {category.value}: {category_reason}"]
         if failure.missing_fields:
             reasons.append("missing fields: " + ", ".join(failure.missing_fields))
         append_history(
-            session=session, case_id=case_id, at=failure.occurred_at, now=now,
-            kind=HistoryKind.failure_recorded, status=status, reasons=reasons,
+            session=session,
+            case_id=case_id,
+            at=failure.occurred_at,
+            now=now,
+            kind=HistoryKind.failure_recorded,
+            status=status,
+            reasons=reasons,
             data=_failure_data(failure, category),
         )
         if outcome is not None:
             append_history(
-                session=session, case_id=case_id, at=now, now=now, kind=HistoryKind.closed,
-                status=status, reasons=[reason], data={"outcome": outcome.value},
+                session=session,
+                case_id=case_id,
+                at=now,
+                now=now,
+                kind=HistoryKind.closed,
+                status=status,
+                reasons=[reason],
+                data={"outcome": outcome.value},
             )
         return ApplyResult("opened", case_id, reason)
     return _update_existing(session, failure, category, category_reason, now)
@@ -203,7 +217,10 @@ def _update_existing(
     case.last_event_id = failure.event_id
     case.updated_at = now
     append_history(
-        session=session, case_id=case.id, at=failure.occurred_at, now=now,
+        session=session,
+        case_id=case.id,
+        at=failure.occurred_at,
+        now=now,
         kind=HistoryKind.failure_updated,
         status=CaseStatus(case.status),
         reasons=changed or [f"another event about the same payment ({failure.event_type})"],
@@ -228,7 +245,8 @@ def _failure_data(failure: PaymentFailure, category: FailureCategory) -> dict[st
 def apply_success(*, session: Session, success: PaymentSucceeded, now: datetime) -> ApplyResult:
     """Record the success; close the payment's case as recovered if one is open."""
     inserted = insert_ignore(
-        session, PaymentSuccessRow.__table__,  # type: ignore[arg-type]
+        session,
+        PaymentSuccessRow.__table__,  # type: ignore[arg-type]
         {
             "gateway": success.gateway.value,
             "business_key": success.business_key,
@@ -260,10 +278,17 @@ def apply_success(*, session: Session, success: PaymentSucceeded, now: datetime)
     if case.status == CaseStatus.closed.value and case.outcome == Outcome.recovered.value:
         return ApplyResult("ignored", case.id, "case already recovered")
     close_case(
-        session=session, case=case, outcome=Outcome.recovered, at=success.occurred_at, now=now,
+        session=session,
+        case=case,
+        outcome=Outcome.recovered,
+        at=success.occurred_at,
+        now=now,
         reasons=[f"payment succeeded ({success.event_type}, {success.event_id})"],
-        data={"event_id": success.event_id, "amount": str(success.amount) if success.amount
-              is not None else None, "currency": success.currency},
+        data={
+            "event_id": success.event_id,
+            "amount": str(success.amount) if success.amount is not None else None,
+            "currency": success.currency,
+        },
         kind=HistoryKind.payment_succeeded,
     )
     return ApplyResult("closed", case.id, "payment succeeded: case recovered")
@@ -289,8 +314,14 @@ def close_case(
     case.lease_until = None
     case.updated_at = now
     append_history(
-        session=session, case_id=case.id, at=at, now=now, kind=kind,
-        status=CaseStatus.closed, reasons=reasons, data={"outcome": outcome.value, **(data or {})},
+        session=session,
+        case_id=case.id,
+        at=at,
+        now=now,
+        kind=kind,
+        status=CaseStatus.closed,
+        reasons=reasons,
+        data={"outcome": outcome.value, **(data or {})},
     )
 
 

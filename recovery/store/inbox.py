@@ -46,10 +46,7 @@ def record_delivery(
 def next_unprocessed(*, session: Session, limit: int) -> list[InboxRow]:
     """The oldest unprocessed rows; rows another runner holds are skipped on PostgreSQL."""
     stmt = (
-        select(InboxRow)
-        .where(InboxRow.processed_at.is_(None))
-        .order_by(InboxRow.id)
-        .limit(limit)
+        select(InboxRow).where(InboxRow.processed_at.is_(None)).order_by(InboxRow.id).limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
@@ -69,6 +66,4 @@ def mark_processed(
 def count_unprocessed(*, session: Session) -> int:
     from sqlalchemy import func
 
-    return int(
-        session.scalar(select(func.count()).where(InboxRow.processed_at.is_(None))) or 0
-    )
+    return int(session.scalar(select(func.count()).where(InboxRow.processed_at.is_(None))) or 0)

@@ -170,9 +170,7 @@ class SuppressionRow(Base):
     """Numbers never to be called: do-not-call, consent revoked, wrong number (per customer)."""
 
     __tablename__ = "suppressions"
-    __table_args__ = (
-        UniqueConstraint("phone_e164", "scope", name="uq_suppressions_phone_scope"),
-    )
+    __table_args__ = (UniqueConstraint("phone_e164", "scope", name="uq_suppressions_phone_scope"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     phone_e164: Mapped[str] = mapped_column(String(32))

@@ -28,7 +28,5 @@ def insert_ignore(
         stmt = sqlite.insert(table).values(**values)
     else:  # pragma: no cover - the store supports these two
         raise RuntimeError(f"unsupported database dialect {dialect!r}")
-    stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict)).returning(
-        table.c[returning]
-    )
+    stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict)).returning(table.c[returning])
     return session.execute(stmt).scalar_one_or_none()

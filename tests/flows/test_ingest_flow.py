@@ -49,13 +49,23 @@ def test_ingest_flow_drains_the_inbox(prefect_api_url: str, runtime: Runtime) ->
 
     from flows.ingest import ingest
 
-    client = TestClient(create_app(settings=runtime.settings, sessions=runtime.sessions,
-                                   clock=SystemClock()))
+    client = TestClient(
+        create_app(settings=runtime.settings, sessions=runtime.sessions, clock=SystemClock())
+    )
     for i in range(12):
-        assert post(client, invoice_failed(event_id=f"evt_{i}", invoice_id=f"in_{i}",
-                                           created=T0)) == 200
-        assert post(client, intent_failed(event_id=f"evt_pi_{i}", intent_id=f"pi_{i}",
-                                          invoice_id=f"in_{i}", created=T0)) == 200
+        assert (
+            post(client, invoice_failed(event_id=f"evt_{i}", invoice_id=f"in_{i}", created=T0))
+            == 200
+        )
+        assert (
+            post(
+                client,
+                intent_failed(
+                    event_id=f"evt_pi_{i}", intent_id=f"pi_{i}", invoice_id=f"in_{i}", created=T0
+                ),
+            )
+            == 200
+        )
     result = ingest(max_batches=100)
     assert result["rows"] == 24 and result["results"] == {"opened": 12, "updated": 12}
     with runtime.sessions() as s:
@@ -88,23 +98,35 @@ def _runs_of(deployment_id: str) -> list[object]:
 
     async def read() -> list[object]:
         async with get_client() as prefect:
-            return list(await prefect.read_flow_runs(
-                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))))
+            return list(
+                await prefect.read_flow_runs(
+                    deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+                )
+            )
 
     return anyio.run(read)
 
 
 def test_a_burst_starts_one_run_per_bucket(prefect_api_url: str, runtime: Runtime) -> None:
     deployment_id = _register_ingest_deployment()
-    trigger = IngestTrigger(api_url=prefect_api_url, deployment="ingest/ingest",
-                            bucket_seconds=600)
+    trigger = IngestTrigger(api_url=prefect_api_url, deployment="ingest/ingest", bucket_seconds=600)
     trigger.start()
     try:
-        client = TestClient(create_app(settings=runtime.settings, sessions=runtime.sessions,
-                                       clock=SystemClock(), trigger=trigger))
+        client = TestClient(
+            create_app(
+                settings=runtime.settings,
+                sessions=runtime.sessions,
+                clock=SystemClock(),
+                trigger=trigger,
+            )
+        )
         for i in range(30):
-            assert post(client, invoice_failed(event_id=f"evt_b{i}", invoice_id=f"in_b{i}",
-                                               created=T0)) == 200
+            assert (
+                post(
+                    client, invoice_failed(event_id=f"evt_b{i}", invoice_id=f"in_b{i}", created=T0)
+                )
+                == 200
+            )
         deadline = time.monotonic() + 20
         while trigger.runs_created == 0 and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -122,10 +144,18 @@ def test_receiver_answers_2xx_when_prefect_is_unreachable(runtime: Runtime) -> N
     trigger = IngestTrigger(api_url=dead, deployment="ingest/ingest", bucket_seconds=1)
     trigger.start()
     try:
-        client = TestClient(create_app(settings=runtime.settings, sessions=runtime.sessions,
-                                       clock=SystemClock(), trigger=trigger))
-        statuses = [post(client, invoice_failed(event_id=f"evt_u{i}", invoice_id=f"in_u{i}",
-                                                created=T0)) for i in range(5)]
+        client = TestClient(
+            create_app(
+                settings=runtime.settings,
+                sessions=runtime.sessions,
+                clock=SystemClock(),
+                trigger=trigger,
+            )
+        )
+        statuses = [
+            post(client, invoice_failed(event_id=f"evt_u{i}", invoice_id=f"in_u{i}", created=T0))
+            for i in range(5)
+        ]
         deadline = time.monotonic() + 10
         while trigger.failures == 0 and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -6,22 +6,18 @@ emulator, emulator_server``.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from recovery.clock import FixedClock
 from recovery.contact_center.client import GenesysClient
 from recovery.contact_center.emulator import EmulatorConfig, create_emulator_app
+from recovery.contact_center.emulator.serve import serve_in_thread
 from recovery.contact_center.throttle import RetryPolicy
 
 # 12:00 in New York, 09:00 in Los Angeles: inside the callable window across the US.
@@ -32,29 +28,7 @@ CONTACT_LIST = "recovery-contacts"
 DNC_LIST = "recovery-dnc"
 
 
-@contextmanager
-def serve_app(app: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port in a thread; yields the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+serve_app = serve_in_thread
 
 
 class SleepRecorder:

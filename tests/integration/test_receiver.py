@@ -21,7 +21,6 @@ from recovery.runtime import Runtime
 from recovery.store.tables import CaseRow, HistoryRow, InboxRow
 from tests.factories import (
     GENERIC_SECRET,
-    STRIPE_SECRET,
     STRIPE_SECRET_OLD,
     T0,
     charge_event,

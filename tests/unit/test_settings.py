@@ -16,7 +16,9 @@ def test_defaults_are_a_local_sqlite_store(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_secrets_are_comma_separated_for_rotation(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RECOVERY_STRIPE_WEBHOOK_SECRETS", "whsec_new_aaaaaaaaaaaa, whsec_old_bbbbbbbbbbbb")
+    monkeypatch.setenv(
+        "RECOVERY_STRIPE_WEBHOOK_SECRETS", "whsec_new_aaaaaaaaaaaa, whsec_old_bbbbbbbbbbbb"
+    )
     secrets = [s.get_secret_value() for s in Settings().stripe_webhook_secrets]
     assert secrets == ["whsec_new_aaaaaaaaaaaa", "whsec_old_bbbbbbbbbbbb"]
     assert "whsec_new" not in repr(Settings())

@@ -1,8 +1,14 @@
-"""Running the emulator as a process (the ``recovery emulator`` command)."""
+"""Running the emulator as a process (``recovery emulator``) or in a thread (tests, benches)."""
 
 from __future__ import annotations
 
 import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 
@@ -28,3 +34,34 @@ def serve(config: EmulatorConfig, *, clock: Clock, host: str, port: int) -> None
         config.dial_interval_seconds or "-",
     )
     uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@contextmanager
+def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn in a daemon thread; yields its base URL.
+
+    Port 0 takes a free port; the socket is bound here, so there is no race for it.
+    """
+    # proto must be IPPROTO_TCP: asyncio only sets TCP_NODELAY on accepted sockets then, and
+    # without it every keep-alive request waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound_port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError("the server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{bound_port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

@@ -108,6 +108,18 @@ def _tables() -> _ZoneTables:
     return _ZoneTables(states=states, names=names, area_codes=dict(area["area_codes"]))
 
 
+class _Masked:
+    """Masks the number only if a message is actually written (most lookups write none)."""
+
+    __slots__ = ("phone",)
+
+    def __init__(self, phone: str) -> None:
+        self.phone = phone
+
+    def __format__(self, spec: str) -> str:
+        return mask_phone(self.phone)
+
+
 @dataclass(frozen=True, slots=True)
 class _PhoneFacts:
     valid: bool
@@ -118,7 +130,7 @@ class _PhoneFacts:
 
 @lru_cache(maxsize=1 << 17)
 def _phone_facts(phone: str) -> _PhoneFacts:
-    masked = mask_phone(phone)
+    masked = _Masked(phone)
     if not _E164_RE.match(phone):
         return _PhoneFacts(False, (), (), f"phone number {masked} is not in E.164 form")
     if len(phone) == 12 and phone.startswith("+1"):
@@ -235,8 +247,9 @@ def _resolve(contact: ContactPoint) -> Resolution:
     jurisdictions.update(address_jurisdictions)
 
     ordered = _order_jurisdictions(jurisdictions)
+    # Built from checked values: skip validation, this runs once per new contact.
     if problems:
-        return Resolution(
+        return Resolution.model_construct(
             timezones=(),
             jurisdictions=ordered,
             reasons=tuple(f"{TIMEZONE_UNKNOWN}: {p}" for p in problems),
@@ -246,7 +259,9 @@ def _resolve(contact: ContactPoint) -> Resolution:
             detail = "; ".join(notes) + ", and the billing address gives no zone"
         else:
             detail = "no phone number, explicit time zone or billing address places the customer"
-        return Resolution(
+        return Resolution.model_construct(
             timezones=(), jurisdictions=ordered, reasons=(f"{TIMEZONE_UNKNOWN}: {detail}",)
         )
-    return Resolution(timezones=tuple(sorted(zones)), jurisdictions=ordered)
+    return Resolution.model_construct(
+        timezones=tuple(sorted(zones)), jurisdictions=ordered, reasons=()
+    )

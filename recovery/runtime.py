@@ -13,6 +13,7 @@ from recovery.clock import Clock, parse_clock
 from recovery.domain.models import ContactPoint
 from recovery.domain.taxonomy import FailureCodes, load_failure_codes
 from recovery.gateways import stripe as stripe_gateway
+from recovery.logging import install_log_scrubbing
 from recovery.settings import Settings
 from recovery.store.db import make_engine, make_sessionmaker
 from recovery.store.migrate import ensure_schema
@@ -22,6 +23,10 @@ from recovery.store.migrate import ensure_schema
 class Runtime:
     settings: Settings
     clock_override: Clock | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        # Every process that builds a runtime (CLI, receiver, flow run) scrubs its logs.
+        install_log_scrubbing()
 
     @cached_property
     def clock(self) -> Clock:

@@ -19,6 +19,7 @@ import os
 import random
 import shutil
 import sqlite3
+import statistics
 import string
 import subprocess
 import sys
@@ -264,7 +265,9 @@ def start_baseline(folder: Path) -> Server:
 class RunFigures:
     name: str
     load: LoadResult
-    cpu_seconds: float | None
+    cpu_seconds: float | None  # the server's, during the timed run
+    client_cpu_seconds: float  # the load generator's, during the timed run
+    load_average: float  # the machine's 1-minute load average just before the timed run
     warmup: LoadResult
 
     def failures(self) -> list[str]:
@@ -303,13 +306,14 @@ def measure(
         server.port, signed_requests(warmup_bodies, warm_plan, server.port), concurrency=concurrency
     )
     requests = signed_requests(bodies, deliveries, server.port)
-    cpu_before = server.cpu_seconds()
+    load_average = os.getloadavg()[0]
+    cpu_before, client_before = server.cpu_seconds(), time.process_time()
     load = run_load(server.port, requests, concurrency=concurrency)
-    cpu_after = server.cpu_seconds()
+    cpu_after, client_after = server.cpu_seconds(), time.process_time()
     cpu = cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
     if server.process.poll() is not None:
         raise RuntimeError(f"{server.name} died during the run:\n{server.log_tail()}")
-    return RunFigures(server.name, load, cpu, warmup)
+    return RunFigures(server.name, load, cpu, client_after - client_before, load_average, warmup)
 
 
 def verify_inbox(
@@ -371,16 +375,19 @@ def verdict(ok: bool) -> str:
 
 
 def print_table(runs: Sequence[RunFigures]) -> None:
+    """One line per server; CPU columns are milliseconds of CPU per request (server, client)."""
     print(
         f"{'':10} {'events/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-        f"{'CPU ms/req':>10}  statuses"
+        f"{'srv CPU':>8} {'gen CPU':>8} {'load avg':>8}  statuses"
     )
     for run in runs:
         load = run.load
-        cpu = f"{run.cpu_seconds * 1000 / load.count:10.2f}" if run.cpu_seconds else f"{'n/a':>10}"
+        per_request = 1000 / load.count
+        server_cpu = f"{run.cpu_seconds * per_request:8.2f}" if run.cpu_seconds else f"{'n/a':>8}"
         print(
             f"{run.name:10} {load.throughput:9.1f} {load.percentile_ms(50):8.1f} "
-            f"{load.percentile_ms(99):8.1f} {load.percentile_ms(100):8.1f} {cpu}  "
+            f"{load.percentile_ms(99):8.1f} {load.percentile_ms(100):8.1f} {server_cpu} "
+            f"{run.client_cpu_seconds * per_request:8.2f} {run.load_average:8.2f}  "
             f"{format_statuses(load.statuses)}"
         )
 
@@ -405,6 +412,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="distinct warm-up deliveries before each timed run (not measured)",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="repeat both runs on fresh stores, alternating their order; ratios are medians",
+    )
+    parser.add_argument(
         "--only",
         choices=("receiver", "baseline"),
         help="run one server only (no ratios); handy when profiling it",
@@ -413,8 +426,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--keep", action="store_true", help="keep the temporary folder (stores and server logs)"
     )
     args = parser.parse_args(argv)
-    if args.n < 1 or args.concurrency < 1 or args.warmup < 0:
-        parser.error("--n and --concurrency must be at least 1, --warmup at least 0")
+    if args.n < 1 or args.concurrency < 1 or args.rounds < 1 or args.warmup < 0:
+        parser.error("--n, --concurrency and --rounds must be at least 1, --warmup at least 0")
     if not 0 <= args.duplicates < 1:
         parser.error("--duplicates must be in [0, 1)")
     return args
@@ -443,61 +456,99 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  body bytes: min {min(sizes)}, mean {sum(sizes) / len(sizes):.0f}, max {max(sizes)}")
 
     folder = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    runs: dict[str, RunFigures] = {}
+    expected_ids = {e["id"] for e in events} | {e["id"] for e in warmup_events}
+    rounds: list[dict[str, RunFigures]] = []
     failures: list[str] = []
     servers: list[Server] = []
-    verified: bool | None = None
+    verdicts: list[bool] = []
     verify_lines: list[str] = []
     starters: dict[str, Callable[[Path], Server]] = {
         "baseline": start_baseline,
         "receiver": start_receiver,
     }
+    names = [name for name in starters if args.only in (None, name)]
     try:
-        for name, start in starters.items():
-            if args.only not in (None, name):
-                continue
-            server = start(folder)
-            servers.append(server)
-            print(f"  {name}: pid {server.process.pid}, port {server.port}; running...", flush=True)
-            runs[name] = measure(server, bodies, deliveries, warmup_bodies, args.concurrency)
-            server.stop()
-            failures += runs[name].failures()
-        if "baseline" in runs:
-            with sqlite3.connect(folder / "baseline" / "baseline.db") as conn:
-                (stored,) = conn.execute("SELECT count(*) FROM deliveries").fetchone()
-            if stored != args.n + args.warmup:
-                failures.append(f"baseline stored {stored} rows, expected {args.n + args.warmup}")
-        if "receiver" in runs:
-            expected_ids = {e["id"] for e in events} | {e["id"] for e in warmup_events}
-            verified, verify_lines = verify_inbox(
-                folder / "receiver" / "recovery.db",
-                expected_ids,
-                runs["receiver"],
-                distinct,
-                redeliveries,
-            )
+        for number in range(1, args.rounds + 1):
+            round_folder = folder / f"round-{number}"
+            round_folder.mkdir()
+            runs: dict[str, RunFigures] = {}
+            rounds.append(runs)
+            # Alternate the order so that neither server always runs on a warmer machine.
+            for name in names if number % 2 else names[::-1]:
+                server = starters[name](round_folder)
+                servers.append(server)
+                print(
+                    f"  round {number}, {name}: pid {server.process.pid}, port {server.port};"
+                    " running...",
+                    flush=True,
+                )
+                runs[name] = measure(server, bodies, deliveries, warmup_bodies, args.concurrency)
+                server.stop()
+                failures += runs[name].failures()
+            if "baseline" in runs:
+                with sqlite3.connect(round_folder / "baseline" / "baseline.db") as conn:
+                    (stored,) = conn.execute("SELECT count(*) FROM deliveries").fetchone()
+                if stored != args.n + args.warmup:
+                    failures.append(
+                        f"round {number}: baseline stored {stored} rows, "
+                        f"expected {args.n + args.warmup}"
+                    )
+            if "receiver" in runs:
+                ok, lines = verify_inbox(
+                    round_folder / "receiver" / "recovery.db",
+                    expected_ids,
+                    runs["receiver"],
+                    distinct,
+                    redeliveries,
+                )
+                verdicts.append(ok)
+                verify_lines += (
+                    [f"  round {number}:", *("  " + line for line in lines)]
+                    if args.rounds > 1
+                    else lines
+                )
     except (RuntimeError, OSError, subprocess.SubprocessError, sqlite3.Error) as exc:
         failures.append(f"{type(exc).__name__}: {exc}")
     finally:
         for server in servers:
             server.stop()
 
-    print()
-    if runs:
-        print_table(list(runs.values()))
-    if "baseline" in runs and "receiver" in runs:
-        baseline, ours = runs["baseline"].load, runs["receiver"].load
-        throughput = ours.throughput / baseline.throughput if baseline.throughput else 0.0
-        p99 = ours.percentile_ms(99) / baseline.percentile_ms(99) if baseline.latencies else 0.0
+    for number, runs in enumerate(rounds, start=1):
+        print()
+        if args.rounds > 1:
+            print(f"round {number}")
+        print_table([runs[name] for name in names if name in runs])
+    if rounds:
+        print(
+            "(srv/gen CPU: ms of CPU per request in the server and in the load generator;"
+            f" load avg: the 1-minute load average before the run, {os.cpu_count()} CPUs;"
+            " other work on the machine skews the figures)"
+        )
+    complete = [runs for runs in rounds if "baseline" in runs and "receiver" in runs]
+    if complete:
+        throughputs, p99s, cpus = [], [], []
+        for runs in complete:
+            baseline, ours = runs["baseline"].load, runs["receiver"].load
+            throughputs.append(ours.throughput / baseline.throughput)
+            p99s.append(ours.percentile_ms(99) / baseline.percentile_ms(99))
+            ours_cpu, baseline_cpu = runs["receiver"].cpu_seconds, runs["baseline"].cpu_seconds
+            if ours_cpu and baseline_cpu:
+                cpus.append((ours_cpu / ours.count) / (baseline_cpu / baseline.count))
+        throughput, p99 = statistics.median(throughputs), statistics.median(p99s)
+        label = f" (median of {len(complete)} rounds)" if len(complete) > 1 else ""
         print()
         print(
             f"throughput receiver/baseline {throughput:5.2f}  (target >= {THROUGHPUT_TARGET})  "
-            f"{verdict(throughput >= THROUGHPUT_TARGET)}"
+            f"{verdict(throughput >= THROUGHPUT_TARGET)}{label}"
         )
         print(
             f"p99 latency receiver/baseline {p99:5.2f}  (target <= {P99_TARGET})  "
-            f"{verdict(p99 <= P99_TARGET)}"
+            f"{verdict(p99 <= P99_TARGET)}{label}"
         )
+        if cpus:
+            # Less sensitive to other work on the machine than the wall-clock figures.
+            print(f"server CPU per request receiver/baseline {statistics.median(cpus):5.2f}{label}")
+    verified = all(verdicts) if verdicts else None
     if verified is not None:
         print()
         print(f"receiver inbox: {'correct' if verified else 'WRONG'}")

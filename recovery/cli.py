@@ -186,7 +186,207 @@ def cases_show(
     else:
         print_case_detail(detail)
 
+
 # --- compliance commands (window, suppress) ---
+
+from datetime import datetime  # noqa: E402
+
+from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
+
+suppress_app = typer.Typer(help="The internal suppression list (never call).", no_args_is_help=True)
+app.add_typer(suppress_app, name="suppress")
+
+
+def _store(settings: Settings) -> sessionmaker[Session] | None:
+    """Sessions on the store, or None when it has no suppressions table (yet).
+
+    Creates nothing, not even an empty SQLite file: the schema is the migrations' business.
+    """
+    from pathlib import Path
+
+    from sqlalchemy import inspect
+
+    from recovery.store.db import make_engine, make_sessionmaker
+
+    url = settings.database_url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
+        return None
+    engine = make_engine(url)
+    if not inspect(engine).has_table("suppressions"):
+        engine.dispose()
+        return None
+    return make_sessionmaker(engine)
+
+
+def _store_or_fail(settings: Settings) -> sessionmaker[Session]:
+    sessions = _store(settings)
+    if sessions is None:
+        _fail("the store has no suppressions table yet: run `recovery db upgrade`", 1)
+    return sessions
+
+
+def _now(settings: Settings) -> datetime:
+    from recovery.clock import parse_clock
+
+    return parse_clock(settings.clock, settings.data_dir).now()
+
+
+@app.command("window")
+def window_command(
+    phone: str = typer.Option(..., help="The number to call, E.164 (+13055550123)."),
+    state: str | None = typer.Option(None, help="Billing-address state (two letters)."),
+    postal_code: str | None = typer.Option(None, help="Billing-address postal code."),
+    country: str = typer.Option("US", help="Billing-address country."),
+    tz: str | None = typer.Option(None, help="The customer's time zone (IANA), if known."),
+    at: str | None = typer.Option(None, help="The instant asked about, ISO 8601 (default: now)."),
+    attempt: list[str] | None = typer.Option(None, help="An earlier dial attempt (repeatable)."),  # noqa: B008
+    conversation: str | None = typer.Option(None, help="The last conversation, ISO 8601."),
+    callback_at: str | None = typer.Option(None, help="A callback time the customer asked for."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """May this number be called now (or --at), and if not, when next and why."""
+    from recovery.domain.compliance import RulesFileError, load_rules, permitted
+    from recovery.domain.compliance.window import (
+        WindowArgumentError,
+        parse_instant,
+        verdict_document,
+        verdict_rows,
+        window_contact,
+        window_history,
+    )
+    from recovery.store.suppression import find_suppression
+
+    settings = _settings()
+    try:
+        contact = window_contact(
+            phone=phone, state=state, postal_code=postal_code, country=country, tz=tz
+        )
+        when = parse_instant(at, "--at") if at else _now(settings)
+        history = window_history(
+            attempts=attempt or (), conversation=conversation, callback_at=callback_at
+        )
+        rules = load_rules(settings.calling_rules_file, settings.calling_rules_profile)
+    except (WindowArgumentError, RulesFileError) as exc:
+        _fail(str(exc))
+    sessions = _store(settings)
+    if sessions is not None:
+        with sessions() as session:
+            row = find_suppression(session=session, phone_e164=phone, now=when)
+            if row is not None:
+                history = history.model_copy(update={"suppression": row.reason})
+    verdict = permitted(contact, history, when, rules)
+    if json_output:
+        import json
+
+        typer.echo(json.dumps(verdict_document(verdict)))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None)
+    for label, text in verdict_rows(verdict):
+        table.add_row(label, text)
+    Console().print(table)
+
+
+@suppress_app.command("add")
+def suppress_add(
+    phone: str = typer.Argument(..., help="The number, E.164."),
+    reason: str = typer.Option(..., help="Why: do_not_call, consent_revoked, wrong_number, ..."),
+    source: str = typer.Option("operator", help="Who asked for it."),
+    customer: str | None = typer.Option(None, help="Only for this customer ref (default: all)."),
+    expires: str | None = typer.Option(None, help="When it lapses, ISO 8601 (default: never)."),
+) -> None:
+    """Suppress a number (idempotent)."""
+    from recovery.domain.compliance.window import WindowArgumentError, check_phone, parse_instant
+    from recovery.domain.compliance.zones import mask_phone
+    from recovery.store.db import transaction
+    from recovery.store.suppression import add_suppression
+
+    settings = _settings()
+    try:
+        check_phone(phone)
+        expires_at = parse_instant(expires, "--expires") if expires else None
+    except WindowArgumentError as exc:
+        _fail(str(exc))
+    with transaction(_store_or_fail(settings)) as session:
+        row = add_suppression(
+            session=session,
+            phone_e164=phone,
+            reason=reason,
+            source=source,
+            now=_now(settings),
+            scope=customer or "*",
+            expires_at=expires_at,
+        )
+        scope, kept_reason, until = row.scope, row.reason, row.expires_at
+    who = "every customer" if scope == "*" else f"customer {scope}"
+    lapse = until.isoformat() if until else "never"
+    typer.echo(f"suppressed {mask_phone(phone)} for {who}: {kept_reason} (expires {lapse})")
+
+
+@suppress_app.command("remove")
+def suppress_remove(
+    phone: str = typer.Argument(..., help="The number, E.164."),
+    customer: str | None = typer.Option(None, help="The customer ref of a per-customer row."),
+) -> None:
+    """Lift a suppression."""
+    from recovery.domain.compliance.window import WindowArgumentError, check_phone
+    from recovery.domain.compliance.zones import mask_phone
+    from recovery.store.db import transaction
+    from recovery.store.suppression import remove_suppression
+
+    settings = _settings()
+    try:
+        check_phone(phone)
+    except WindowArgumentError as exc:
+        _fail(str(exc))
+    with transaction(_store_or_fail(settings)) as session:
+        removed = remove_suppression(session=session, phone_e164=phone, scope=customer or "*")
+    verb = "lifted the suppression of" if removed else "no suppression to lift for"
+    typer.echo(f"{verb} {mask_phone(phone)} ({customer or 'every customer'})")
+
+
+@suppress_app.command("list")
+def suppress_list(
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON array."),
+    reveal: bool = typer.Option(False, help="Show phone numbers in full."),
+    all_rows: bool = typer.Option(False, "--all", help="Include expired rows."),
+) -> None:
+    """List suppressions (active ones unless --all), oldest first."""
+    from recovery.domain.compliance.zones import mask_phone
+    from recovery.store.suppression import list_suppressions
+
+    settings = _settings()
+    now = _now(settings)
+    with _store_or_fail(settings)() as session:
+        rows = [
+            {
+                "phone": r.phone_e164 if reveal else mask_phone(r.phone_e164),
+                "scope": r.scope,
+                "reason": r.reason,
+                "source": r.source,
+                "created_at": r.created_at.isoformat(),
+                "expires_at": r.expires_at.isoformat() if r.expires_at else None,
+                "active": r.expires_at is None or r.expires_at > now,
+            }
+            for r in list_suppressions(session=session, now=None if all_rows else now)
+        ]
+    if json_output:
+        import json
+
+        typer.echo(json.dumps(rows))
+        return
+    for r in rows:
+        who = "everyone" if r["scope"] == "*" else f"customer {r['scope']}"
+        state = "" if r["active"] else " (expired)"
+        typer.echo(
+            f"{r['phone']}  {who}  {r['reason']}  by {r['source']}  since {r['created_at']}  "
+            f"until {r['expires_at'] or 'never'}{state}"
+        )
+    if not rows:
+        typer.echo("no suppressions")
+
 
 # --- policy commands (plan) ---
 
@@ -233,6 +433,59 @@ def plan_command(
 
 
 # --- contact centre commands (emulator) ---
+
+
+@app.command("emulator")
+def emulator_command(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8900, help="Port to listen on."),
+    client_id: str | None = typer.Option(None, help="OAuth client id (default: settings)."),
+    client_secret: str | None = typer.Option(None, help="OAuth client secret (default: settings)."),
+    contact_list: list[str] | None = typer.Option(  # noqa: B008
+        None, help="Contact list id (repeatable)."
+    ),
+    dnc_list: list[str] | None = typer.Option(  # noqa: B008
+        None, help="Internal DNC list id (repeatable)."
+    ),
+    requests_per_minute: int | None = typer.Option(
+        None, min=1, help="Budget per token (default: settings)."
+    ),
+    callback_url: str | None = typer.Option(None, help="Where outcomes are pushed."),
+    callback_secret: str | None = typer.Option(None, help="Signing secret of the pushes."),
+    scenario: str = typer.Option("mixed", help="Call-outcome scenario."),
+    seed: int = typer.Option(0, help="Seed of the scenario's outcomes."),
+    dial_interval: float = typer.Option(5.0, min=0, help="Seconds between dials; 0: never."),
+) -> None:
+    """Run the Genesys Cloud emulator (login, contact lists, DNC, a dialer that pushes)."""
+    from recovery.clock import parse_clock
+    from recovery.contact_center.emulator.serve import config_from_settings, serve
+
+    settings = _settings()
+    try:
+        config = config_from_settings(
+            settings,
+            client_id=client_id,
+            client_secret=client_secret,
+            contact_lists=contact_list,
+            dnc_lists=dnc_list,
+            requests_per_minute=requests_per_minute,
+            callback_url=callback_url,
+            callback_secret=callback_secret,
+            scenario=scenario,
+            seed=seed,
+            dial_interval_seconds=dial_interval,
+        )
+        from recovery.contact_center.emulator.scenarios import get_scenario
+
+        get_scenario(scenario)
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(
+        f"Genesys emulator on http://{host}:{port}: lists {', '.join(config.contact_lists)}, "
+        f"DNC {', '.join(config.dnc_lists)}, {config.requests_per_minute} requests/min, "
+        f"scenario {scenario} (seed {seed}), pushes to {config.callback_url}"
+    )
+    serve(config, clock=parse_clock(settings.clock, settings.data_dir), host=host, port=port)
 
 
 if __name__ == "__main__":

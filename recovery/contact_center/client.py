@@ -322,6 +322,8 @@ class GenesysClient:
                     method, url, headers=request_headers, json=json, params=params, content=content
                 )
             except httpx.TransportError as exc:
+                if authenticated:
+                    self.throttle.finish(None)
                 server_errors += 1
                 wait = self.retry.backoff(server_errors, self._rng)
                 kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
@@ -333,7 +335,7 @@ class GenesysClient:
                 self._sleep(wait)
                 continue
             if authenticated:
-                self.throttle.observe(response.headers)
+                self.throttle.finish(response.headers)
             status = response.status_code
             if status == 401 and authenticated and not relogged:
                 relogged = True
@@ -348,6 +350,7 @@ class GenesysClient:
                     f"{what}: a fresh token was refused too: {reason}", status=401, code=code
                 )
             if status == 429:
+                # An HTTP-date Retry-After is wall-clock time, whatever clock the project runs.
                 retry_after = parse_retry_after(
                     response.headers.get("Retry-After"), now=datetime.now(UTC)
                 )

@@ -144,6 +144,7 @@ class Throttle:
         self._interval = 0.0
         self._pace_until = 0.0
         self._last_slot = 0.0
+        self._in_flight = 0
         self.last_state: RateLimitState | None = None
         self.paced_seconds = 0.0
         self.paced_requests = 0
@@ -154,27 +155,44 @@ class Throttle:
         return self._interval
 
     def before_request(self, *, pace: bool = True) -> None:
-        """Block until this request may be sent."""
+        """Block until this request may be sent; pair every paced call with ``finish``."""
         if self._acquire is not None:
             self._acquire(1)
         if not pace:
             return
         with self._lock:
-            now = self._monotonic()
-            if self._interval <= 0 or now >= self._pace_until:
-                self._interval = 0.0
-                self._last_slot = now
-                return
-            # Each request at least one interval after the one before it: the remaining
-            # budget is spent evenly, the last of it as the window resets.
-            slot = max(now, self._last_slot + self._interval)
-            self._last_slot = slot
-            wait = slot - now
-            if wait > 0:
-                self.paced_seconds += wait
-                self.paced_requests += 1
-        if wait > 0:
+            self._in_flight += 1
+        while True:
+            with self._lock:
+                now = self._monotonic()
+                if self._interval <= 0 or now >= self._pace_until:
+                    self._interval = 0.0
+                    self._last_slot = now
+                    return
+                # Each request at least one interval after the one before it: the remaining
+                # budget is spent evenly, the last of it as the window resets.
+                claimed = self._last_slot
+                slot = max(now, claimed + self._interval)
+                wait = slot - now
+                if wait <= 0:
+                    self._last_slot = now
+                    return
             self._sleep(wait)
+            with self._lock:
+                # Nobody took the slot meanwhile: it is ours. Otherwise look again with what
+                # the latest responses said, rather than queueing behind a stale interval.
+                if self._last_slot == claimed:
+                    self._last_slot = max(slot, self._monotonic())
+                    self.paced_seconds += wait
+                    self.paced_requests += 1
+                    return
+
+    def finish(self, headers: Mapping[str, str] | None) -> RateLimitState | None:
+        """A paced request is done: adjust the pacing from its response's headers (None when
+        no response came)."""
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
+        return None if headers is None else self.observe(headers)
 
     def observe(self, headers: Mapping[str, str]) -> RateLimitState | None:
         """Adjust the pacing from a response's rate-limit headers."""
@@ -183,8 +201,10 @@ class Throttle:
             return None
         with self._lock:
             self.last_state = state
-            if state.fraction_left < self.low_water:
-                self._interval = state.reset_seconds / max(state.remaining, 1)
+            # Requests still in flight will spend budget the headers still count as left.
+            left = max(0, state.remaining - self._in_flight)
+            if left / state.limit < self.low_water:
+                self._interval = state.reset_seconds / max(left, 1)
                 self._pace_until = self._monotonic() + state.reset_seconds
             else:
                 self._interval = 0.0

@@ -18,6 +18,11 @@ Order of precedence: payment success > an earlier close > a closing disposition 
 wrong number, paid, dispute, ...) > suppression of the number > expiry > missing phone > an
 attempt still waiting for its outcome > review > the next contact. Every contact time comes from
 the compliance engine's ``next_permitted``, never from the policy alone.
+
+A wait's status says what holds the case: ``cooling_down`` while the policy's delay after an
+attempt (or a promise) has not passed, ``awaiting_window`` while only the calling rules do, and
+``awaiting_disposition`` while a call's outcome is awaited. A ``review`` step's ``at`` is the
+case's expiry, so that a parked case still closes in the end.
 """
 
 from __future__ import annotations
@@ -229,12 +234,15 @@ def decide(
         return close(facts.closed_outcome or case.outcome, "the case is already closed", **stop)
     if closing is not None:
         rule = policy.for_disposition(closing.disposition)
-        return close(
-            rule.outcome,
-            f"disposition {closing.disposition.value} at {_iso(closing.at)}",
-            flag_review=rule.flag_review,
-            **stop,
-        )
+        notes = [f"disposition {closing.disposition.value} at {_iso(closing.at)}"]
+        if "suppress" in stop:
+            whom = "every customer" if rule.suppress == "all" else "this customer"
+            notes.append(f"the number is suppressed for {whom}")
+        if rule.stop_phone_cases:
+            notes.append("every open case on the number stops")
+        if rule.flag_review:
+            notes.append("flagged for review")
+        return close(rule.outcome, *notes, flag_review=rule.flag_review, **stop)
 
     if suppression is not None:
         outcome = Outcome.unreachable if suppression == "wrong_number" else Outcome.suppressed
@@ -360,6 +368,8 @@ def _earliest(
     name = case.category.value
     if n == 0:
         at = delay_end(cat.first_contact, failed_at, _zones(case, cat.first_contact))
+        if cat.first_contact == timedelta(0):
+            return at, f"{name}: first contact as soon as lawful after the failure"
         text = format_delay(cat.first_contact)
         return at, f"{name}: first contact {text} after the failure (not before {_iso(at)})"
     if last is None:  # pragma: no cover - an attempt without an outcome is handled earlier

@@ -197,8 +197,12 @@ def parse_reason(text: str, codes: FailureCodes) -> tuple[FailureCategory, str]:
     name = text.strip().lower()
     if name in FailureCategory.__members__:
         return FailureCategory(name), f"category {name}"
-    category, reason = categorize(
-        gateway=Gateway.stripe, decline_code=name, failure_code=name, codes=codes
+    stripe = codes.gateways.get(Gateway.stripe)
+    known = stripe is not None and (name in stripe.decline_code or name in stripe.failure_code)
+    category, reason = (
+        categorize(gateway=Gateway.stripe, decline_code=name, failure_code=name, codes=codes)
+        if known
+        else (FailureCategory.unknown, "")
     )
     if category is FailureCategory.unknown:
         choices = ", ".join(c.value for c in FailureCategory)
@@ -246,9 +250,12 @@ def simulate(
         )
         step = decide(case, history, now, policy, rules)
         status = step.status
+        # A review's own time is when the case is looked at again; the timeline shows when it
+        # was parked.
+        at = now if step.action == "review" else step.at
         common: dict[str, Any] = {
-            "at": step.at,
-            "local_time": step.at.astimezone(zone),
+            "at": at,
+            "local_time": at.astimezone(zone),
             "decided_at": now,
             "action": step.action,
             "status": step.status,

@@ -180,18 +180,33 @@ def test_throttle_spreads_the_remaining_budget_below_20_percent() -> None:
     now = [100.0]
     sleeps = SleepRecorder()
     throttle = Throttle(sleep=sleeps, monotonic=lambda: now[0])
-    throttle.observe(
-        {"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "20", "X-RateLimit-Reset": "30"}
-    )
+
+    def headers(remaining: int) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": "100",
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": "30",
+        }
+
     throttle.before_request()
+    throttle.finish(headers(20))
     throttle.before_request()
     assert sleeps.waits == []  # 20 % left: not yet below the threshold
-    throttle.observe(
-        {"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "10", "X-RateLimit-Reset": "30"}
-    )
+    throttle.finish(headers(10))
     throttle.before_request()
     throttle.before_request()
     assert sleeps.waits == [pytest.approx(3.0), pytest.approx(6.0)]
+
+
+def test_throttle_counts_requests_in_flight_against_the_budget() -> None:
+    now = [100.0]
+    sleeps = SleepRecorder()
+    throttle = Throttle(sleep=sleeps, monotonic=lambda: now[0])
+    for _ in range(4):
+        throttle.before_request()  # four requests in flight
+    # 22 % left, but three other requests are still out: 19 really left.
+    throttle.finish({"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "22"})
+    assert throttle.interval == pytest.approx(60.0 / 19)
 
 
 def test_local_rate_limiter_spaces_requests() -> None:

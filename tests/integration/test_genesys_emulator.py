@@ -368,3 +368,25 @@ def test_push_failures_and_drops_are_counted_not_fatal(emulator: Emulator) -> No
     counters = emulator.counters()
     assert counters["pushes_failed"] == 3 and counters["pushes_dropped"] == 1
     assert counters["pushes_sent"] == 0
+
+
+def test_dialer_runs_on_its_own_interval_when_configured() -> None:
+    import time
+
+    from recovery.clock import FixedClock
+    from recovery.contact_center.emulator import create_emulator_app
+    from tests.integration.genesys_fixtures import emulator_config
+
+    app = create_emulator_app(
+        emulator_config(dial_interval_seconds=0.05), clock=FixedClock(NOON_EASTERN)
+    )
+    with serve_app(app) as url:
+        handle = Emulator(base_url=url, clock=FixedClock(NOON_EASTERN), state=app.state.emulator)
+        try:
+            assert add(handle, [contact("auto")]).status_code == 200
+            deadline = time.monotonic() + 5
+            while handle.counters()["dials"] == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert handle.counters()["dials"] == 1
+        finally:
+            handle.http.close()

@@ -3,6 +3,7 @@ read and DNC through it, the emulator speaks the real wire format."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
 import PureCloudPlatformClientV2 as genesys
@@ -23,12 +24,16 @@ emulator = genesys_fixtures.emulator
 
 
 @pytest.fixture
-def outbound(emulator: Emulator) -> genesys.OutboundApi:
+def outbound(emulator: Emulator) -> Iterator[genesys.OutboundApi]:
+    previous = genesys.configuration.host
     genesys.configuration.host = emulator.base_url
-    api_client = genesys.api_client.ApiClient().get_client_credentials_token(
-        CLIENT_ID, CLIENT_SECRET
-    )
-    return genesys.OutboundApi(api_client)
+    try:
+        api_client = genesys.api_client.ApiClient().get_client_credentials_token(
+            CLIENT_ID, CLIENT_SECRET
+        )
+        yield genesys.OutboundApi(api_client)
+    finally:
+        genesys.configuration.host = previous
 
 
 def writable(contact_id: str, phone: str) -> genesys.WritableDialerContact:

@@ -35,8 +35,8 @@ FL = ContactPoint(phone_e164="+13055550123", state="FL", postal_code="33101")
 TX = ContactPoint(phone_e164="+12145550123", state="TX")
 
 
-def local(tz: ZoneInfo, *args: int) -> datetime:
-    return datetime(*args, tzinfo=tz).astimezone(UTC)  # type: ignore[misc]
+def local(tz: ZoneInfo, year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=tz).astimezone(UTC)
 
 
 def make_case(

@@ -165,12 +165,18 @@ def policy_with(tmp_path: Path, edit: dict[str, object]) -> Path:
     ("edit", "names"),
     [
         ({"categories.unknown": None}, "categories: no entry for unknown"),
-        ({"categories.card_expired.first_contact": "soon"}, "categories.card_expired.first_contact"),
+        (
+            {"categories.card_expired.first_contact": "soon"},
+            "categories.card_expired.first_contact",
+        ),
         ({"categories.card_expired.retry": ["1d", "2x"]}, "categories.card_expired.retry.1"),
         ({"categories.card_expired.retry": []}, "categories.card_expired.retry"),
         ({"categories.card_expired.retry": ["0m"]}, "at least 1m"),
         ({"categories.card_expired.max_attempts": 0}, "categories.card_expired.max_attempts"),
-        ({"categories.card_expired.expires_after": "400d"}, "categories.card_expired.expires_after"),
+        (
+            {"categories.card_expired.expires_after": "400d"},
+            "categories.card_expired.expires_after",
+        ),
         (
             {"categories.card_expired.disposition_timeout": "8d"},
             "categories.card_expired.disposition_timeout",

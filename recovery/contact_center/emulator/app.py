@@ -364,13 +364,8 @@ def create_emulator_app(
 
     @app.post(CONTROL_PREFIX + "/rate-limit")
     async def control_rate_limit(body: RateLimitBody) -> dict[str, Any]:
-        with state.lock:
-            state.requests_per_minute = body.requests_per_minute
-            if body.window is not None:
-                state.rate_window = body.window
-            state._sliding.clear()
-            state._fixed.clear()
-            return {"requests_per_minute": state.requests_per_minute, "window": state.rate_window}
+        state.set_rate_limit(body.requests_per_minute, body.window)
+        return {"requests_per_minute": state.requests_per_minute, "window": state.rate_window}
 
     @app.post(CONTROL_PREFIX + "/revoke-tokens")
     async def control_revoke() -> dict[str, int]:

@@ -15,6 +15,7 @@ import uvicorn
 from recovery.clock import Clock
 from recovery.contact_center.emulator.app import create_emulator_app
 from recovery.contact_center.emulator.state import EmulatorConfig
+from recovery.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -65,3 +66,35 @@ def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> Iter
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def config_from_settings(
+    settings: Settings,
+    *,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    contact_lists: list[str] | None = None,
+    dnc_lists: list[str] | None = None,
+    requests_per_minute: int | None = None,
+    callback_url: str | None = None,
+    callback_secret: str | None = None,
+    scenario: str = "mixed",
+    seed: int = 0,
+    dial_interval_seconds: float | None = 5.0,
+) -> EmulatorConfig:
+    """The emulator the settings' client would talk to: same credentials, lists and rate, and
+    pushes to the receiver's disposition callback."""
+    return EmulatorConfig(
+        client_id=client_id or settings.genesys_client_id,
+        client_secret=client_secret or settings.genesys_client_secret.get_secret_value(),
+        contact_lists=contact_lists or [settings.genesys_contact_list_id],
+        dnc_lists=dnc_lists or [settings.genesys_dnc_list_id],
+        requests_per_minute=requests_per_minute or settings.genesys_requests_per_minute,
+        callback_url=callback_url
+        or f"http://{settings.api_host}:{settings.api_port}/callbacks/genesys/disposition",
+        callback_secret=callback_secret or settings.callback_secret.get_secret_value(),
+        scenario=scenario,
+        seed=seed,
+        phone_column=settings.genesys_phone_column,
+        dial_interval_seconds=dial_interval_seconds or None,
+    )

@@ -283,6 +283,16 @@ class EmulatorState:
             self._fixed[token] = (start, count + 1)
             return RateDecision(True, count + 1, limit, max(0, math.ceil(reset)))
 
+    def set_rate_limit(
+        self, requests_per_minute: int | None, window: Literal["fixed", "sliding"] | None
+    ) -> None:
+        with self.lock:
+            self.requests_per_minute = requests_per_minute
+            if window is not None:
+                self.rate_window = window
+            self._sliding.clear()
+            self._fixed.clear()
+
     def take_fault(self) -> Fault | None:
         with self.lock:
             if not self.faults:

@@ -116,7 +116,9 @@ def _holiday_names(country: str, subdiv: str | None, year: int) -> dict[date, st
 
 
 @lru_cache(maxsize=8192)
-def _blocked_ordinals(calendars: tuple[tuple[str, str | None, str], ...], year: int) -> frozenset[int]:
+def _blocked_ordinals(
+    calendars: tuple[tuple[str, str | None, str], ...], year: int
+) -> frozenset[int]:
     return frozenset(
         day.toordinal()
         for country, subdiv, _ in calendars
@@ -266,11 +268,16 @@ def _calendar_day(plan: Plan, zones: tuple[str, ...], day: int) -> tuple[Interva
 # --- caps and cooldown ------------------------------------------------------------------
 
 
-def _blackouts(plan: Plan, history: CallHistory) -> tuple[list[int], list[int]]:
+def _attempts_us(history: CallHistory) -> list[int]:
+    return sorted(_to_us(a) for a in history.attempts)
+
+
+def _blackouts(
+    plan: Plan, history: CallHistory, attempts: list[int]
+) -> tuple[list[int], list[int]]:
     """Merged [start, end) intervals in which the caps or the cooldown forbid a call."""
     spans: list[Interval] = []
-    if plan.caps and history.attempts:
-        attempts = sorted(_to_us(a) for a in history.attempts)
+    if plan.caps and attempts:
         for limit, window, _ in plan.caps:
             for i in range(len(attempts) - limit + 1):
                 first, last = attempts[i], attempts[i + limit - 1]
@@ -324,6 +331,7 @@ def _refusals(
     plan: Plan,
     zones: tuple[str, ...],
     history: CallHistory,
+    attempts: list[int],
     at: datetime,
     at_us: int,
     first_only: bool = False,
@@ -333,20 +341,18 @@ def _refusals(
         local = at.astimezone(_zone(zone_key))
         wall = ((local.hour * 60 + local.minute) * 60 + local.second) * _SECOND + local.microsecond
         weekday = local.weekday()
-        for row in plan.rows:
-            if row.hours is None:
-                continue
-            windows = row.hours[weekday]
+        for jurisdiction, hours, uniform in plan.hours:
+            windows = hours[weekday]
             if not windows:
                 reasons.append(
-                    f"{row.jurisdiction} no calls on {DAY_NAMES[weekday]} in {zone_key}: "
+                    f"{jurisdiction} no calls on {DAY_NAMES[weekday]} in {zone_key}: "
                     f"{local.date().isoformat()} local"
                 )
             elif not any(a * _MINUTE <= wall < b * _MINUTE for a, b in windows):
-                day = "" if len(set(row.hours)) == 1 else f"{DAY_NAMES[weekday][:3]} "
+                day = "" if uniform else f"{DAY_NAMES[weekday][:3]} "
                 reasons.append(
-                    f"{row.jurisdiction} hours {day}{format_windows(windows)} in {zone_key}: "
-                    f"{local.strftime('%H:%M')} local is outside"
+                    f"{jurisdiction} hours {day}{format_windows(windows)} in {zone_key}: "
+                    f"{local.hour:02d}:{local.minute:02d} local is outside"
                 )
             else:
                 continue
@@ -361,8 +367,7 @@ def _refusals(
                 )
                 if first_only:
                     return reasons
-    if plan.caps and history.attempts:
-        attempts = sorted(_to_us(a) for a in history.attempts)
+    if plan.caps and attempts:
         for limit, window, jurisdiction in plan.caps:
             for i in range(len(attempts) - limit + 1):
                 first, last = attempts[i], attempts[i + limit - 1]
@@ -407,8 +412,10 @@ def _gate(
         return resolution, None, resolution.reasons
     plan = rules.plan(resolution.jurisdictions)
     if plan.missing:
-        return resolution, None, tuple(
-            f"{NO_RULES}: no calling rules for jurisdiction {j}" for j in plan.missing
+        return (
+            resolution,
+            None,
+            tuple(f"{NO_RULES}: no calling rules for jurisdiction {j}" for j in plan.missing),
         )
     return resolution, plan, ()
 
@@ -420,8 +427,7 @@ def _verdict(
     resolution: Resolution,
     reasons: Sequence[str],
 ) -> Verdict:
-    # Fields are built here from checked values, so pydantic's validation is skipped.
-    return Verdict.model_construct(
+    return Verdict(
         permitted=ok,
         at=at,
         next_permitted_at=None if next_at is None else _from_us(next_at),
@@ -444,11 +450,13 @@ def permitted(
     if plan is None:
         return _verdict(False, at, None, resolution, blocked)
     at_us = _to_us(at)
-    reasons = _refusals(plan, resolution.timezones, history, at, at_us)
+    attempts = _attempts_us(history)
+    reasons = _refusals(plan, resolution.timezones, history, attempts, at, at_us)
     if not reasons:
         return _verdict(True, at, at_us, resolution, ())
     limit = at_us + rules.horizon_days * _DAY
-    found = _search(plan, resolution.timezones, _blackouts(plan, history), at_us, limit)
+    blackouts = _blackouts(plan, history, attempts)
+    found = _search(plan, resolution.timezones, blackouts, at_us, limit)
     if found is None:
         reasons.append(_no_window(rules, at_us))
     return _verdict(False, at, found, resolution, reasons)
@@ -468,10 +476,12 @@ def next_permitted(
         return _verdict(False, after, None, resolution, blocked)
     after_us = _to_us(after)
     limit = after_us + rules.horizon_days * _DAY
-    found = _search(plan, resolution.timezones, _blackouts(plan, history), after_us, limit)
+    attempts = _attempts_us(history)
+    blackouts = _blackouts(plan, history, attempts)
+    found = _search(plan, resolution.timezones, blackouts, after_us, limit)
     if found == after_us:
         return _verdict(True, after, found, resolution, ())
-    reasons = _refusals(plan, resolution.timezones, history, after, after_us)
+    reasons = _refusals(plan, resolution.timezones, history, attempts, after, after_us)
     if found is None:
         reasons.append(_no_window(rules, after_us))
     return _verdict(False, after, found, resolution, reasons)
@@ -487,9 +497,10 @@ def naive_next_permitted(
         return None
     at_us = _to_us(after)
     limit = at_us + rules.horizon_days * _DAY
+    attempts = _attempts_us(history)
     while at_us <= limit:
         at = _from_us(at_us)
-        if not _refusals(plan, resolution.timezones, history, at, at_us, first_only=True):
+        if not _refusals(plan, resolution.timezones, history, attempts, at, at_us, True):
             return at
         at_us += _MINUTE
     return None

@@ -12,8 +12,10 @@ base's rows for the jurisdictions it does mention.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
+import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +23,14 @@ from typing import Any, Literal
 
 import holidays
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -34,10 +43,14 @@ _WINDOW_RE = re.compile(r"^([0-2]\d):([0-5]\d)\s*-\s*([0-2]\d):([0-5]\d)$")
 _DURATION_RE = re.compile(r"^(\d+)\s*(m|h|d)$")
 _JURISDICTION_RE = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
 _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
+_TIMEDELTA = TypeAdapter(timedelta)
 # Plans are cached by this key rather than by value: hashing a plan's rows on every call
 # would cost more than the decision itself.
 _PLAN_KEYS = itertools.count(1)
 _CALENDAR_KEYS: dict[tuple[Week, tuple[tuple[str, str | None], ...]], int] = {}
+# Plans per rules object, by identity: kept off the model so that equal rules stay equal, and
+# dropped when the rules object is collected.
+_PLANS: dict[int, dict[tuple[str, ...], Plan]] = {}
 
 
 class RulesFileError(ValueError):
@@ -58,6 +71,12 @@ def _parse_duration(value: object) -> timedelta:
             seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
             if seconds > 0:
                 return timedelta(seconds=seconds)
+        elif value.startswith("P"):
+            # ISO 8601, as pydantic writes a timedelta to JSON.
+            with contextlib.suppress(ValidationError):
+                parsed = _TIMEDELTA.validate_python(value)
+                if parsed > timedelta(0):
+                    return parsed
     raise ValueError(f"expected a positive duration like '24h' or '7d', got {value!r}")
 
 
@@ -184,8 +203,9 @@ class RuleRow(_Strict):
     def _hours(cls, value: object) -> Week | None:
         if value is None:
             return None
-        if isinstance(value, tuple):
-            return value
+        if isinstance(value, tuple | list) and len(value) == 7:
+            # Already parsed (a copy, or a JSON round trip of one): seven lists of windows.
+            return tuple(tuple((int(a), int(b)) for a, b in day) for day in value)
         return _parse_week(value)
 
     @field_validator("source")
@@ -223,6 +243,7 @@ class Plan:
     calendar_key: int  # equal for plans with the same hours and holiday calendars
     jurisdictions: tuple[str, ...]
     rows: tuple[RuleRow, ...]
+    hours: tuple[tuple[str, Week, bool], ...]  # (jurisdiction, hours, same every day)
     week: Week  # intersection of every row's hours
     holiday_calendars: tuple[tuple[str, str | None, str], ...]  # (country, subdiv, jurisdiction)
     caps: tuple[tuple[int, int, str], ...]  # (max_attempts, window in microseconds, jurisdiction)
@@ -241,18 +262,19 @@ class CallingRules(_Strict):
     rows: tuple[RuleRow, ...]
     source_file: str | None = None
 
-    _plans: dict[tuple[str, ...], Plan] = PrivateAttr(default_factory=dict)
-
     @property
     def horizon(self) -> timedelta:
         return timedelta(days=self.horizon_days)
 
     def plan(self, jurisdictions: tuple[str, ...]) -> Plan:
-        """The combined rows for these jurisdictions (cached on this object)."""
-        plan = self._plans.get(jurisdictions)
+        """The combined rows for these jurisdictions (cached per rules object)."""
+        plans = _PLANS.get(id(self))
+        if plans is None:
+            plans = _PLANS[id(self)] = {}
+            weakref.finalize(self, _PLANS.pop, id(self), None)
+        plan = plans.get(jurisdictions)
         if plan is None:
-            plan = self._build_plan(jurisdictions)
-            self._plans[jurisdictions] = plan
+            plan = plans[jurisdictions] = self._build_plan(jurisdictions)
         return plan
 
     def _build_plan(self, jurisdictions: tuple[str, ...]) -> Plan:
@@ -282,7 +304,7 @@ class CallingRules(_Strict):
             if row.conversation_cooldown is not None
         )
         with_rows = {row.jurisdiction for row in self.rows}
-        missing = ()
+        missing: tuple[str, ...] = ()
         if self.require_country_rules:
             missing = tuple(j for j in jurisdictions if "-" not in j and j not in with_rows)
         calendar = (tuple(week), tuple(sorted({c[:2] for c in calendars})))
@@ -291,6 +313,11 @@ class CallingRules(_Strict):
             calendar_key=_CALENDAR_KEYS.setdefault(calendar, len(_CALENDAR_KEYS) + 1),
             jurisdictions=jurisdictions,
             rows=rows,
+            hours=tuple(
+                (row.jurisdiction, row.hours, len(set(row.hours)) == 1)
+                for row in rows
+                if row.hours is not None
+            ),
             week=tuple(week),
             holiday_calendars=calendars,
             caps=caps,

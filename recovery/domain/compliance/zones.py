@@ -157,7 +157,7 @@ def _phone_facts(phone: str) -> _PhoneFacts:
         jurisdictions = ["US", f"US-{region}"]
     elif region:
         jurisdictions = [region]
-    if not phonenumbers.is_number_type_geographical(kind, number.country_code):
+    if not phonenumbers.is_number_type_geographical(kind, number.country_code or 0):
         return _PhoneFacts(True, (), tuple(jurisdictions), f"{masked} is a non-geographic number")
     zones = tuple(
         z for z in phone_timezone.time_zones_for_geographical_number(number) if _zone_ok(z)
@@ -218,19 +218,31 @@ def resolve_contact(contact: ContactPoint) -> Resolution:
 
 @lru_cache(maxsize=1 << 17)
 def _resolve(contact: ContactPoint) -> Resolution:
+    phone = _phone_facts(contact.phone_e164) if contact.phone_e164 is not None else None
+    address = _address_facts(contact.country, contact.state, contact.postal_code)
+    return _combine(phone, address, contact.explicit_tz)
+
+
+# Many contacts share the same phone facts, address facts and explicit zone: the combined
+# resolution is cached on those, so a new contact costs little beyond its phone lookup.
+@lru_cache(maxsize=1 << 14)
+def _combine(
+    phone: _PhoneFacts | None,
+    address: tuple[tuple[str, ...], tuple[str, ...], str | None],
+    explicit_tz: str | None,
+) -> Resolution:
     zones: set[str] = set()
     jurisdictions: set[str] = set()
     problems: list[str] = []
     notes: list[str] = []
 
-    if contact.explicit_tz is not None:
-        if _zone_ok(contact.explicit_tz):
-            zones.add(contact.explicit_tz)
+    if explicit_tz is not None:
+        if _zone_ok(explicit_tz):
+            zones.add(explicit_tz)
         else:
-            problems.append(f"the explicit time zone {contact.explicit_tz!r} is not an IANA zone")
+            problems.append(f"the explicit time zone {explicit_tz!r} is not an IANA zone")
 
-    if contact.phone_e164 is not None:
-        phone = _phone_facts(contact.phone_e164)
+    if phone is not None:
         if not phone.valid:
             problems.append(phone.note or "the phone number is not valid")
         zones.update(phone.zones)
@@ -238,18 +250,15 @@ def _resolve(contact: ContactPoint) -> Resolution:
         if phone.note and phone.valid:
             notes.append(phone.note)
 
-    address_zones, address_jurisdictions, problem = _address_facts(
-        contact.country, contact.state, contact.postal_code
-    )
+    address_zones, address_jurisdictions, problem = address
     if problem:
         problems.append(problem)
     zones.update(address_zones)
     jurisdictions.update(address_jurisdictions)
 
     ordered = _order_jurisdictions(jurisdictions)
-    # Built from checked values: skip validation, this runs once per new contact.
     if problems:
-        return Resolution.model_construct(
+        return Resolution(
             timezones=(),
             jurisdictions=ordered,
             reasons=tuple(f"{TIMEZONE_UNKNOWN}: {p}" for p in problems),
@@ -259,9 +268,7 @@ def _resolve(contact: ContactPoint) -> Resolution:
             detail = "; ".join(notes) + ", and the billing address gives no zone"
         else:
             detail = "no phone number, explicit time zone or billing address places the customer"
-        return Resolution.model_construct(
+        return Resolution(
             timezones=(), jurisdictions=ordered, reasons=(f"{TIMEZONE_UNKNOWN}: {detail}",)
         )
-    return Resolution.model_construct(
-        timezones=tuple(sorted(zones)), jurisdictions=ordered, reasons=()
-    )
+    return Resolution(timezones=tuple(sorted(zones)), jurisdictions=ordered, reasons=())

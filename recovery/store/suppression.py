@@ -1,0 +1,138 @@
+"""The internal suppression list: numbers never to be called, shared by every worker.
+
+A row suppresses a number for everyone (scope ``"*"``) or for one customer (scope = the
+customer ref, e.g. a wrong number for that customer only). The unique constraint on
+(phone, scope) decides concurrent adds; these functions flush but never commit, so they
+join the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, delete, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from recovery.store.tables import SuppressionRow
+
+ALL_CUSTOMERS = "*"
+_E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def _check_phone(phone_e164: str) -> None:
+    if not _E164_RE.match(phone_e164):
+        raise ValueError("a suppression needs a phone number in E.164 form (+ and digits)")
+
+
+def _check_aware(value: datetime | None, name: str) -> None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware")
+
+
+def _active(now: datetime) -> ColumnElement[bool]:
+    return or_(SuppressionRow.expires_at.is_(None), SuppressionRow.expires_at > now)
+
+
+def add_suppression(
+    *,
+    session: Session,
+    phone_e164: str,
+    reason: str,
+    source: str,
+    now: datetime,
+    scope: str = ALL_CUSTOMERS,
+    expires_at: datetime | None = None,
+) -> SuppressionRow:
+    """Suppress a number (idempotent): afterwards an active row exists for (phone, scope).
+
+    A second add of an active suppression changes nothing but its expiry, which only ever
+    moves later (``None``, never expiring, is the latest). An add over an expired row
+    revives it with the new reason and source.
+    """
+    _check_phone(phone_e164)
+    _check_aware(now, "now")
+    _check_aware(expires_at, "expires_at")
+    values = {
+        "phone_e164": phone_e164,
+        "scope": scope,
+        "reason": reason,
+        "source": source,
+        "created_at": now,
+        "expires_at": expires_at,
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+        session.execute(
+            insert(SuppressionRow)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["phone_e164", "scope"])
+        )
+    else:
+        try:
+            with session.begin_nested():
+                session.add(SuppressionRow(**values))
+        except IntegrityError:
+            pass
+    row = session.scalars(
+        select(SuppressionRow)
+        .where(SuppressionRow.phone_e164 == phone_e164, SuppressionRow.scope == scope)
+        .execution_options(populate_existing=True)
+    ).one()
+    if row.expires_at is not None and row.expires_at <= now:
+        row.reason, row.source, row.created_at, row.expires_at = reason, source, now, expires_at
+    elif row.expires_at is not None and (expires_at is None or expires_at > row.expires_at):
+        row.expires_at = expires_at
+    session.flush()
+    return row
+
+
+def remove_suppression(*, session: Session, phone_e164: str, scope: str = ALL_CUSTOMERS) -> bool:
+    """Lift a suppression; True when there was one to lift."""
+    result = session.execute(
+        delete(SuppressionRow).where(
+            SuppressionRow.phone_e164 == phone_e164, SuppressionRow.scope == scope
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def list_suppressions(*, session: Session, now: datetime | None = None) -> list[SuppressionRow]:
+    """Every suppression, oldest first; only the active ones when ``now`` is given."""
+    query = select(SuppressionRow).order_by(SuppressionRow.created_at, SuppressionRow.id)
+    if now is not None:
+        _check_aware(now, "now")
+        query = query.where(_active(now))
+    return list(session.scalars(query))
+
+
+def find_suppression(
+    *,
+    session: Session,
+    phone_e164: str,
+    customer_ref: str | None = None,
+    now: datetime,
+) -> SuppressionRow | None:
+    """The active suppression that forbids calling this number (for this customer), if any.
+
+    A suppression for everyone is preferred over a per-customer one; expired rows never
+    count.
+    """
+    _check_aware(now, "now")
+    scopes = [ALL_CUSTOMERS] if customer_ref is None else [ALL_CUSTOMERS, customer_ref]
+    rows = session.scalars(
+        select(SuppressionRow)
+        .where(
+            SuppressionRow.phone_e164 == phone_e164,
+            SuppressionRow.scope.in_(scopes),
+            _active(now),
+        )
+        .order_by(SuppressionRow.created_at, SuppressionRow.id)
+    ).all()
+    for row in rows:
+        if row.scope == ALL_CUSTOMERS:
+            return row
+    return rows[0] if rows else None

@@ -6,9 +6,11 @@ Exit codes: 0 when the command did what it was asked, 1 when it failed at run ti
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import NoReturn
 
 import typer
+from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.runtime import Runtime
 from recovery.settings import Settings
@@ -103,8 +105,11 @@ def api(
     app_, stop = build_receiver(runtime, trigger=trigger)
     try:
         uvicorn.run(
-            app_, host=host or runtime.settings.api_host, port=port or runtime.settings.api_port,
-            log_level="info", access_log=False,
+            app_,
+            host=host or runtime.settings.api_host,
+            port=port or runtime.settings.api_port,
+            log_level="info",
+            access_log=False,
         )
     finally:
         stop()
@@ -113,7 +118,9 @@ def api(
 
 @app.command("ingest")
 def ingest_command(
-    batch_size: int = typer.Option(None, min=1, help="Rows per batch (RECOVERY_INGEST_BATCH_SIZE)."),
+    batch_size: int = typer.Option(
+        None, min=1, help="Rows per batch (RECOVERY_INGEST_BATCH_SIZE)."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Drain the inbox into cases now, in this process (the ingest deployment does the same)."""
@@ -150,8 +157,10 @@ def cases_list(
 
     runtime = _runtime()
     with runtime.sessions() as session:
-        rows = [case_summary(c, reveal=reveal) for c in
-                list_cases(session=session, status=status, limit=limit)]
+        rows = [
+            case_summary(c, reveal=reveal)
+            for c in list_cases(session=session, status=status, limit=limit)
+        ]
     runtime.close()
     if json_output:
         import json
@@ -188,10 +197,6 @@ def cases_show(
 
 
 # --- compliance commands (window, suppress) ---
-
-from datetime import datetime  # noqa: E402
-
-from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
 suppress_app = typer.Typer(help="The internal suppression list (never call).", no_args_is_help=True)
 app.add_typer(suppress_app, name="suppress")

@@ -146,6 +146,7 @@ class CaseView(_Frozen):
 
     key: str
     gateway: Gateway
+    customer_ref: str | None = None
     status: CaseStatus
     outcome: Outcome | None = None
     category: FailureCategory

@@ -360,6 +360,7 @@ def to_view(case: CaseRow) -> CaseView:
     return CaseView(
         key=case_key(case.gateway, case.business_key),
         gateway=Gateway(case.gateway),
+        customer_ref=case.customer_ref,
         status=CaseStatus(case.status),
         outcome=Outcome(case.outcome) if case.outcome else None,
         category=FailureCategory(case.category),

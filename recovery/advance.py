@@ -25,10 +25,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.contact_center.client import AddContactsResult, GenesysClient
 from recovery.contact_center.contacts import ContactRequest, contact_id_for
-from recovery.domain.compliance import CallHistory, CallingRules, permitted
+from recovery.domain.compliance import CallHistory, CallingRules, next_permitted, permitted
 from recovery.domain.machine import Step, decide
 from recovery.domain.models import (
     CaseStatus,
+    ContactPoint,
     Disposition,
     HistoryEntry,
     HistoryKind,
@@ -75,14 +76,22 @@ def decide_due(
     now: datetime,
     owner: str,
     limit: int,
-    lease_seconds: int,
+    lease: timedelta,
     contact_list_id: str,
+    dial_margin: timedelta = timedelta(0),
 ) -> Decided:
-    """Lease up to ``limit`` due cases to ``owner`` and apply each one's next step."""
+    """Lease up to ``limit`` due cases to ``owner`` and apply each one's next step.
+
+    ``dial_margin``: a contact is only planned when calling stays lawful for at least this long
+    after now, so the dialer has time to call it inside the window."""
     result = Decided()
     with transaction(sessions) as session:
         ids = claim_due(
-            session=session, now=now, limit=limit, owner=owner, lease_seconds=lease_seconds
+            session=session,
+            now=now,
+            limit=limit,
+            owner=owner,
+            lease_seconds=int(lease.total_seconds()),
         )
     result.claimed = len(ids)
     if not ids:
@@ -109,12 +118,41 @@ def decide_due(
                 result.to_dispatch.append(pending[case.id].id)
                 continue
             reason = _suppressed(suppressions, case.phone_e164, case.customer_ref)
-            step = decide(
-                to_view(case), histories[case.id], now, policy, rules, suppression=reason
-            )
+            view = to_view(case)
+            step = decide(view, histories[case.id], now, policy, rules, suppression=reason)
+            if step.action == "contact" and dial_margin > timedelta(0):
+                step = _respect_margin(
+                    view.contact, step, histories[case.id], now, dial_margin, rules
+                )
             result.actions[step.action] += 1
             _apply(session, case, step, now, owner, contact_list_id, result)
     return result
+
+
+def _respect_margin(
+    contact: ContactPoint,
+    step: Step,
+    entries: Sequence[HistoryEntry],
+    now: datetime,
+    margin: timedelta,
+    rules: CallingRules,
+) -> Step:
+    """A contact planned so late in the window that the dialer could not call it in time
+    waits for the next window instead."""
+    calls = call_history(entries, exclude_attempt=None)
+    if permitted(contact, calls, now + margin, rules).permitted:
+        return step
+    later = next_permitted(contact, calls, now + margin, rules)
+    minutes = int(margin.total_seconds() // 60)
+    reasons = (*step.reasons, f"the window closes within the {minutes} min dial margin")
+    at = later.next_permitted_at or now + timedelta(days=rules.horizon_days)
+    return Step(
+        action="wait",
+        at=at,
+        status=CaseStatus.awaiting_window,
+        reasons=(*reasons, *later.reasons),
+        timezones=step.timezones,
+    )
 
 
 def _histories(session: Session, case_ids: Sequence[int]) -> dict[int, list[HistoryEntry]]:
@@ -168,13 +206,23 @@ def _apply(
     if step.suppress is not None:
         scope = ALL_CUSTOMERS if step.suppress.scope == "*" else (case.customer_ref or "*")
         add_suppression(
-            session=session, phone_e164=step.suppress.phone_e164, reason=step.suppress.reason,
-            source="disposition", now=now, scope=scope,
+            session=session,
+            phone_e164=step.suppress.phone_e164,
+            reason=step.suppress.reason,
+            source="disposition",
+            now=now,
+            scope=scope,
         )
         append_history(
-            session=session, case_id=case.id, at=now, now=now, kind=HistoryKind.suppressed,
-            reasons=[f"{mask_phone(step.suppress.phone_e164)} suppressed ({step.suppress.reason})"
-                     f" for {'every customer' if scope == ALL_CUSTOMERS else 'this customer'}"],
+            session=session,
+            case_id=case.id,
+            at=now,
+            now=now,
+            kind=HistoryKind.suppressed,
+            reasons=[
+                f"{mask_phone(step.suppress.phone_e164)} suppressed ({step.suppress.reason})"
+                f" for {'every customer' if scope == ALL_CUSTOMERS else 'this customer'}"
+            ],
             data={"reason": step.suppress.reason, "scope": "all" if scope == "*" else "customer"},
         )
         if scope == ALL_CUSTOMERS:
@@ -195,8 +243,12 @@ def _apply(
         already = case.status == CaseStatus.closed.value
         if not already:
             close_case(
-                session=session, case=case, outcome=step.outcome or Outcome.exhausted,
-                at=now, now=now, reasons=reasons,
+                session=session,
+                case=case,
+                outcome=step.outcome or Outcome.exhausted,
+                at=now,
+                now=now,
+                reasons=reasons,
             )
         case.flagged_for_review = case.flagged_for_review or step.flag_review
         case.lease_owner, case.lease_until = None, None
@@ -212,8 +264,13 @@ def _apply(
     if step.action == "review":
         case.flagged_for_review = True
     append_history(
-        session=session, case_id=case.id, at=now, now=now, kind=HistoryKind.decision,
-        status=step.status, reasons=reasons,
+        session=session,
+        case_id=case.id,
+        at=now,
+        now=now,
+        kind=HistoryKind.decision,
+        status=step.status,
+        reasons=reasons,
         data={"action": step.action, "next_due_at": step.at.isoformat()},
     )
 
@@ -253,8 +310,10 @@ def _plan_contact(
         "disposition_due_at": step.disposition_due_at,
     }
     row_id = insert_ignore(
-        session, ContactRow.__table__,  # type: ignore[arg-type]
-        values, conflict=("case_id", "attempt"),
+        session,
+        ContactRow.__table__,  # type: ignore[arg-type]
+        values,
+        conflict=("case_id", "attempt"),
     )
     if row_id is None:
         # The same attempt was planned before and withdrawn (say, the window closed before it
@@ -276,10 +335,20 @@ def _plan_contact(
     # planned contact is sent again (same id: an upsert).
     case.next_due_at = now
     append_history(
-        session=session, case_id=case.id, at=now, now=now, kind=HistoryKind.decision,
-        status=CaseStatus.contact_requested, reasons=step.reasons,
-        data={"action": "contact", "attempt": step.attempt, "contact_id": contact_id,
-              "time_zone": zone, "timezones": list(step.timezones)},
+        session=session,
+        case_id=case.id,
+        at=now,
+        now=now,
+        kind=HistoryKind.decision,
+        status=CaseStatus.contact_requested,
+        reasons=step.reasons,
+        data={
+            "action": "contact",
+            "attempt": step.attempt,
+            "contact_id": contact_id,
+            "time_zone": zone,
+            "timezones": list(step.timezones),
+        },
     )
     result.to_dispatch.append(int(row_id))
 
@@ -339,7 +408,9 @@ def dispatch(
             return outcome
         cases = {
             c.id: c
-            for c in session.scalars(select(CaseRow).where(CaseRow.id.in_([r.case_id for r in rows])))
+            for c in session.scalars(
+                select(CaseRow).where(CaseRow.id.in_([r.case_id for r in rows]))
+            )
         }
         histories = _histories(session, list(cases))
         suppressions = _suppressions(session, [r.phone_e164 for r in rows], now)
@@ -361,8 +432,9 @@ def dispatch(
                     failure_reason=case.category,
                     amount=case.amount,
                     currency=(case.currency or "").upper(),
-                    next_retry_window=row.planned_at.astimezone(ZoneInfo(row.time_zone))
-                    .isoformat(timespec="minutes"),
+                    next_retry_window=row.planned_at.astimezone(ZoneInfo(row.time_zone)).isoformat(
+                        timespec="minutes"
+                    ),
                     time_zone=row.time_zone,
                 )
             )
@@ -399,7 +471,11 @@ def _withdraw(session: Session, case: CaseRow, row: ContactRow, why: str, now: d
     row.state = "cancelled"
     row.error = why[:1000]
     append_history(
-        session=session, case_id=case.id, at=now, now=now, kind=HistoryKind.note,
+        session=session,
+        case_id=case.id,
+        at=now,
+        now=now,
+        kind=HistoryKind.note,
         reasons=[f"attempt {row.attempt} withdrawn before it was sent: {why}"],
         data={"attempt": row.attempt, "contact_id": row.contact_id, "withdrawn": True},
     )
@@ -425,18 +501,29 @@ def _record(
         ).all()
         cases = {
             c.id: c
-            for c in session.scalars(select(CaseRow).where(CaseRow.id.in_([r.case_id for r in rows])))
+            for c in session.scalars(
+                select(CaseRow).where(CaseRow.id.in_([r.case_id for r in rows]))
+            )
         }
         for row in rows:
             case = cases[row.case_id]
             if row.state != "requested":
                 continue  # recorded by someone else meanwhile
-            history = {"attempt": row.attempt, "planned_at": row.planned_at.isoformat(),
-                       "contact_id": row.contact_id, "time_zone": row.time_zone}
+            history = {
+                "attempt": row.attempt,
+                "planned_at": row.planned_at.isoformat(),
+                "contact_id": row.contact_id,
+                "time_zone": row.time_zone,
+            }
             append_history(
-                session=session, case_id=case.id, at=now, now=now,
-                kind=HistoryKind.contact_requested, status=CaseStatus.contact_requested,
-                reasons=[f"attempt {row.attempt} sent to the contact centre"], data=history,
+                session=session,
+                case_id=case.id,
+                at=now,
+                now=now,
+                kind=HistoryKind.contact_requested,
+                status=CaseStatus.contact_requested,
+                reasons=[f"attempt {row.attempt} sent to the contact centre"],
+                data=history,
             )
             if row.contact_id in created:
                 row.state, row.created_at = "created", now
@@ -445,8 +532,12 @@ def _record(
                 case.status_reason = f"attempt {row.attempt} queued at the contact centre"
                 case.next_due_at = row.disposition_due_at or now
                 append_history(
-                    session=session, case_id=case.id, at=now, now=now,
-                    kind=HistoryKind.contact_created, status=CaseStatus.awaiting_disposition,
+                    session=session,
+                    case_id=case.id,
+                    at=now,
+                    now=now,
+                    kind=HistoryKind.contact_created,
+                    status=CaseStatus.awaiting_disposition,
                     reasons=[f"contact {row.contact_id} created in list {row.contact_list_id}"],
                     data=history,
                 )
@@ -457,8 +548,12 @@ def _record(
                 row.state, row.error = "rejected", why[:1000]
                 case.next_due_at = now
                 append_history(
-                    session=session, case_id=case.id, at=now, now=now,
-                    kind=HistoryKind.contact_rejected, reasons=[f"contact refused: {why}"],
+                    session=session,
+                    case_id=case.id,
+                    at=now,
+                    now=now,
+                    kind=HistoryKind.contact_rejected,
+                    reasons=[f"contact refused: {why}"],
                     data=history,
                 )
                 outcome.rejected += 1

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from recovery.clock import Clock, parse_clock
+from recovery.clock import Clock, VirtualClock, parse_clock
+from recovery.contact_center.client import GenesysClient
+from recovery.contact_center.throttle import Acquire
+from recovery.domain.compliance import CallingRules, load_rules
 from recovery.domain.models import ContactPoint
+from recovery.domain.policy import DispositionMap, Policy, load_disposition_map, load_policy
 from recovery.domain.taxonomy import FailureCodes, load_failure_codes
 from recovery.gateways import stripe as stripe_gateway
 from recovery.logging import install_log_scrubbing
@@ -43,6 +48,31 @@ class Runtime:
     @cached_property
     def failure_codes(self) -> FailureCodes:
         return load_failure_codes(self.settings.failure_codes_file)
+
+    @cached_property
+    def policy(self) -> Policy:
+        return load_policy(self.settings.policy_file)
+
+    @cached_property
+    def rules(self) -> CallingRules:
+        return load_rules(self.settings.calling_rules_file, self.settings.calling_rules_profile)
+
+    @cached_property
+    def disposition_map(self) -> DispositionMap:
+        return load_disposition_map(self.settings.disposition_map_file)
+
+    @property
+    def time_scale(self) -> float:
+        """Virtual seconds per real second (1 on the system clock)."""
+        return self.clock.speed if isinstance(self.clock, VirtualClock) else 1.0
+
+    def real_seconds(self, seconds: float) -> timedelta:
+        """A span of real time expressed on this runtime's clock (leases, margins)."""
+        return timedelta(seconds=seconds * self.time_scale)
+
+    def contact_center(self, acquire: Acquire | None = None) -> GenesysClient:
+        """A client for the configured region or emulator; close it when done."""
+        return GenesysClient.from_settings(self.settings, clock=self.clock, acquire=acquire)
 
     def require_schema(self) -> None:
         ensure_schema(self.settings.database_url)

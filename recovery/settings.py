@@ -88,9 +88,14 @@ class Settings(BaseSettings):
     genesys_phone_column: str = "phone"
     genesys_timeout_seconds: float = 30.0
 
-    # Lease for claiming due cases
-    lease_seconds: int = 300
-    advance_chunk_size: int = 500
+    # Advancing due cases
+    lease_seconds: int = Field(default=300, ge=10, description="real seconds")
+    advance_chunk_size: int = Field(default=500, ge=1, le=10_000)
+    dial_margin_minutes: int = Field(default=15, ge=0, le=600)
+    advance_interval_seconds: int = Field(default=60, ge=1)
+    reconcile_interval_seconds: int = Field(default=900, ge=1)
+    dispositions_interval_seconds: int = Field(default=60, ge=1)
+    rate_limit_occupy: int = Field(default=1, ge=1, le=50)
 
     @field_validator("stripe_webhook_secrets", "generic_signing_secrets", mode="before")
     @classmethod

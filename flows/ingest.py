@@ -8,10 +8,11 @@ from prefect.artifacts import create_table_artifact
 from recovery.ingest import IngestSummary
 from recovery.runtime import Runtime
 from recovery.settings import Settings
+from tasks.events import emit_case_events
 from tasks.ingest import apply_inbox_batch
 
 
-@flow(name="ingest", log_prints=False)
+@flow(name="ingest", log_prints=False)  # tags come from the deployment
 def ingest(max_batches: int = 1000) -> dict[str, object]:
     """Apply every unprocessed inbox row, one batch per task run, until the inbox is empty."""
     runtime = Runtime(Settings())
@@ -23,6 +24,7 @@ def ingest(max_batches: int = 1000) -> dict[str, object]:
         if batch.rows == 0:
             break
         total.add(batch)
+        emit_case_events(batch.events)
         logger.info("batch %d: %d rows %s", batch_no, batch.rows, dict(batch.results))
     create_table_artifact(
         key="ingest-summary",

@@ -55,6 +55,8 @@ class Decided:
     actions: Counter[str] = field(default_factory=Counter)
     to_dispatch: list[int] = field(default_factory=list)
     suppressed_numbers: list[str] = field(default_factory=list)
+    # (event name, case key, payload) for the business event feed; no personal data
+    events: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
 
 
 @dataclass
@@ -125,7 +127,10 @@ def decide_due(
                     view.contact, step, histories[case.id], now, dial_margin, rules
                 )
             result.actions[step.action] += 1
-            _apply(session, case, step, now, owner, contact_list_id, result)
+            added = _apply(session, case, step, now, owner, contact_list_id, result)
+            if added is not None:
+                # Later cases of this chunk on the same number must see it at once.
+                suppressions[added.phone_e164].append(added)
     return result
 
 
@@ -201,11 +206,13 @@ def _apply(
     owner: str,
     contact_list_id: str,
     result: Decided,
-) -> None:
+) -> SuppressionRow | None:
+    """Apply one step; the suppression it added, if any."""
     reasons = list(step.reasons)
+    added: SuppressionRow | None = None
     if step.suppress is not None:
         scope = ALL_CUSTOMERS if step.suppress.scope == "*" else (case.customer_ref or "*")
-        add_suppression(
+        added = add_suppression(
             session=session,
             phone_e164=step.suppress.phone_e164,
             reason=step.suppress.reason,
@@ -252,10 +259,10 @@ def _apply(
             )
         case.flagged_for_review = case.flagged_for_review or step.flag_review
         case.lease_owner, case.lease_until = None, None
-        return
+        return added
     if step.action == "contact":
         _plan_contact(session, case, step, now, contact_list_id, result)
-        return
+        return added
     case.status = step.status.value
     case.status_reason = "; ".join(reasons)[:2000]
     case.next_due_at = step.at
@@ -273,6 +280,7 @@ def _apply(
         reasons=reasons,
         data={"action": step.action, "next_due_at": step.at.isoformat()},
     )
+    return added
 
 
 def contact_zone(zones: Sequence[str], at: datetime) -> str:

@@ -64,13 +64,41 @@ class VirtualClock:
         return max(0.0, (at - self.now()).total_seconds() / self.speed)
 
 
+class FileClock:
+    """The instant written in a file (ISO 8601 with offset): a clock an operator or a test
+    moves by hand, shared by every process that reads the same file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cache: tuple[int, datetime] | None = None
+
+    def now(self) -> datetime:
+        stamp = self.path.stat().st_mtime_ns
+        if self._cache is None or self._cache[0] != stamp:
+            at = datetime.fromisoformat(self.path.read_text().strip())
+            if at.tzinfo is None:
+                raise ValueError(f"{self.path}: the instant needs a UTC offset")
+            self._cache = (stamp, at)
+        return self._cache[1]
+
+    def set(self, at: datetime) -> None:
+        if at.tzinfo is None:
+            raise ValueError("FileClock needs a timezone-aware datetime")
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(at.isoformat())
+        os.replace(tmp, self.path)
+
+
 def parse_clock(spec: str, data_dir: Path) -> Clock:
     """Build the clock a ``RECOVERY_CLOCK`` value names.
 
-    ``system`` or ``virtual:2026-12-01T13:00:00+00:00@10000`` (start and speed).
+    ``system``; ``virtual:2026-12-01T13:00:00+00:00@10000`` (start and speed); or
+    ``file:/path/to/clock`` (the instant written in that file).
     """
     if spec == "system":
         return SystemClock()
+    if spec.startswith("file:"):
+        return FileClock(Path(spec.removeprefix("file:")))
     if spec.startswith("virtual:"):
         body = spec.removeprefix("virtual:")
         start_text, _, speed_text = body.rpartition("@")
@@ -80,7 +108,9 @@ def parse_clock(spec: str, data_dir: Path) -> Clock:
         if start.tzinfo is None:
             raise ValueError(f"bad clock {spec!r}: the start needs a UTC offset")
         return VirtualClock(start, float(speed_text), _shared_anchor(spec, data_dir))
-    raise ValueError(f"bad clock {spec!r}: expected 'system' or 'virtual:<ISO start>@<speed>'")
+    raise ValueError(
+        f"bad clock {spec!r}: expected 'system', 'virtual:<ISO start>@<speed>' or 'file:<path>'"
+    )
 
 
 def _shared_anchor(spec: str, data_dir: Path) -> float:

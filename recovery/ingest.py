@@ -35,14 +35,15 @@ class IngestSummary:
     batches: int = 0
     results: Counter[str] = field(default_factory=Counter)
     case_ids: set[int] = field(default_factory=set)
-    opened: list[str] = field(default_factory=list)
+    # (event name, case key, payload) for the business event feed; no personal data
+    events: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
 
     def add(self, other: IngestSummary) -> None:
         self.rows += other.rows
         self.batches += other.batches
         self.results.update(other.results)
         self.case_ids |= other.case_ids
-        self.opened.extend(other.opened)
+        self.events.extend(other.events)
 
     def as_dict(self) -> dict[str, object]:
         return {"rows": self.rows, "batches": self.batches, "results": dict(self.results)}
@@ -82,6 +83,11 @@ def ingest_batch(
             summary.results[result.action] += 1
             if result.case_id is not None:
                 summary.case_ids.add(result.case_id)
+            if result.key and result.action in ("opened", "closed"):
+                name = "payment.failed" if result.action == "opened" else "payment.succeeded"
+                summary.events.append(
+                    (name, result.key, {"gateway": row.gateway, "event_type": row.event_type})
+                )
     return summary
 
 

@@ -71,9 +71,14 @@ def reconcile_overdue(
                 disposition = map_wrapup(record.last_result, mapping)
                 try:
                     result = record_disposition(
-                        session=session, contact_id=contact_id, wrapup_code=record.last_result,
-                        disposition=disposition, right_party=is_right_party(disposition),
-                        source="poll", occurred_at=record.last_attempt or now, now=now,
+                        session=session,
+                        contact_id=contact_id,
+                        wrapup_code=record.last_result,
+                        disposition=disposition,
+                        right_party=is_right_party(disposition),
+                        source="poll",
+                        occurred_at=record.last_attempt or now,
+                        now=now,
                         detail={"reconciled": True},
                     )
                 except UnknownContact:
@@ -115,10 +120,15 @@ def remove_closed(
                 continue
             row.state = "removed"
             append_history(
-                session=session, case_id=row.case_id, at=now, now=now,
+                session=session,
+                case_id=row.case_id,
+                at=now,
+                now=now,
                 kind=HistoryKind.contact_removed,
-                reasons=[f"contact {contact_id} removed from list {list_id}: the case closed"
-                         + ("" if removed else " (it was already gone)")],
+                reasons=[
+                    f"contact {contact_id} removed from list {list_id}: the case closed"
+                    + ("" if removed else " (it was already gone)")
+                ],
                 data={"attempt": row.attempt, "contact_id": contact_id},
             )
         counts["removed" if removed else "already_gone"] += 1

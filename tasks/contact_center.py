@@ -22,33 +22,55 @@ _RETRY = {
 }
 
 
-@task(name="append-dnc", task_run_name="append {size} numbers to the DNC list", **_RETRY,
-      tags=["recovery", "contact-centre"])
+@task(
+    name="append-dnc",
+    task_run_name="append {size} numbers to the DNC list",
+    **_RETRY,
+    tags=["recovery", "contact-centre"],
+)
 def append_dnc(runtime: Runtime, client: GenesysClient, size: int, phones: list[str]) -> int:
     """Add suppressed numbers to the contact centre's internal DNC list (a second guard)."""
     return client.append_dnc(runtime.settings.genesys_dnc_list_id, phones)
 
 
-@task(name="reconcile-contacts", task_run_name="read back batch {batch_no} ({size} contacts)",
-      **_RETRY, tags=["recovery", "contact-centre"])
+@task(
+    name="reconcile-contacts",
+    task_run_name="read back batch {batch_no} ({size} contacts)",
+    **_RETRY,
+    tags=["recovery", "contact-centre"],
+)
 def reconcile_contacts(
-    runtime: Runtime, client: GenesysClient, batch_no: int, size: int,
+    runtime: Runtime,
+    client: GenesysClient,
+    batch_no: int,
+    size: int,
     contacts: list[tuple[str, str]],
 ) -> Counter[str]:
     """Bulk-read overdue contacts and record the outcomes the push did not deliver."""
     return reconcile_overdue(
-        sessions=runtime.sessions, client=client, contacts=contacts,
-        mapping=runtime.disposition_map, phone_column=runtime.settings.genesys_phone_column,
+        sessions=runtime.sessions,
+        client=client,
+        contacts=contacts,
+        mapping=runtime.disposition_map,
+        phone_column=runtime.settings.genesys_phone_column,
         now=runtime.clock.now(),
     )
 
 
-@task(name="remove-contacts", task_run_name="remove batch {batch_no} ({size} contacts)",
-      **_RETRY, tags=["recovery", "contact-centre"])
+@task(
+    name="remove-contacts",
+    task_run_name="remove batch {batch_no} ({size} contacts)",
+    **_RETRY,
+    tags=["recovery", "contact-centre"],
+)
 def remove_contacts(
-    runtime: Runtime, client: GenesysClient, batch_no: int, size: int,
+    runtime: Runtime,
+    client: GenesysClient,
+    batch_no: int,
+    size: int,
     contacts: list[tuple[int, str, str]],
 ) -> Counter[str]:
     """Delete contacts of closed cases from the contact list, so nobody paid is called."""
-    return remove_closed(sessions=runtime.sessions, client=client, contacts=contacts,
-                         now=runtime.clock.now())
+    return remove_closed(
+        sessions=runtime.sessions, client=client, contacts=contacts, now=runtime.clock.now()
+    )

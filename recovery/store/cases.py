@@ -34,6 +34,7 @@ class ApplyResult:
     action: str
     case_id: int | None
     reason: str
+    key: str | None = None
 
 
 def case_key(gateway: str, business_key: str) -> str:
@@ -159,7 +160,9 @@ def apply_failure(
                 reasons=[reason],
                 data={"outcome": outcome.value},
             )
-        return ApplyResult("opened", case_id, reason)
+        return ApplyResult(
+            "opened", case_id, reason, case_key(failure.gateway, failure.business_key)
+        )
     return _update_existing(session, failure, category, category_reason, now)
 
 
@@ -226,7 +229,12 @@ def _update_existing(
         reasons=changed or [f"another event about the same payment ({failure.event_type})"],
         data=_failure_data(failure, category),
     )
-    return ApplyResult("updated", case.id, "; ".join(changed) or "no new facts")
+    return ApplyResult(
+        "updated",
+        case.id,
+        "; ".join(changed) or "no new facts",
+        case_key(case.gateway, case.business_key),
+    )
 
 
 def _failure_data(failure: PaymentFailure, category: FailureCategory) -> dict[str, Any]:
@@ -291,7 +299,12 @@ def apply_success(*, session: Session, success: PaymentSucceeded, now: datetime)
         },
         kind=HistoryKind.payment_succeeded,
     )
-    return ApplyResult("closed", case.id, "payment succeeded: case recovered")
+    return ApplyResult(
+        "closed",
+        case.id,
+        "payment succeeded: case recovered",
+        case_key(case.gateway, case.business_key),
+    )
 
 
 def close_case(

@@ -1,0 +1,230 @@
+"""The recovery sequence end to end: receiver -> ingest -> advance -> emulator -> disposition
+push -> advance, on the real Prefect engine, with a clock the test moves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from recovery.contact_center.contacts import contact_id_for
+from recovery.store.tables import CaseRow, ContactRow, HistoryRow, SuppressionRow
+from tests.factories import charge_event, intent_failed, invoice_failed
+from tests.flows.system import System, running_system
+
+pytestmark = pytest.mark.prefect
+
+# Tuesday 1 December 2026, 06:00 in Los Angeles (PST, UTC-8).
+DAWN_PACIFIC = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
+EIGHT_PACIFIC = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def system(
+    prefect_api_url: str, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[System]:
+    if not store_url.startswith("sqlite"):
+        pytest.skip("the end-to-end sequence runs on SQLite; PostgreSQL has its own tests")
+    with running_system(
+        store_url=store_url, tmp_path=tmp_path, monkeypatch=monkeypatch, start=DAWN_PACIFIC
+    ) as running:
+        yield running
+
+
+def run_flows(*names: str) -> None:
+    from flows.advance import advance
+    from flows.close_on_payment import close_on_payment
+    from flows.dispositions import dispositions
+    from flows.ingest import ingest
+    from flows.reconcile import reconcile
+
+    table = {
+        "ingest": ingest,
+        "advance": advance,
+        "dispositions": dispositions,
+        "reconcile": reconcile,
+        "close_on_payment": close_on_payment,
+    }
+    for name in names:
+        table[name]()
+
+
+def case(system: System, key: str) -> CaseRow:
+    with system.runtime.sessions() as s:
+        return s.scalars(select(CaseRow).where(CaseRow.business_key == key)).one()
+
+
+def history(system: System, key: str) -> list[HistoryRow]:
+    with system.runtime.sessions() as s:
+        found = s.scalars(select(CaseRow).where(CaseRow.business_key == key)).one()
+        return list(
+            s.scalars(
+                select(HistoryRow).where(HistoryRow.case_id == found.id).order_by(HistoryRow.id)
+            )
+        )
+
+
+def expired_card(
+    event_id: str,
+    key: str,
+    at: datetime,
+    phone: str = "+14155552671",
+    state: str = "CA",
+    postal: str = "94103",
+) -> dict:
+    return intent_failed(
+        event_id=event_id,
+        intent_id=f"pi_{key}",
+        invoice_id=key,
+        created=at,
+        code="expired_card",
+        decline_code="expired_card",
+        phone=phone,
+        state=state,
+        postal_code=postal,
+    )
+
+
+def test_dawn_on_the_west_coast_waits_for_eight(system: System) -> None:
+    assert system.post(expired_card("evt_1", "in_west", DAWN_PACIFIC)).status_code == 200
+    run_flows("ingest", "advance")
+    waiting = case(system, "in_west")
+    assert waiting.status == "awaiting_window"
+    assert waiting.next_due_at == EIGHT_PACIFIC
+    assert system.contacts() == []
+
+    system.set_time(EIGHT_PACIFIC - timedelta(minutes=1))
+    run_flows("advance")
+    assert system.contacts() == []
+
+    system.set_time(EIGHT_PACIFIC)
+    run_flows("advance")
+    contacts = system.contacts()
+    assert [c["id"] for c in contacts] == [contact_id_for("stripe:in_west", 1)]
+    data = contacts[0]["data"]
+    assert data["timeZone"] == "America/Los_Angeles" and data["pciSensitive"] == "true"
+    assert data["phone"] == "+14155552671"
+    created = case(system, "in_west")
+    assert created.status == "awaiting_disposition" and created.contacts_made == 1
+    with system.runtime.sessions() as s:
+        row = s.scalars(select(ContactRow)).one()
+        assert row.created_at == EIGHT_PACIFIC
+
+
+def test_no_answer_then_the_next_attempt_per_policy(system: System) -> None:
+    system.set_time(EIGHT_PACIFIC)
+    system.post(expired_card("evt_na", "in_na", EIGHT_PACIFIC))
+    run_flows("ingest", "advance")
+    assert len(system.contacts()) == 1
+    report = system.dial()
+    assert report["pushes_sent"] == 1
+    run_flows("dispositions", "advance")
+    after = case(system, "in_na")
+    assert after.status == "cooling_down"
+    policy = system.runtime.policy.for_category(after.category)
+    assert after.next_due_at is not None
+    assert after.next_due_at >= EIGHT_PACIFIC + policy.retry_delay(1)
+    kinds = [h.kind for h in history(system, "in_na")]
+    assert "disposition" in kinds
+    system.set_time(after.next_due_at)
+    run_flows("advance")
+    ids = sorted(c["id"] for c in system.contacts())
+    assert ids == sorted([contact_id_for("stripe:in_na", 1), contact_id_for("stripe:in_na", 2)])
+
+
+def test_promise_to_pay_means_silence_until_the_date(system: System) -> None:
+    system.set_time(EIGHT_PACIFIC)
+    system.control("scenario", {"name": "all-promise-to-pay"})
+    system.post(expired_card("evt_pp", "in_pp", EIGHT_PACIFIC))
+    run_flows("ingest", "advance")
+    system.dial()
+    run_flows("advance")
+    promised = case(system, "in_pp")
+    assert promised.status == "cooling_down"
+    assert promised.next_due_at is not None and promised.next_due_at > EIGHT_PACIFIC + timedelta(
+        days=1
+    )
+    for hours in (6, 24, 48):
+        system.set_time(
+            min(promised.next_due_at - timedelta(minutes=1), EIGHT_PACIFIC + timedelta(hours=hours))
+        )
+        run_flows("advance")
+        assert len(system.contacts()) == 1
+
+
+def test_do_not_call_suppresses_and_stops_every_case_on_the_number(system: System) -> None:
+    system.set_time(EIGHT_PACIFIC)
+    system.control("scenario", {"name": "all-never-call"})
+    system.post(expired_card("evt_a", "in_dnc_a", EIGHT_PACIFIC))
+    run_flows("ingest", "advance")
+    # A second failure for the same customer arrives after the first call was queued.
+    system.post(
+        intent_failed(
+            event_id="evt_b",
+            intent_id="pi_dnc_b",
+            invoice_id="in_dnc_b",
+            created=EIGHT_PACIFIC,
+            decline_code="insufficient_funds",
+        )
+    )
+    run_flows("ingest")
+    system.dial()
+    run_flows("advance", "advance")
+    first, second = case(system, "in_dnc_a"), case(system, "in_dnc_b")
+    assert (first.status, first.outcome) == ("closed", "suppressed")
+    assert (second.status, second.outcome) == ("closed", "suppressed")
+    with system.runtime.sessions() as s:
+        assert s.scalars(select(SuppressionRow.phone_e164)).all() == ["+14155552671"]
+    dnc = system.http.get(
+        f"{system.emulator}/__emulator__/dnc-lists/{system.runtime.settings.genesys_dnc_list_id}"
+    ).json()
+    assert "14155552671" in str(dnc)
+    system.set_time(EIGHT_PACIFIC + timedelta(days=5))
+    run_flows("advance")
+    assert len(system.contacts()) == 1
+
+
+def test_payment_mid_wait_closes_and_removes_the_pending_contact(system: System) -> None:
+    system.set_time(EIGHT_PACIFIC)
+    system.post(expired_card("evt_pay", "in_pay", EIGHT_PACIFIC))
+    run_flows("ingest", "advance")
+    assert len(system.contacts()) == 1
+    system.post(
+        charge_event(
+            event_id="evt_paid",
+            charge_id="ch_paid",
+            invoice_id="in_pay",
+            succeeded=True,
+            created=EIGHT_PACIFIC + timedelta(minutes=5),
+        )
+    )
+    run_flows("ingest", "close_on_payment")
+    paid = case(system, "in_pay")
+    assert (paid.status, paid.outcome) == ("closed", "recovered")
+    assert system.contacts() == []
+    assert system.dial()["dialled"] == 0
+    system.set_time(EIGHT_PACIFIC + timedelta(days=3))
+    run_flows("advance")
+    assert system.contacts() == []
+    assert [h.kind for h in history(system, "in_pay")][-1] == "contact_removed"
+
+
+def test_late_failure_after_payment_opens_nothing(system: System) -> None:
+    system.set_time(EIGHT_PACIFIC)
+    system.post(
+        invoice_failed(
+            event_id="evt_p", invoice_id="in_pf", created=EIGHT_PACIFIC, event_type="invoice.paid"
+        )
+    )
+    system.post(
+        invoice_failed(
+            event_id="evt_f", invoice_id="in_pf", created=EIGHT_PACIFIC - timedelta(hours=1)
+        )
+    )
+    run_flows("ingest", "advance")
+    with system.runtime.sessions() as s:
+        assert s.scalars(select(CaseRow)).all() == []
+    assert system.contacts() == []

@@ -17,6 +17,9 @@ REDACTED = "[redacted-card-number]"
 # Digits with single optional separators; at least 13 digits in the run.
 _CANDIDATE = re.compile(r"(?<![0-9])[0-9](?:[ \-]?[0-9]){12,}(?![0-9])")
 _QUICK = re.compile(r"[0-9]{4}")
+# Every match of _CANDIDATE is a stretch of 13 or more digits, spaces and dashes starting with a
+# digit: a cheap necessary condition to test before the costlier pattern itself.
+_STRETCH = re.compile(r"[0-9][0-9 \-]{12,}")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -64,6 +67,26 @@ def redact_text(text: str) -> tuple[str, int]:
 
 def contains_pan(text: str) -> bool:
     return redact_text(text)[1] > 0
+
+
+def json_may_hold_pan(raw: str) -> bool:
+    """False when nothing parsed from the JSON text ``raw`` can hold a card number.
+
+    JSON escapes other than ``\\u`` decode to quotes, slashes and control characters, never to a
+    digit, a space or a dash, so without ``\\u`` every digit run of every parsed key, string and
+    integer appears verbatim in the raw text, bounded by the same kind of characters. When the
+    raw text has no candidate run, no parsed value has one either."""
+    if "\\u" in raw:
+        return True
+    return _STRETCH.search(raw) is not None and _CANDIDATE.search(raw) is not None
+
+
+def redact_parsed_json(raw: str, value: Any) -> tuple[Any, int]:
+    """``redact_payload`` for ``value`` parsed from the JSON text ``raw``, skipping the walk (and
+    returning ``value`` itself) when the raw text rules out any card number."""
+    if not json_may_hold_pan(raw):
+        return value, 0
+    return redact_payload(value)
 
 
 def redact_payload(value: Any) -> tuple[Any, int]:

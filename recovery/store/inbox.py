@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,46 @@ from sqlalchemy.orm import Session
 
 from recovery.store.tables import InboxRow
 from recovery.store.upsert import insert_ignore
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One verified, PAN-free delivery, ready to be recorded."""
+
+    gateway: str
+    event_id: str
+    event_type: str
+    kind: str
+    payload: dict[str, Any]
+    pan_redacted: bool
+    received_at: datetime
+
+
+def _row(delivery: Delivery) -> dict[str, Any]:
+    settled = delivery.kind in ("ignored", "invalid")
+    return {
+        "gateway": delivery.gateway,
+        "event_id": delivery.event_id[:255],
+        "event_type": delivery.event_type[:128],
+        "kind": delivery.kind,
+        "payload": delivery.payload,
+        "pan_redacted": delivery.pan_redacted,
+        "received_at": delivery.received_at,
+        "processed_at": delivery.received_at if settled else None,
+        "result": "ignored" if settled else None,
+    }
+
+
+def insert_delivery(*, session: Session, delivery: Delivery) -> bool:
+    """Insert one delivery in the session's transaction; False when it was already recorded
+    (a redelivery, or the same event earlier in the same transaction)."""
+    inserted = insert_ignore(
+        session,
+        InboxRow.__table__,  # type: ignore[arg-type]
+        _row(delivery),
+        conflict=("gateway", "event_id"),
+    )
+    return inserted is not None
 
 
 def record_delivery(
@@ -24,23 +65,18 @@ def record_delivery(
     now: datetime,
 ) -> bool:
     """Record a delivery; False when this event was already recorded (a redelivery)."""
-    inserted = insert_ignore(
-        session,
-        InboxRow.__table__,  # type: ignore[arg-type]
-        {
-            "gateway": gateway,
-            "event_id": event_id[:255],
-            "event_type": event_type[:128],
-            "kind": kind,
-            "payload": payload,
-            "pan_redacted": pan_redacted,
-            "received_at": now,
-            "processed_at": now if kind in ("ignored", "invalid") else None,
-            "result": "ignored" if kind in ("ignored", "invalid") else None,
-        },
-        conflict=("gateway", "event_id"),
+    return insert_delivery(
+        session=session,
+        delivery=Delivery(
+            gateway=gateway,
+            event_id=event_id,
+            event_type=event_type,
+            kind=kind,
+            payload=payload,
+            pan_redacted=pan_redacted,
+            received_at=now,
+        ),
     )
-    return inserted is not None
 
 
 def next_unprocessed(*, session: Session, limit: int) -> list[InboxRow]:

@@ -1,0 +1,88 @@
+"""Serving every flow with its schedule from one process (the embedded default), the same
+deployments that ``prefect.yaml`` declares for a work pool.
+
+Run as ``python -m flows.serve``; ``recovery serve`` starts it.
+"""
+
+from __future__ import annotations
+
+from prefect import serve
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.events import DeploymentEventTrigger
+
+from flows.advance import advance
+from flows.close_on_payment import close_on_payment
+from flows.dispositions import dispositions
+from flows.ingest import ingest
+from flows.reconcile import reconcile
+from flows.review import review_queue
+from recovery.settings import Settings
+
+
+def one_at_a_time(strategy: ConcurrencyLimitStrategy) -> ConcurrencyLimitConfig:
+    return ConcurrencyLimitConfig(limit=1, collision_strategy=strategy)
+
+
+def deployments(settings: Settings) -> list[object]:
+    skip, queue = ConcurrencyLimitStrategy.CANCEL_NEW, ConcurrencyLimitStrategy.ENQUEUE
+    return [
+        ingest.to_deployment(
+            "ingest",
+            interval=300,
+            concurrency_limit=one_at_a_time(queue),
+            tags=["recovery", "purpose:ingest"],
+            description="Drain the webhook inbox into cases (the receiver starts it too).",
+        ),
+        advance.to_deployment(
+            "advance",
+            interval=settings.advance_interval_seconds,
+            concurrency_limit=one_at_a_time(skip),
+            tags=["recovery", "purpose:advance"],
+            description="Decide every due case; create due contacts within the rate limit.",
+        ),
+        dispositions.to_deployment(
+            "dispositions",
+            interval=settings.dispositions_interval_seconds,
+            concurrency_limit=one_at_a_time(skip),
+            tags=["recovery", "purpose:dispositions"],
+            description="Publish recorded call outcomes.",
+        ),
+        close_on_payment.to_deployment(
+            "close-on-payment",
+            interval=settings.advance_interval_seconds,
+            concurrency_limit=one_at_a_time(skip),
+            tags=["recovery", "purpose:payments"],
+            description="Remove contacts of closed cases from the contact list.",
+        ),
+        reconcile.to_deployment(
+            "reconcile",
+            interval=settings.reconcile_interval_seconds,
+            concurrency_limit=one_at_a_time(skip),
+            tags=["recovery", "purpose:reconcile"],
+            description="Read back overdue outcomes from the contact centre.",
+        ),
+        review_queue.to_deployment(
+            "review-queue",
+            concurrency_limit=one_at_a_time(skip),
+            tags=["recovery", "purpose:review"],
+            description="Publish the cases that need a person; started by every dispute.",
+            triggers=[
+                DeploymentEventTrigger(
+                    name="dispute recorded",
+                    expect={"recovery.disposition.recorded"},
+                    match={"recovery.disposition": "dispute"},
+                    posture="Reactive",
+                    threshold=1,
+                )
+            ],
+        ),
+    ]
+
+
+def main() -> None:
+    settings = Settings()
+    serve(*deployments(settings), limit=4)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""``recovery serve``: the embedded default, every part on this machine."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from types import FrameType
+
+from recovery.settings import Settings
+from recovery.supervisor import Part, Supervisor, python
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run_embedded(
+    settings: Settings,
+    *,
+    env: dict[str, str],
+    prefect_port: int,
+    with_emulator: bool,
+    emulator_port: int,
+    scenario: str,
+    dial_interval: float,
+    say: Callable[[str], None],
+    block: bool = True,
+) -> Supervisor:
+    """Start Prefect (unless PREFECT_API_URL is set), the flows, the emulator and the receiver.
+
+    With ``block`` it waits for Ctrl-C and stops everything; without, the caller stops it."""
+    data = settings.data_dir.resolve()
+    env = {**env, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "RECOVERY_DATA_DIR": str(data)}
+    env.setdefault("PREFECT_HOME", str(data / "prefect"))
+    supervisor = Supervisor(env=env, log_dir=data / "logs", say=say)
+    # A service manager stops us with SIGTERM: stop the parts as Ctrl-C would.
+    signal.signal(signal.SIGTERM, _interrupt)
+    api = f"http://{settings.api_host}:{settings.api_port}"
+    try:
+        say(supervisor.run([python(), "-m", "recovery.cli", "db", "upgrade"]).strip())
+        if not env.get("PREFECT_API_URL"):
+            env["PREFECT_API_URL"] = f"http://127.0.0.1:{prefect_port}/api"
+            supervisor.start(
+                Part(
+                    "prefect-server",
+                    [
+                        python(),
+                        "-m",
+                        "prefect",
+                        "server",
+                        "start",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(prefect_port),
+                    ],
+                    health_url=f"http://127.0.0.1:{prefect_port}/api/health",
+                ),
+                timeout=120,
+            )
+        for line in supervisor.run(
+            [python(), "-m", "recovery.cli", "prefect", "setup", "--no-work-pool"]
+        ).splitlines():
+            say(f"  {line}")
+        if with_emulator:
+            env["RECOVERY_GENESYS_BASE_URL"] = f"http://127.0.0.1:{emulator_port}"
+            supervisor.start(
+                Part(
+                    "emulator",
+                    [
+                        python(),
+                        "-m",
+                        "recovery.cli",
+                        "emulator",
+                        "--port",
+                        str(emulator_port),
+                        "--callback-url",
+                        f"{api}/callbacks/genesys/disposition",
+                        "--scenario",
+                        scenario,
+                        "--dial-interval",
+                        str(dial_interval),
+                    ],
+                    health_url=f"http://127.0.0.1:{emulator_port}/__emulator__/counters",
+                )
+            )
+        supervisor.start(Part("flows", [python(), "-m", "flows.serve"]))
+        supervisor.start(
+            Part(
+                "receiver",
+                [python(), "-m", "recovery.cli", "api"],
+                health_url=f"{api}/healthz",
+            )
+        )
+        say(f"receiver: {api}   Prefect UI: {env['PREFECT_API_URL'].removesuffix('/api')}")
+        if not block:
+            return supervisor
+        say("running; Ctrl-C stops everything")
+        supervisor.wait()
+    except KeyboardInterrupt:
+        say("stopping")
+    except BaseException:
+        supervisor.stop()
+        raise
+    supervisor.stop()
+    return supervisor

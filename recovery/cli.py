@@ -541,5 +541,8 @@ def emulator_command(
     serve(config, clock=parse_clock(settings.clock, settings.data_dir), host=host, port=port)
 
 
+# --- backfill and reporting commands ---
+
+
 if __name__ == "__main__":
     main()

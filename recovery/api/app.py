@@ -12,6 +12,7 @@ written by the inbox writer, which commits every waiting delivery in one transac
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import time
@@ -115,6 +116,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -7,6 +7,7 @@ fails here changes nothing and is picked up again by the reconcile poll.
 from __future__ import annotations
 
 import logging
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -42,6 +43,9 @@ class DispositionPush(BaseModel):
     call_attempted_at: AwareDatetime = Field(alias="callAttemptedAt")
     phone_column: str | None = Field(default=None, alias="phoneColumn", max_length=64)
     data: dict[str, str] = Field(default_factory=dict)
+    # What the agent captured in the wrap-up, when the organisation's data action sends it.
+    promised_date: date | None = Field(default=None, alias="promisedDate")
+    callback_at: AwareDatetime | None = Field(default=None, alias="callbackAt")
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -83,6 +87,12 @@ def build_callbacks_router(
                     "contact_list_id": push.contact_list_id,
                     "phone_column": push.phone_column,
                     "mapped": disposition is not Disposition.unknown,
+                    **(
+                        {"promised_date": push.promised_date.isoformat()}
+                        if push.promised_date
+                        else {}
+                    ),
+                    **({"callback_at": push.callback_at.isoformat()} if push.callback_at else {}),
                 },
             )
 

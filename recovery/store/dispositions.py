@@ -112,6 +112,12 @@ def record_disposition(
             "wrapup_code": wrapup_code[:128],
             "right_party": right_party,
             "source": source,
+            # The state machine reads these: silence until a promised date, a callback time.
+            **{
+                k: (detail or {})[k]
+                for k in ("promised_date", "callback_at")
+                if (detail or {}).get(k)
+            },
         },
     )
     session.flush()

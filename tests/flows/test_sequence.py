@@ -144,6 +144,11 @@ def test_promise_to_pay_means_silence_until_the_date(system: System) -> None:
     run_flows("advance")
     promised = case(system, "in_pp")
     assert promised.status == "cooling_down"
+    pushed = [h for h in history(system, "in_pp") if h.kind == "disposition"]
+    assert pushed and pushed[0].disposition == "promise_to_pay"
+    promised_date = datetime.fromisoformat(pushed[0].data["promised_date"]).date()
+    assert promised.next_due_at is not None
+    assert promised.next_due_at.date() >= promised_date
     assert promised.next_due_at is not None and promised.next_due_at > EIGHT_PACIFIC + timedelta(
         days=1
     )

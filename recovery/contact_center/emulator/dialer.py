@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 
 from recovery.contact_center.contacts import mask_phone
-from recovery.contact_center.emulator.scenarios import ON_DNC_LIST
+from recovery.contact_center.emulator.scenarios import ON_DNC_LIST, wrapup_details
 from recovery.contact_center.emulator.state import (
     DialReport,
     EmulatorState,
@@ -89,6 +89,14 @@ def dial(state: EmulatorState, at: datetime) -> DialReport:
                             "callAttemptedAt": _iso(at),
                             "phoneColumn": column,
                             "data": dict(contact.data),
+                            **wrapup_details(
+                                state.seed,
+                                contact_id,
+                                contact.dials,
+                                code,
+                                at,
+                                contact.data.get(state.config.time_zone_column, ""),
+                            ),
                         }
                     )
                 )

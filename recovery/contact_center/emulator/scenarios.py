@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 NO_ANSWER = "ININ-OUTBOUND-NO-ANSWER"
 BUSY = "ININ-OUTBOUND-BUSY"
@@ -86,3 +88,26 @@ def get_scenario(name: str, *, drop_push_fraction: float | None = None) -> Scena
     if not 0.0 <= drop_push_fraction <= 1.0:
         raise ValueError("drop_push_fraction must be between 0 and 1")
     return Scenario(scenario.name, scenario.outcomes, drop_push_fraction)
+
+
+PROMISE_TO_PAY = "Promise to Pay"
+CALLBACK_REQUESTED = "Callback Requested"
+
+
+def wrapup_details(
+    seed: int, contact_id: str, dial_number: int, code: str, at: datetime, zone: str
+) -> dict[str, str]:
+    """What an agent types into the wrap-up, seeded: a promised date (3 to 10 days after the
+    call) or a callback time (the next day, 11:00 to 18:00 in the contact's zone)."""
+    rng = random.Random(_key(seed, "details", contact_id, dial_number))
+    try:
+        local = at.astimezone(ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        local = at
+    if code == PROMISE_TO_PAY:
+        return {"promisedDate": (local.date() + timedelta(days=rng.randint(3, 10))).isoformat()}
+    if code == CALLBACK_REQUESTED:
+        day = local.date() + timedelta(days=1)
+        when = datetime.combine(day, time(rng.randint(11, 17), 0), tzinfo=local.tzinfo)
+        return {"callbackAt": when.isoformat()}
+    return {}

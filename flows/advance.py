@@ -83,8 +83,8 @@ def advance(max_chunks: int = 1000) -> dict[str, object]:
                 dict(decided.actions),
                 sent.created,
             )
-        for future in dnc:
-            if not (future.wait() or future.state).is_completed():
+        for appended in dnc:
+            if not (appended.wait() or appended.state).is_completed():
                 failed_tasks += 1
     finally:
         client.close()

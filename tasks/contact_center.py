@@ -13,19 +13,20 @@ from recovery.reconcile import reconcile_overdue, remove_closed
 from recovery.runtime import Runtime
 from tasks.retry import retry_transient
 
-_RETRY = {
-    "retries": 5,
-    "retry_delay_seconds": exponential_backoff(backoff_factor=3),
-    "retry_jitter_factor": 0.5,
-    "retry_condition_fn": retry_transient,
-    "cache_policy": NO_CACHE,
-}
+# Retried only on transient failures (429, 5xx, connection errors): a retry sends the same
+# contact ids again, which the contact centre treats as an update.
+RETRIES = 5
+BACKOFF = exponential_backoff(backoff_factor=3)
 
 
 @task(
     name="append-dnc",
     task_run_name="append {size} numbers to the DNC list",
-    **_RETRY,
+    retries=RETRIES,
+    retry_delay_seconds=BACKOFF,
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
     tags=["recovery", "contact-centre"],
 )
 def append_dnc(runtime: Runtime, client: GenesysClient, size: int, phones: list[str]) -> int:
@@ -36,7 +37,11 @@ def append_dnc(runtime: Runtime, client: GenesysClient, size: int, phones: list[
 @task(
     name="reconcile-contacts",
     task_run_name="read back batch {batch_no} ({size} contacts)",
-    **_RETRY,
+    retries=RETRIES,
+    retry_delay_seconds=BACKOFF,
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
     tags=["recovery", "contact-centre"],
 )
 def reconcile_contacts(
@@ -60,7 +65,11 @@ def reconcile_contacts(
 @task(
     name="remove-contacts",
     task_run_name="remove batch {batch_no} ({size} contacts)",
-    **_RETRY,
+    retries=RETRIES,
+    retry_delay_seconds=BACKOFF,
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
     tags=["recovery", "contact-centre"],
 )
 def remove_contacts(

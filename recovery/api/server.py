@@ -38,6 +38,9 @@ def build_receiver(runtime: Runtime, *, trigger: bool = True) -> tuple[FastAPI, 
         )
     except ImportError:  # pragma: no cover - the callback routes ship with the package
         log.warning("disposition callbacks unavailable")
+    from recovery.api.admin import build_admin_router
+
+    routers.append(build_admin_router(sessions=runtime.sessions, settings=settings))
     app = create_app(
         settings=settings,
         sessions=runtime.sessions,

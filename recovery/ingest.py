@@ -15,7 +15,7 @@ from datetime import datetime
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from recovery.domain.models import ContactPoint, PaymentFailure, PaymentSucceeded
+from recovery.domain.models import ContactPoint, Gateway, PaymentFailure, PaymentSucceeded
 from recovery.domain.taxonomy import FailureCodes, categorize
 from recovery.logging import scrub
 from recovery.store import inbox
@@ -129,7 +129,9 @@ def _apply_row(
             return ApplyResult("ignored", None, f"inbox row kind {row.kind!r}")
     except ValidationError as exc:
         raise ValueError(f"stored payload no longer valid: {exc.error_count()} errors") from None
-    if failure.contact.phone_e164 is None and not failure.phone_problem and failure.customer_ref:
+    needs_lookup = failure.contact.phone_e164 is None and not failure.phone_problem
+    # Only Stripe customers can be looked up (the lookup reads Stripe's Customer object).
+    if needs_lookup and failure.customer_ref and failure.gateway is Gateway.stripe:
         failure = _with_customer_contact(failure, lookup)
     category, reason = categorize(
         gateway=failure.gateway,

@@ -130,6 +130,14 @@ class Settings(BaseSettings):
         for name, secret in singles.items():
             if _is_placeholder(secret.get_secret_value()):
                 found.append(f"{name} is empty or a placeholder")
+        identifiers = {
+            "RECOVERY_BRAINTREE_MERCHANT_ID": self.braintree_merchant_id,
+            "RECOVERY_BRAINTREE_PUBLIC_KEY": self.braintree_public_key,
+            "RECOVERY_PAYPAL_WEBHOOK_ID": self.paypal_webhook_id,
+        }
+        for name, value in identifiers.items():
+            if value.strip().lower().startswith("dev-") or not value.strip():
+                found.append(f"{name} is empty or a placeholder")
         for name, secrets in lists.items():
             if not secrets:
                 found.append(f"{name} is empty")

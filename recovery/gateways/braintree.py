@@ -38,6 +38,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import braintree
+from braintree.attribute_getter import AttributeGetter
+from braintree.exceptions.configuration_error import ConfigurationError
 from braintree.exceptions.invalid_signature_error import InvalidSignatureError
 
 from recovery.domain.models import ContactPoint, Gateway, PaymentFailure, PaymentSucceeded
@@ -64,7 +66,7 @@ def gateway_from_settings(settings: Settings) -> braintree.BraintreeGateway:
     """A gateway object for verifying notifications (no network I/O happens here)."""
     try:
         environment = braintree.Environment.parse_environment(settings.braintree_environment)
-    except braintree.exceptions.ConfigurationError:
+    except ConfigurationError:
         known = ", ".join(sorted(braintree.Environment.All))
         raise ValueError(
             f"RECOVERY_BRAINTREE_ENVIRONMENT {settings.braintree_environment!r} is not one of "
@@ -90,7 +92,8 @@ def parse_notification(
 def read_notification(
     bt_signature: str | None, bt_payload: str | bytes | None, *, gateway: braintree.BraintreeGateway
 ) -> tuple[Normalised, int]:
-    """``parse_notification``, and how many card numbers were redacted (to flag the event).
+    """``parse_notification``, and how many card numbers were redacted (to flag the event; the
+    package keeps some values twice, raw and as an object, and each copy counts).
 
     Raises ``SignatureError`` when the signature does not verify with the configured key pair,
     ``PayloadError`` when a verified payload is not a well-formed notification. Neither message
@@ -99,13 +102,13 @@ def read_notification(
         try:
             bt_payload = bt_payload.encode("ascii")
         except UnicodeEncodeError:
-            raise SignatureError(
-                "Braintree signature verification failed: payload contains illegal characters"
-            ) from None
+            raise SignatureError("payload contains illegal characters") from None
     try:
         notification = gateway.webhook_notification.parse(bt_signature, bt_payload)
     except InvalidSignatureError as exc:
-        raise SignatureError(f"Braintree signature verification failed: {exc}") from None
+        # The package's messages ("no matching public key", "signature does not match payload
+        # - one has been modified"...) never quote the payload.
+        raise SignatureError(str(exc) or "invalid signature") from None
     except Exception as exc:
         # The signature matched, so Braintree sent it; whatever the package's XML walk or its
         # resource constructors raise means a malformed payload. The exception text may quote
@@ -196,7 +199,7 @@ def _failure(
         postal_code=text_or_none(billing.get("postal_code")),
         explicit_tz=_tz(customer.get("custom_fields"), txn.get("custom_fields")),
     )
-    amount, currency = _amount_owed(sub, txn)
+    amount, currency = _amount_owed(sub, failed or {}, txn)
     missing = tuple(
         name for name, value in (("amount", amount), ("currency", currency)) if value is None
     )
@@ -242,14 +245,15 @@ def _failure_code(failed: Mapping[str, Any] | None) -> str | None:
 
 
 def _amount_owed(
-    sub: Mapping[str, Any], txn: Mapping[str, Any]
+    sub: Mapping[str, Any], failed: Mapping[str, Any], latest: Mapping[str, Any]
 ) -> tuple[Decimal | None, str | None]:
     """The subscription's balance when positive (it accumulates every failed charge), else the
     failed transaction's amount. Braintree amounts are already in major units; the currency is
-    the transaction's (the merchant account's otherwise, which the notification does not say)."""
+    the latest transaction's (the merchant account's otherwise, which the notification does not
+    carry: then it is left unknown and recorded as missing)."""
     balance = _decimal(sub.get("balance"))
-    amount = balance if balance is not None and balance > 0 else _decimal(txn.get("amount"))
-    return amount, _currency(txn)
+    amount = balance if balance is not None and balance > 0 else _decimal(failed.get("amount"))
+    return amount, _currency(latest)
 
 
 def _currency(txn: Mapping[str, Any] | None) -> str | None:
@@ -356,7 +360,7 @@ def _plain(value: Any, ancestors: tuple[int, ...]) -> Any:
         return {str(key): _plain(item, inner) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(item, inner) for item in value]
-    if isinstance(value, braintree.attribute_getter.AttributeGetter):
+    if isinstance(value, AttributeGetter):
         return {
             key: _plain(item, inner)
             for key, item in vars(value).items()

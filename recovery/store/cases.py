@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from recovery.domain.models import (
@@ -39,6 +39,17 @@ class ApplyResult:
 
 def case_key(gateway: str, business_key: str) -> str:
     return f"{gateway}:{business_key}"
+
+
+# A PayPal failure is keyed "<subscription>@<episode start>" (one case per unpaid period), while
+# its success names only the subscription: a success closes every open episode before it.
+EPISODE_SEPARATOR = {Gateway.paypal.value: "@"}
+
+
+def success_key(gateway: str, business_key: str) -> str:
+    """The key under which a success for this failure's payment is recorded."""
+    separator = EPISODE_SEPARATOR.get(str(gateway))
+    return business_key.split(separator, 1)[0] if separator else business_key
 
 
 def append_history(
@@ -87,7 +98,7 @@ def apply_failure(
     success = session.scalar(
         select(PaymentSuccessRow).where(
             PaymentSuccessRow.gateway == failure.gateway.value,
-            PaymentSuccessRow.business_key == failure.business_key,
+            PaymentSuccessRow.business_key == success_key(failure.gateway, failure.business_key),
         )
     )
     if success is not None and success.occurred_at >= failure.occurred_at:
@@ -275,35 +286,47 @@ def apply_success(*, session: Session, success: PaymentSucceeded, now: datetime)
             )
             .values(occurred_at=success.occurred_at, event_id=success.event_id)
         )
-    stmt = select(CaseRow).where(
-        CaseRow.gateway == success.gateway.value, CaseRow.business_key == success.business_key
-    )
+    matches = CaseRow.business_key == success.business_key
+    separator = EPISODE_SEPARATOR.get(success.gateway.value)
+    if separator:
+        episodes = f"{success.business_key}{separator}%"
+        matches = or_(
+            matches,
+            and_(CaseRow.business_key.like(episodes), CaseRow.failed_at <= success.occurred_at),
+        )
+    stmt = select(CaseRow).where(CaseRow.gateway == success.gateway.value, matches)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()
-    case = session.scalars(stmt).one_or_none()
-    if case is None:
-        return ApplyResult("ignored", None, "no case for this payment (a success is remembered)")
-    if case.status == CaseStatus.closed.value and case.outcome == Outcome.recovered.value:
-        return ApplyResult("ignored", case.id, "case already recovered")
-    close_case(
-        session=session,
-        case=case,
-        outcome=Outcome.recovered,
-        at=success.occurred_at,
-        now=now,
-        reasons=[f"payment succeeded ({success.event_type}, {success.event_id})"],
-        data={
-            "event_id": success.event_id,
-            "amount": str(success.amount) if success.amount is not None else None,
-            "currency": success.currency,
-        },
-        kind=HistoryKind.payment_succeeded,
-    )
+    cases = [
+        c
+        for c in session.scalars(stmt.order_by(CaseRow.id))
+        if not (c.status == CaseStatus.closed.value and c.outcome == Outcome.recovered.value)
+    ]
+    if not cases:
+        return ApplyResult(
+            "ignored", None, "no open case for this payment (a success is remembered)"
+        )
+    for case in cases:
+        close_case(
+            session=session,
+            case=case,
+            outcome=Outcome.recovered,
+            at=success.occurred_at,
+            now=now,
+            reasons=[f"payment succeeded ({success.event_type}, {success.event_id})"],
+            data={
+                "event_id": success.event_id,
+                "amount": str(success.amount) if success.amount is not None else None,
+                "currency": success.currency,
+            },
+            kind=HistoryKind.payment_succeeded,
+        )
+    last = cases[-1]
     return ApplyResult(
         "closed",
-        case.id,
-        "payment succeeded: case recovered",
-        case_key(case.gateway, case.business_key),
+        last.id,
+        f"payment succeeded: {len(cases)} case(s) recovered",
+        case_key(last.gateway, last.business_key),
     )
 
 

@@ -43,6 +43,9 @@ def test_production_accepts_real_looking_secrets(monkeypatch: pytest.MonkeyPatch
         "RECOVERY_CALLBACK_SECRET": "cb_3Fh8jK2mP5sV9xZ1",
         "RECOVERY_BRAINTREE_PRIVATE_KEY": "bt_6Gj1kN4qS7uW0yA3",
         "RECOVERY_GENESYS_CLIENT_SECRET": "gc_2Dg5hJ8lN1pR4tV7",
+        "RECOVERY_BRAINTREE_MERCHANT_ID": "m7x2kq9v4b",
+        "RECOVERY_BRAINTREE_PUBLIC_KEY": "pk4n8x2q7w",
+        "RECOVERY_PAYPAL_WEBHOOK_ID": "1JE4291016473214C",
     }.items():
         monkeypatch.setenv(name, value)
     assert Settings().mode == "production"

@@ -11,10 +11,12 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 from prefect.events import DeploymentEventTrigger
 
 from flows.advance import advance
+from flows.backfill import backfill
 from flows.close_on_payment import close_on_payment
 from flows.dispositions import dispositions
 from flows.ingest import ingest
 from flows.reconcile import reconcile
+from flows.report import report
 from flows.review import review_queue
 from recovery.settings import Settings
 
@@ -60,6 +62,20 @@ def deployments(settings: Settings) -> list[object]:
             concurrency_limit=one_at_a_time(skip),
             tags=["recovery", "purpose:reconcile"],
             description="Read back overdue outcomes from the contact centre.",
+        ),
+        backfill.to_deployment(
+            "backfill",
+            concurrency_limit=one_at_a_time(queue),
+            tags=["recovery", "purpose:backfill"],
+            description="Replay an export file into cases (run with path=FILE).",
+        ),
+        report.to_deployment(
+            "report",
+            cron="0 6 * * *",
+            parameters={"days": 30},
+            concurrency_limit=one_at_a_time(skip),
+            tags=["recovery", "purpose:report"],
+            description="The recovery report for the last 30 days.",
         ),
         review_queue.to_deployment(
             "review-queue",

@@ -31,11 +31,13 @@ a ``duplicate event`` (already in the inbox, or earlier in the file), ``outside 
 range``, ``ignored event type`` (kept in the inbox as the receiver keeps it, no case), or
 ``malformed`` (``line N: reason``). Records are committed a chunk at a time, each chunk in one
 transaction, and each chunk is drained into cases before the next is read: a crash leaves a
-processed prefix, and running the file again completes it without duplicates.
+processed prefix, and running the file again completes it without duplicates. Draining applies
+every waiting inbox row, live deliveries included, so the case counts include those too.
 
-The order of the file does not change the final state of any case (the intake is built for
-deliveries in any order); it can change the counts, though: a failure older than a success that
-is already recorded is ignored rather than opened and closed.
+Order matters in one way, as for live deliveries: a failure older than a success already
+recorded is ignored rather than opened and closed. Stripe lists events newest first, so such an
+export leaves no case for a payment that was paid again later; sort it oldest first (e.g.
+``jq -s -c 'sort_by(.created)[]'``) to keep those payments as recovered cases in the report.
 """
 
 from __future__ import annotations
@@ -100,6 +102,9 @@ SKIP_REASONS = (DUPLICATE, OUTSIDE, IGNORED, MALFORMED)
 # Messages kept for the report; the count is always exact.
 MAX_PROBLEMS = 1000
 DEFAULT_CHUNK = 500
+# Inbox rows per drain transaction: short transactions keep the store's write lock brief for
+# the live receiver, which shares the store while a backfill runs.
+DRAIN_BATCH = 50
 
 _JSON_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 
@@ -166,8 +171,6 @@ def open_export(path: str | Path) -> Export:
             head = fh.read(64 * 1024)
     except OSError as exc:
         raise BackfillError(f"cannot read {file}: {exc.strerror or exc}") from None
-    if file.is_dir():
-        raise BackfillError(f"{file} is a folder, not an export file")
     suffix = file.suffix.lower()
     if suffix == ".csv":
         fmt: Format = "csv"
@@ -600,16 +603,16 @@ def record_chunk(
         _count_dry(sessions, parsed, summary, seen if seen is not None else set())
         return summary
     with transaction(sessions) as session:
-        for item in parsed:
-            kind = _kind(item.result)
+        for event in parsed:
+            kind = _kind(event.result)
             new = record_delivery(
                 session=session,
-                gateway=item.gateway,
-                event_id=item.result.event_id,
-                event_type=item.result.event_type,
+                gateway=event.gateway,
+                event_id=event.result.event_id,
+                event_type=event.result.event_type,
                 kind=kind,
-                payload=item.result.model_dump(mode="json"),
-                pan_redacted=item.pan_found > 0,
+                payload=event.result.model_dump(mode="json"),
+                pan_redacted=event.pan_found > 0,
                 now=now,
             )
             _count(summary, kind, new)
@@ -661,7 +664,7 @@ def run_backfill(
     until: datetime | None = None,
     dry_run: bool = False,
     chunk_lines: int = DEFAULT_CHUNK,
-    ingest_batch_size: int = 500,
+    ingest_batch_size: int = DRAIN_BATCH,
     lookup: CustomerLookup | None = None,
     on_progress: ProgressHook | None = None,
 ) -> BackfillSummary:

@@ -544,5 +544,108 @@ def emulator_command(
 # --- backfill and reporting commands ---
 
 
+@app.command("backfill")
+def backfill_command(
+    file: str = typer.Argument(..., help="JSON lines of Stripe events (or pages), or a CSV."),
+    since: str | None = typer.Option(None, help="Only events at or after this ISO instant."),
+    until: str | None = typer.Option(None, help="Only events before this ISO instant."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Parse and report; write nothing."),
+    json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Replay an export through the webhook path (card-number guard, dedupe, inbox) into
+    cases; a second run changes nothing."""
+    import json
+
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from recovery.backfill import BackfillError, check_range, open_export, parse_bound
+    from recovery.backfill import run_backfill as run
+
+    try:
+        start = parse_bound(since, "--since") if since else None
+        end = parse_bound(until, "--until") if until else None
+        check_range(start, end)
+        export = open_export(file)
+    except BackfillError as exc:
+        _fail(str(exc))
+    runtime = _runtime()
+    columns = ("{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=Console(stderr=True)) as progress:
+            task = progress.add_task(export.path.name, total=export.size or 1)
+            summary = run(
+                export=export,
+                sessions=runtime.sessions,
+                codes=runtime.failure_codes,
+                clock_now=runtime.clock.now,
+                since=start,
+                until=end,
+                dry_run=dry_run,
+                lookup=runtime.customer_lookup(),
+                on_progress=lambda done, _total, _summary: progress.update(task, completed=done),
+            )
+    except SQLAlchemyError as exc:
+        _fail(f"the store failed ({type(exc).__name__}); what was recorded stays, run again", 1)
+    finally:
+        runtime.close()
+    if json_output:
+        typer.echo(json.dumps(summary.as_dict()))
+    else:
+        for line in summary.lines():
+            typer.echo(line)
+
+
+@app.command("report")
+def report_command(
+    since: str | None = typer.Option(None, help="Cases whose payment failed at or after this."),
+    until: str | None = typer.Option(None, help="Cases whose payment failed before this."),
+    json_output: bool = typer.Option(False, "--json", help="Print every figure as one object."),
+    out: str | None = typer.Option(None, help="Folder for report.md and the chart."),
+) -> None:
+    """Recovery figures: funnel, amounts, rates by category and disposition, compliance blocks;
+    writes report.md and recoveries.png (default folder: <data dir>/reports)."""
+    import json
+    from pathlib import Path
+
+    from recovery.backfill import BackfillError, check_range, parse_bound
+    from recovery.report import compute_report, report_document, table_rows, write_report
+
+    try:
+        start = parse_bound(since, "--since") if since else None
+        end = parse_bound(until, "--until") if until else None
+        check_range(start, end)
+    except BackfillError as exc:
+        _fail(str(exc))
+    runtime = _runtime()
+    try:
+        with runtime.sessions() as session:
+            report = compute_report(
+                session=session, now=runtime.clock.now(), since=start, until=end
+            )
+    finally:
+        runtime.close()
+    folder = Path(out) if out else runtime.settings.data_dir / "reports"
+    try:
+        markdown, chart = write_report(report, folder)
+    except OSError as exc:
+        _fail(f"cannot write the report to {folder}: {exc.strerror or exc}", 1)
+    if json_output:
+        typer.echo(json.dumps(report_document(report, markdown=markdown, chart=chart)))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"{report.cases} cases whose payment failed in the period")
+    for title, (header, rows) in table_rows(report).items():
+        table = Table(*header, title=title, title_justify="left")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    console.print(f"report: {markdown}\nchart: {chart}")
+
+
 if __name__ == "__main__":
     main()

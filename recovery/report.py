@@ -1,0 +1,629 @@
+"""Recovery reporting: how failed payments fared, computed from the store.
+
+The report covers the cases whose payment failed in the period (``since`` inclusive, ``until``
+exclusive; either may be open). Its figures:
+
+* **funnel**: ``failed`` (every case) -> ``reachable`` (a dialable phone and a known time zone:
+  never ``needs_contact_info`` nor ``unreachable``) -> ``contacted`` (at least one contact
+  created at the contact centre) -> ``right_party`` (a disposition given after speaking with
+  the customer) -> ``promised`` (a ``promise_to_pay``) -> ``recovered`` (outcome
+  ``recovered``). Each stage counts the cases that meet its own definition; ``recovered``
+  includes payments that came back without any call, so ``recovered_after_contact`` is given
+  too.
+* **recovered amount by currency**: the failed amount of each recovered case (the success's
+  amount when the case's own is unknown).
+* **by failure category** and **by last disposition** (``none`` when never dispositioned):
+  cases, recovered, recovery rate and the median days to recover. A case is recovered at the
+  instant its payment succeeded (the gateway's event time), or when it closed as recovered
+  without a payment event (a ``paid`` disposition), so a backfilled history keeps its dates.
+* **blocked by compliance**: decision entries (and contacts withdrawn at the last check) whose
+  reasons come from the compliance engine, by jurisdiction and rule (``US-FL hours``,
+  ``US-FL cap 3 attempts per rolling 24h``, ``US no call within 7d after a conversation``,
+  ``US no calls on Sunday``, ``US no calls on public holidays``); an entry citing several rules
+  counts once for each.
+* **closed by outcome**, and **recoveries per day** (UTC dates: count and amount per currency),
+  drawn as a PNG chart next to a markdown report that links it.
+
+Nothing here reads a clock: ``now`` is passed in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from recovery.domain.compliance import resolve_contact
+from recovery.domain.models import (
+    CaseStatus,
+    ContactPoint,
+    Disposition,
+    FailureCategory,
+    HistoryKind,
+    Outcome,
+)
+from recovery.domain.policy import is_right_party
+from recovery.gateways.common import THREE_DECIMAL, ZERO_DECIMAL
+from recovery.store.tables import CaseRow, ContactRow, HistoryRow
+
+FUNNEL = ("failed", "reachable", "contacted", "right_party", "promised", "recovered")
+NO_DISPOSITION = "none"
+NO_CURRENCY = "unknown"
+REPORT_FILE = "report.md"
+CHART_FILE = "recoveries.png"
+_CHUNK = 500
+
+_DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
+# The compliance engine's refusals (recovery.domain.compliance.engine._refusals): a
+# jurisdiction, then the rule; found anywhere in a reason, since a withdrawn contact's note
+# joins several refusals in one line.
+_RULE = re.compile(
+    r"(?:^|; |: )(?P<jurisdiction>[A-Z]{2}(?:-[A-Z0-9]{1,3})?) (?P<rule>"
+    r"hours"
+    rf"|no calls on (?:public holidays|{_DAYS})"
+    r"|cap \d+ attempts per rolling \w+"
+    r"|no call within \w+ after a conversation"
+    r")(?= |:)"
+)
+_WITHDRAWN = re.compile(r"^attempt \d+ withdrawn before it was sent: ")
+
+
+@dataclass(frozen=True)
+class GroupFigures:
+    """Cases of one failure category or last disposition, and how many were recovered."""
+
+    name: str
+    cases: int
+    recovered: int
+    median_days_to_recover: float | None
+
+    @property
+    def recovery_rate(self) -> float:
+        return _rate(self.recovered, self.cases)
+
+
+@dataclass(frozen=True)
+class BlockFigures:
+    """How often one compliance rule held back a call."""
+
+    jurisdiction: str
+    rule: str
+    decisions: int
+    cases: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.jurisdiction} {self.rule}"
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    """Recoveries of one UTC day."""
+
+    day: date
+    count: int
+    amounts: dict[str, Decimal]
+
+
+@dataclass
+class Report:
+    """Every figure of the report for one period."""
+
+    since: datetime | None
+    until: datetime | None
+    generated_at: datetime
+    funnel: dict[str, int]
+    recovered_after_contact: int
+    recovered_amount: dict[str, Decimal]
+    recovered_without_amount: int
+    by_category: list[GroupFigures]
+    by_last_disposition: list[GroupFigures]
+    compliance_blocks: list[BlockFigures]
+    blocked_decisions: int
+    closed_by_outcome: dict[str, int]
+    recoveries_by_day: list[DayFigures]
+
+    @property
+    def cases(self) -> int:
+        return self.funnel["failed"]
+
+
+# --- one case -----------------------------------------------------------------------------
+
+
+@dataclass
+class CaseFacts:
+    """What the report needs to know of one case, read from its row and history."""
+
+    category: str
+    reachable: bool
+    contacted: bool
+    right_party: bool
+    promised: bool
+    recovered: bool
+    outcome: str | None
+    last_disposition: str
+    recovered_at: datetime | None
+    days_to_recover: float | None
+    amount: Decimal | None
+    currency: str | None
+    blocks: list[set[tuple[str, str]]] = field(default_factory=list)
+
+
+def case_facts(case: CaseRow, history: Sequence[HistoryRow], contacts_created: int) -> CaseFacts:
+    """The report's view of one case (pure: the rows are passed in)."""
+    contact = ContactPoint(
+        phone_e164=case.phone_e164,
+        country=case.country or "US",
+        state=case.state,
+        postal_code=case.postal_code,
+        explicit_tz=case.explicit_tz,
+    )
+    reachable = (
+        case.phone_e164 is not None
+        and case.outcome != Outcome.unreachable.value
+        and case.status != CaseStatus.needs_contact_info.value
+        and not resolve_contact(contact).unknown
+    )
+    right_party = promised = False
+    last: tuple[datetime, int, str] | None = None
+    success_at: datetime | None = None
+    success_amount: tuple[Decimal | None, str | None] = (None, None)
+    blocks: list[set[tuple[str, str]]] = []
+    for row in history:
+        if row.kind == HistoryKind.disposition.value and row.disposition:
+            disposition = Disposition(row.disposition)
+            spoke = (row.data or {}).get("right_party")
+            if spoke is True or (not isinstance(spoke, bool) and is_right_party(disposition)):
+                right_party = True
+            promised = promised or disposition is Disposition.promise_to_pay
+            if last is None or (row.at, row.id) >= last[:2]:
+                last = (row.at, row.id, disposition.value)
+        elif row.kind == HistoryKind.payment_succeeded.value and success_at is None:
+            success_at = row.at
+            data = row.data or {}
+            success_amount = (_decimal(data.get("amount")), data.get("currency"))
+        elif row.kind in (HistoryKind.decision.value, HistoryKind.note.value):
+            found = compliance_rules(row.reasons or [], note=row.kind == HistoryKind.note.value)
+            if found:
+                blocks.append(found)
+    recovered = case.outcome == Outcome.recovered.value
+    recovered_at = (success_at or case.closed_at) if recovered else None
+    days = (
+        (recovered_at - case.failed_at).total_seconds() / 86400
+        if recovered_at is not None
+        else None
+    )
+    amount, currency = case.amount, case.currency
+    if recovered and amount is None:
+        amount, currency = success_amount[0], success_amount[1] or currency
+    return CaseFacts(
+        category=case.category,
+        reachable=reachable,
+        contacted=contacts_created > 0,
+        right_party=right_party,
+        promised=promised,
+        recovered=recovered,
+        outcome=case.outcome if case.status == CaseStatus.closed.value else None,
+        last_disposition=last[2] if last else NO_DISPOSITION,
+        recovered_at=recovered_at,
+        days_to_recover=days,
+        amount=amount,
+        currency=currency.lower() if isinstance(currency, str) else None,
+        blocks=blocks,
+    )
+
+
+def compliance_rules(reasons: Iterable[str], *, note: bool = False) -> set[tuple[str, str]]:
+    """The (jurisdiction, rule) pairs the compliance engine cited in these reasons. For a
+    note, only a contact withdrawn at the last check counts."""
+    found: set[tuple[str, str]] = set()
+    for reason in reasons:
+        if not isinstance(reason, str) or (note and not _WITHDRAWN.match(reason)):
+            continue
+        for match in _RULE.finditer(reason):
+            found.add((match["jurisdiction"], match["rule"]))
+    return found
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        result = Decimal(str(value))
+    except ArithmeticError:
+        return None
+    return result if result.is_finite() else None
+
+
+# --- the whole report ---------------------------------------------------------------------
+
+
+def compute_report(
+    *,
+    session: Session,
+    now: datetime,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Report:
+    """Every figure for the cases whose payment failed in ``[since, until)``."""
+    if now.tzinfo is None:
+        raise ValueError("compute_report needs a timezone-aware now")
+    facts: list[CaseFacts] = []
+    last_id = 0
+    while True:
+        stmt = select(CaseRow).where(CaseRow.id > last_id).order_by(CaseRow.id).limit(_CHUNK)
+        if since is not None:
+            stmt = stmt.where(CaseRow.failed_at >= since)
+        if until is not None:
+            stmt = stmt.where(CaseRow.failed_at < until)
+        cases = list(session.scalars(stmt))
+        if not cases:
+            break
+        last_id = cases[-1].id
+        ids = [c.id for c in cases]
+        histories: dict[int, list[HistoryRow]] = defaultdict(list)
+        for row in session.scalars(
+            select(HistoryRow).where(HistoryRow.case_id.in_(ids)).order_by(HistoryRow.id)
+        ):
+            histories[row.case_id].append(row)
+        created = {
+            case_id: int(count)
+            for case_id, count in session.execute(
+                select(ContactRow.case_id, func.count())
+                .where(ContactRow.case_id.in_(ids), ContactRow.created_at.is_not(None))
+                .group_by(ContactRow.case_id)
+            )
+        }
+        facts.extend(case_facts(c, histories[c.id], created.get(c.id, 0)) for c in cases)
+        session.expunge_all()  # keeps memory flat on a large store
+    return summarise(facts, since=since, until=until, now=now)
+
+
+def summarise(
+    facts: Sequence[CaseFacts], *, since: datetime | None, until: datetime | None, now: datetime
+) -> Report:
+    """The report's figures from the facts of its cases (pure)."""
+    funnel = {
+        "failed": len(facts),
+        "reachable": sum(f.reachable for f in facts),
+        "contacted": sum(f.contacted for f in facts),
+        "right_party": sum(f.right_party for f in facts),
+        "promised": sum(f.promised for f in facts),
+        "recovered": sum(f.recovered for f in facts),
+    }
+    recovered = [f for f in facts if f.recovered]
+    amounts: dict[str, Decimal] = defaultdict(Decimal)
+    without_amount = 0
+    days: dict[date, list[CaseFacts]] = defaultdict(list)
+    for f in recovered:
+        if f.amount is None:
+            without_amount += 1
+        else:
+            amounts[f.currency or NO_CURRENCY] += f.amount
+        if f.recovered_at is not None:
+            days[f.recovered_at.date()].append(f)
+    by_day = [
+        DayFigures(day=day, count=len(items), amounts=_amounts(items))
+        for day, items in sorted(days.items())
+    ]
+    categories = [c.value for c in FailureCategory]
+    dispositions = [d.value for d in Disposition] + [NO_DISPOSITION]
+    return Report(
+        since=since,
+        until=until,
+        generated_at=now,
+        funnel=funnel,
+        recovered_after_contact=sum(f.recovered and f.contacted for f in facts),
+        recovered_amount={c: _quantize(v, c) for c, v in sorted(amounts.items())},
+        recovered_without_amount=without_amount,
+        by_category=_groups(facts, lambda f: f.category, categories),
+        by_last_disposition=_groups(facts, lambda f: f.last_disposition, dispositions),
+        compliance_blocks=_blocks(facts),
+        blocked_decisions=sum(len(f.blocks) for f in facts),
+        closed_by_outcome=dict(
+            sorted(Counter(f.outcome for f in facts if f.outcome is not None).items())
+        ),
+        recoveries_by_day=by_day,
+    )
+
+
+def _amounts(items: Iterable[CaseFacts]) -> dict[str, Decimal]:
+    sums: dict[str, Decimal] = defaultdict(Decimal)
+    for f in items:
+        if f.amount is not None:
+            sums[f.currency or NO_CURRENCY] += f.amount
+    return {c: _quantize(v, c) for c, v in sorted(sums.items())}
+
+
+def _quantize(value: Decimal, currency: str) -> Decimal:
+    places = 0 if currency in ZERO_DECIMAL else 3 if currency in THREE_DECIMAL else 2
+    return value.quantize(Decimal(1).scaleb(-places))
+
+
+def _rate(part: int, whole: int) -> float:
+    return round(part / whole, 4) if whole else 0.0
+
+
+def _groups(facts: Sequence[CaseFacts], key: Any, order: Sequence[str]) -> list[GroupFigures]:
+    grouped: dict[str, list[CaseFacts]] = defaultdict(list)
+    for f in facts:
+        grouped[key(f)].append(f)
+    ranked = sorted(grouped, key=lambda n: (order.index(n) if n in order else len(order), n))
+    out = []
+    for name in ranked:
+        items = grouped[name]
+        spans = [f.days_to_recover for f in items if f.days_to_recover is not None]
+        out.append(
+            GroupFigures(
+                name=name,
+                cases=len(items),
+                recovered=sum(f.recovered for f in items),
+                median_days_to_recover=round(statistics.median(spans), 3) if spans else None,
+            )
+        )
+    return out
+
+
+def _blocks(facts: Sequence[CaseFacts]) -> list[BlockFigures]:
+    decisions: Counter[tuple[str, str]] = Counter()
+    cases: Counter[tuple[str, str]] = Counter()
+    for f in facts:
+        for found in f.blocks:
+            decisions.update(found)
+        cases.update(set().union(*f.blocks) if f.blocks else set())
+    return [
+        BlockFigures(jurisdiction=j, rule=r, decisions=decisions[(j, r)], cases=cases[(j, r)])
+        for j, r in sorted(decisions, key=lambda k: (-decisions[k], k))
+    ]
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def report_document(
+    report: Report, *, markdown: Path | None = None, chart: Path | None = None
+) -> dict[str, Any]:
+    """The JSON contract of ``recovery report --json`` (amounts are decimal strings)."""
+    failed = report.cases
+    return {
+        "period": {"since": _iso(report.since), "until": _iso(report.until)},
+        "generated_at": report.generated_at.isoformat(),
+        "cases": failed,
+        "funnel": [
+            {
+                "stage": stage,
+                "cases": report.funnel[stage],
+                "rate": _rate(report.funnel[stage], failed),
+            }
+            for stage in FUNNEL
+        ],
+        "recovered_after_contact": report.recovered_after_contact,
+        "recovered_amount": {c: str(v) for c, v in report.recovered_amount.items()},
+        "recovered_without_amount": report.recovered_without_amount,
+        "by_category": [_group_doc(g) for g in report.by_category],
+        "by_last_disposition": [_group_doc(g) for g in report.by_last_disposition],
+        "compliance_blocks": [
+            {
+                "jurisdiction": b.jurisdiction,
+                "rule": b.rule,
+                "label": b.label,
+                "decisions": b.decisions,
+                "cases": b.cases,
+            }
+            for b in report.compliance_blocks
+        ],
+        "blocked_decisions": report.blocked_decisions,
+        "closed_by_outcome": dict(report.closed_by_outcome),
+        "recoveries_by_day": [
+            {
+                "date": d.day.isoformat(),
+                "count": d.count,
+                "amount": {c: str(v) for c, v in d.amounts.items()},
+            }
+            for d in report.recoveries_by_day
+        ],
+        "files": {
+            "report": str(markdown) if markdown else None,
+            "chart": str(chart) if chart else None,
+        },
+    }
+
+
+def _group_doc(group: GroupFigures) -> dict[str, Any]:
+    return {
+        "name": group.name,
+        "cases": group.cases,
+        "recovered": group.recovered,
+        "recovery_rate": group.recovery_rate,
+        "median_days_to_recover": group.median_days_to_recover,
+    }
+
+
+def _pct(rate: float) -> str:
+    return f"{rate * 100:.1f}%"
+
+
+def _days(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def table_rows(report: Report) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """The report's tables as text (title -> header, rows), shared by the terminal, the
+    markdown file and the Prefect artifacts."""
+    failed = report.cases
+    tables: dict[str, tuple[list[str], list[list[str]]]] = {
+        "Funnel": (
+            ["stage", "cases", "of failed"],
+            [
+                [stage, str(report.funnel[stage]), _pct(_rate(report.funnel[stage], failed))]
+                for stage in FUNNEL
+            ]
+            + [
+                [
+                    "recovered after contact",
+                    str(report.recovered_after_contact),
+                    _pct(_rate(report.recovered_after_contact, failed)),
+                ]
+            ],
+        ),
+        "Recovered amount": (
+            ["currency", "amount"],
+            [[c.upper(), str(v)] for c, v in report.recovered_amount.items()]
+            + (
+                [["(amount unknown)", f"{report.recovered_without_amount} cases"]]
+                if report.recovered_without_amount
+                else []
+            ),
+        ),
+    }
+    for title, groups in (
+        ("By failure category", report.by_category),
+        ("By last disposition", report.by_last_disposition),
+    ):
+        tables[title] = (
+            ["group", "cases", "recovered", "rate", "median days to recover"],
+            [
+                [
+                    g.name,
+                    str(g.cases),
+                    str(g.recovered),
+                    _pct(g.recovery_rate),
+                    _days(g.median_days_to_recover),
+                ]
+                for g in groups
+            ],
+        )
+    tables["Blocked by compliance"] = (
+        ["jurisdiction", "rule", "decisions", "cases"],
+        [
+            [b.jurisdiction, b.rule, str(b.decisions), str(b.cases)]
+            for b in report.compliance_blocks
+        ],
+    )
+    tables["Closed by outcome"] = (
+        ["outcome", "cases"],
+        [[o, str(n)] for o, n in report.closed_by_outcome.items()],
+    )
+    return tables
+
+
+def period_text(report: Report) -> str:
+    since = report.since.isoformat() if report.since else "the beginning"
+    until = report.until.isoformat() if report.until else "now"
+    return f"payments failed from {since} until {until}"
+
+
+def render_markdown(report: Report, *, chart_name: str | None = CHART_FILE) -> str:
+    """The report as markdown; the chart is linked by its file name (it sits next to it)."""
+    lines = [
+        "# Payment recovery report",
+        "",
+        f"{report.cases} cases: {period_text(report)}. "
+        f"Generated {report.generated_at.isoformat(timespec='seconds')}.",
+        "",
+    ]
+    for title, (header, rows) in table_rows(report).items():
+        lines += [f"## {title}", ""]
+        if not rows:
+            lines += ["None.", ""]
+            continue
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "|".join("---" for _ in header) + "|")
+        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+        lines.append("")
+    lines += ["## Recoveries per day", ""]
+    if chart_name:
+        lines += [f"![Recoveries per day]({chart_name})", ""]
+    if report.recoveries_by_day:
+        lines += ["| date (UTC) | recoveries | amount |", "|---|---|---|"]
+        for d in report.recoveries_by_day:
+            amount = ", ".join(f"{v} {c.upper()}" for c, v in d.amounts.items()) or "-"
+            lines.append(f"| {d.day.isoformat()} | {d.count} | {amount} |")
+    else:
+        lines.append("No recoveries in the period.")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+CHART_CURRENCIES = 4  # amount panels at most: the currencies recovered on the most days
+
+
+def draw_chart(report: Report, path: Path) -> Path:
+    """Recoveries per day as PNG: the count per day, then one panel per currency with the
+    amount per day (currencies never share an axis: their scales differ too much)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    days = report.recoveries_by_day
+    seen = Counter(currency for d in days for currency in d.amounts)
+    currencies = sorted(seen, key=lambda c: (-seen[c], c))[:CHART_CURRENCIES]
+    figure = Figure(figsize=(9, 3 + 1.8 * len(currencies)), dpi=100)
+    FigureCanvasAgg(figure)  # Agg, without pyplot's global state
+    axes = figure.subplots(1 + len(currencies), 1, sharex=True, squeeze=False)[:, 0]
+    axes[0].set_title("Recoveries per day (UTC)")
+    axes[0].set_ylabel("recoveries")
+    if not days:
+        axes[0].text(0.5, 0.5, "no recoveries in the period", ha="center", va="center")
+        axes[0].set_xticks([])
+        axes[0].set_yticks([])
+    else:
+        first = days[0].day
+        xs = [(d.day - first).days for d in days]
+        axes[0].bar(xs, [d.count for d in days], color="#4c72b0", width=0.8)
+        axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
+        for axis, currency in zip(axes[1:], currencies, strict=True):
+            values = [float(d.amounts.get(currency, 0)) for d in days]
+            axis.bar(xs, values, color="#55a868", width=0.8)
+            axis.set_ylabel(f"{currency.upper()} recovered")
+        ticks = xs[:: max(1, -(-len(xs) // 12))]  # at most 12 labels
+        axes[-1].set_xticks(
+            ticks,
+            [(first + timedelta(days=t)).isoformat() for t in ticks],
+            rotation=45,
+            ha="right",
+        )
+    figure.tight_layout()
+    _atomic(path, lambda tmp: figure.savefig(tmp, format="png"))
+    return path
+
+
+def write_report(report: Report, out_dir: Path) -> tuple[Path, Path]:
+    """``report.md`` and ``recoveries.png`` in ``out_dir`` (created); replaced atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    chart = draw_chart(report, out_dir / CHART_FILE)
+    markdown = out_dir / REPORT_FILE
+    text = render_markdown(report, chart_name=CHART_FILE)
+    _atomic(markdown, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return markdown, chart
+
+
+def _atomic(path: Path, write: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

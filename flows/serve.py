@@ -51,7 +51,7 @@ def deployments(settings: Settings) -> list[object]:
         ),
         close_on_payment.to_deployment(
             "close-on-payment",
-            interval=settings.advance_interval_seconds,
+            interval=settings.close_on_payment_interval_seconds,
             concurrency_limit=one_at_a_time(skip),
             tags=["recovery", "purpose:payments"],
             description="Remove contacts of closed cases from the contact list.",

@@ -399,8 +399,12 @@ def dispatch(
     contact_row_ids: Sequence[int],
     rules: CallingRules,
     now: datetime,
+    dial_margin: timedelta = timedelta(0),
 ) -> Dispatched:
-    """Check, send and record one batch of planned contacts (one contact-centre request)."""
+    """Check, send and record one batch of planned contacts (one contact-centre request).
+
+    A contact is sent only if calling is lawful now and still ``dial_margin`` from now, so the
+    dialer has time to call it inside the window."""
     outcome = Dispatched()
     requests: list[ContactRequest] = []
     list_id = ""
@@ -424,7 +428,9 @@ def dispatch(
         suppressions = _suppressions(session, [r.phone_e164 for r in rows], now)
         for row in rows:
             case = cases[row.case_id]
-            why = _withdraw_reason(case, row, histories[case.id], suppressions, rules, now)
+            why = _withdraw_reason(
+                case, row, histories[case.id], suppressions, rules, now, dial_margin
+            )
             if why is not None:
                 _withdraw(session, case, row, why, now)
                 outcome.cancelled += 1
@@ -461,17 +467,25 @@ def _withdraw_reason(
     suppressions: dict[str, list[SuppressionRow]],
     rules: CallingRules,
     now: datetime,
+    dial_margin: timedelta,
 ) -> str | None:
     if case.status == CaseStatus.closed.value:
         return f"case closed: {case.outcome}"
     reason = _suppressed(suppressions, row.phone_e164, case.customer_ref)
     if reason is not None:
         return f"suppressed: {reason}"
-    verdict = permitted(
-        to_view(case).contact, call_history(entries, exclude_attempt=row.attempt), now, rules
-    )
+    contact = to_view(case).contact
+    calls = call_history(entries, exclude_attempt=row.attempt)
+    verdict = permitted(contact, calls, now, rules)
     if not verdict.permitted:
         return "not permitted now: " + "; ".join(verdict.reasons)
+    if dial_margin > timedelta(0):
+        later = permitted(contact, calls, now + dial_margin, rules)
+        if not later.permitted:
+            minutes = int(dial_margin.total_seconds() // 60)
+            return f"the window closes within the {minutes} min dial margin: " + "; ".join(
+                later.reasons
+            )
     return None
 
 

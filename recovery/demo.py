@@ -108,6 +108,7 @@ class Tuning:
     advance_interval: int = 3
     dispositions_interval: int = 300
     reconcile_interval: int = 20
+    close_on_payment_interval: int = 20
     trigger_bucket: int = 5
     dial_interval: float = 0.05
     latency_budget: float = 2.5
@@ -123,6 +124,7 @@ class Tuning:
             "RECOVERY_ADVANCE_INTERVAL_SECONDS": str(self.advance_interval),
             "RECOVERY_DISPOSITIONS_INTERVAL_SECONDS": str(self.dispositions_interval),
             "RECOVERY_RECONCILE_INTERVAL_SECONDS": str(self.reconcile_interval),
+            "RECOVERY_CLOSE_ON_PAYMENT_INTERVAL_SECONDS": str(self.close_on_payment_interval),
             "RECOVERY_TRIGGER_BUCKET_SECONDS": str(self.trigger_bucket),
             "RECOVERY_DIAL_MARGIN_MINUTES": str(self.dial_margin_minutes),
             "RECOVERY_LEASE_SECONDS": str(self.lease_seconds),

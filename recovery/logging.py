@@ -74,7 +74,7 @@ def install_log_scrubbing() -> None:
     scrub_filter = ScrubFilter()
     loggers = [logging.getLogger()] + [
         logger
-        for logger in logging.root.manager.loggerDict.values()
+        for logger in list(logging.root.manager.loggerDict.values())
         if isinstance(logger, logging.Logger)
     ]
     for logger in loggers:

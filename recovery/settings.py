@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     dial_margin_minutes: int = Field(default=15, ge=0, le=600)
     advance_interval_seconds: int = Field(default=60, ge=1)
     reconcile_interval_seconds: int = Field(default=900, ge=1)
+    close_on_payment_interval_seconds: int = Field(default=60, ge=1)
     dispositions_interval_seconds: int = Field(default=60, ge=1)
     rate_limit_occupy: int = Field(default=1, ge=1, le=50)
 

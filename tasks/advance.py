@@ -71,4 +71,5 @@ def create_contacts(
         contact_row_ids=row_ids,
         rules=runtime.rules,
         now=runtime.clock.now(),
+        dial_margin=timedelta(minutes=runtime.settings.dial_margin_minutes),
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -117,12 +118,13 @@ async def deliver(state: EmulatorState, pushes: list[Push]) -> tuple[int, int]:
 
         async def one(push: Push) -> None:
             body = json.dumps(push.payload, separators=(",", ":")).encode()
-            timestamp = int(state.clock.now().timestamp())
-            headers = {
-                "Content-Type": "application/json",
-                "Recovery-Signature": sign(body, secret, timestamp),
-            }
             async with semaphore:
+                # Signed at sending time, in real time: the signature's freshness is about
+                # transport, not the (possibly virtual) business clock.
+                headers = {
+                    "Content-Type": "application/json",
+                    "Recovery-Signature": sign(body, secret, int(time.time())),
+                }
                 try:
                     response = await http.post(url, content=body, headers=headers)
                     ok = response.is_success

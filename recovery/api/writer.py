@@ -19,14 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
-from sqlalchemy.orm import Session, sessionmaker
 
-from recovery.store.db import transaction
 from recovery.store.inbox import Delivery, insert_delivery
 
 log = logging.getLogger("recovery.api.writer")
@@ -67,6 +67,28 @@ def _settle(pairs: list[tuple[asyncio.Future[bool], Outcome]]) -> None:
             future.set_result(outcome)
 
 
+class _Link:
+    """The writer thread's connection, kept while there is work so that a busy writer does not
+    check one out of the pool (and ping it) for every transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Connection | None = None
+
+    def connection(self) -> Connection:
+        if self._connection is None:
+            self._connection = self._engine.connect()
+        return self._connection
+
+    def release(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:  # a broken connection is discarded by the pool all the same
+                log.debug("closing the inbox writer's connection failed", exc_info=True)
+
+
 class InboxWriter:
     """Records deliveries in batches on its own thread; ``record`` waits for the commit.
 
@@ -76,26 +98,36 @@ class InboxWriter:
 
     def __init__(
         self,
-        sessions: sessionmaker[Session],
+        engine: Engine,
         *,
         max_batch: int = 256,
+        linger_seconds: float = 0.002,
         idle_seconds: float = 5.0,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
-        self._sessions = sessions
+        self._engine = engine
         self._max_batch = max_batch
+        self._linger_seconds = linger_seconds
         self._idle_seconds = idle_seconds
         self._condition = threading.Condition()
         self._waiting: deque[_Waiting] = deque()
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self.batch_sizes: deque[int] = deque(maxlen=1000)  # the latest batches, for tests/stats
+        # Sizes of the latest batches taken (each written in one transaction, a refused row
+        # aside): a figure for tests and diagnostics.
+        self.batch_sizes: deque[int] = deque(maxlen=1000)
 
     @property
     def running(self) -> bool:
         with self._condition:
             return self._thread is not None
+
+    @property
+    def waiting(self) -> int:
+        """Deliveries submitted and not yet taken into a transaction."""
+        with self._condition:
+            return len(self._waiting)
 
     async def record(self, delivery: Delivery) -> bool:
         """Record ``delivery`` in the next batch; True when it is new, False for an event
@@ -126,38 +158,60 @@ class InboxWriter:
         return not thread.is_alive()
 
     def _run(self) -> None:
-        while True:
-            with self._condition:
-                if not self._waiting and not self._stopping:
-                    self._condition.wait(self._idle_seconds)
-                if not self._waiting:
-                    # Stopped, or idle: the next record() starts a fresh thread.
-                    self._thread = None
-                    return
-                size = min(self._max_batch, len(self._waiting))
-                batch = [self._waiting.popleft() for _ in range(size)]
-            try:
-                outcomes = self._write([item.delivery for item in batch])
-            except Exception as exc:  # never leave a request waiting for ever
-                outcomes = [exc] * len(batch)
-                log.exception("inbox writer failed unexpectedly")
-            self._answer(batch, outcomes)
+        link = _Link(self._engine)
+        try:
+            while (batch := self._take(link)) is not None:
+                try:
+                    outcomes = self._write(link, [item.delivery for item in batch])
+                except Exception as exc:  # never leave a request waiting for ever
+                    outcomes = [exc] * len(batch)
+                    link.release()
+                    log.exception("inbox writer failed unexpectedly")
+                self._answer(batch, outcomes)
+        finally:
+            link.release()
 
-    def _write(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+    def _take(self, link: _Link) -> list[_Waiting] | None:
+        """The next batch, after waiting for work; None when the thread should end."""
+        with self._condition:
+            idle = not self._waiting and not self._stopping
+        if idle:
+            link.release()  # nothing to do: give the connection back while waiting
+        with self._condition:
+            if not self._waiting and not self._stopping:
+                self._condition.wait(self._idle_seconds)
+            if not self._waiting:
+                # Stopped, or idle: the next record() starts a fresh thread.
+                self._thread = None
+                return None
+            linger = len(self._waiting) < self._max_batch and not self._stopping
+        if linger and self._linger_seconds > 0:
+            # A transaction costs far more than a row: let a few more deliveries join.
+            time.sleep(self._linger_seconds)
+        with self._condition:
+            size = min(self._max_batch, len(self._waiting))
+            batch = [self._waiting.popleft() for _ in range(size)]
+        self.batch_sizes.append(size)
+        return batch
+
+    def _write(self, link: _Link, deliveries: Sequence[Delivery]) -> list[Outcome]:
         """Write ``deliveries`` in one transaction; one outcome per delivery, in order."""
         outcomes: list[Outcome | None] = [None] * len(deliveries)
         remaining = list(range(len(deliveries)))
         while remaining:
             current: int | None = None
             try:
-                with transaction(self._sessions) as session:
+                connection = link.connection()
+                with connection.begin():
                     results = []
                     for index in remaining:
                         current = index
-                        results.append(insert_delivery(session=session, delivery=deliveries[index]))
+                        results.append(
+                            insert_delivery(session=connection, delivery=deliveries[index])
+                        )
                     current = None  # a failure from here on is the commit's
             except Exception as exc:
-                if current is not None and len(remaining) > 1 and _belongs_to_one_row(exc):
+                if current is not None and _belongs_to_one_row(exc):
                     log.error(
                         "inbox row refused (%s); writing the rest of its batch without it",
                         type(exc).__name__,
@@ -165,6 +219,7 @@ class InboxWriter:
                     outcomes[current] = exc
                     remaining.remove(current)
                     continue
+                link.release()  # whatever went wrong, start afresh from the pool
                 log.error(
                     "store unavailable: %d deliveries not recorded (%s)",
                     len(remaining),
@@ -173,7 +228,6 @@ class InboxWriter:
                 for index in remaining:
                     outcomes[index] = exc
                 break
-            self.batch_sizes.append(len(remaining))
             for index, new in zip(remaining, results, strict=True):
                 outcomes[index] = new
             break

@@ -72,10 +72,10 @@ def contains_pan(text: str) -> bool:
 def json_may_hold_pan(raw: str) -> bool:
     """False when nothing parsed from the JSON text ``raw`` can hold a card number.
 
-    JSON escapes other than ``\\u`` decode to quotes, slashes and control characters, never to a
-    digit, a space or a dash, so without ``\\u`` every digit run of every parsed key, string and
-    integer appears verbatim in the raw text, bounded by the same kind of characters. When the
-    raw text has no candidate run, no parsed value has one either."""
+    JSON escapes other than ``\\u`` decode to a quote, a slash, a backslash or a control
+    character, never to a digit, a space or a dash, so without ``\\u`` every digit run of every
+    parsed key, string and integer appears verbatim in the raw text, bounded by characters that
+    are not digits either. When the raw text has no candidate run, no parsed value has one."""
     if "\\u" in raw:
         return True
     return _STRETCH.search(raw) is not None and _CANDIDATE.search(raw) is not None

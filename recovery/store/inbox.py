@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
 from recovery.store.tables import InboxRow
@@ -41,7 +41,7 @@ def _row(delivery: Delivery) -> dict[str, Any]:
     }
 
 
-def insert_delivery(*, session: Session, delivery: Delivery) -> bool:
+def insert_delivery(*, session: Session | Connection, delivery: Delivery) -> bool:
     """Insert one delivery in the session's transaction; False when it was already recorded
     (a redelivery, or the same event earlier in the same transaction)."""
     inserted = insert_ignore(

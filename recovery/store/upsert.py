@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, bindparam, text
+from sqlalchemy import Connection, Table, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import TextualSelect
@@ -51,10 +51,11 @@ def insert_ignore_statement(
         default = column.default
         if column.key in keys or default is None:
             continue
+        arg: Any = getattr(default, "arg", None)
         if default.is_scalar:
-            defaults.append((column.key, _default_value(getattr(default, "arg", None))))
+            defaults.append((column.key, _default_value(arg)))
         elif default.is_callable:
-            defaults.append((column.key, _default_call(getattr(default, "arg", None))))
+            defaults.append((column.key, _default_call(arg)))
         else:
             return None
     names = [*keys, *(key for key, _ in defaults)]
@@ -88,7 +89,7 @@ def _uncached(
 
 
 def insert_ignore(
-    session: Session,
+    session: Session | Connection,
     table: Table,
     values: Mapping[str, Any],
     *,
@@ -98,7 +99,8 @@ def insert_ignore(
     """Insert one row unless a row with the same ``conflict`` columns exists.
 
     Returns the ``returning`` column of the inserted row, or None when it already existed."""
-    dialect = session.get_bind().dialect.name
+    bind = session.get_bind() if isinstance(session, Session) else session
+    dialect = bind.dialect.name
     if dialect not in SUPPORTED:  # pragma: no cover - the store supports these two
         raise RuntimeError(f"unsupported database dialect {dialect!r}")
     cached = insert_ignore_statement(table, tuple(values), tuple(conflict), returning)

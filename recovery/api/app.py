@@ -16,9 +16,11 @@ import gc
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -32,7 +34,9 @@ from recovery.api.writer import InboxWriter, WriteFailed
 from recovery.clock import Clock
 from recovery.domain.models import PaymentFailure, PaymentSucceeded
 from recovery.domain.pan import redact_parsed_json
+from recovery.gateways import braintree as braintree_gateway
 from recovery.gateways import generic as generic_gateway
+from recovery.gateways import paypal as paypal_gateway
 from recovery.gateways import stripe as stripe_gateway
 from recovery.gateways.common import Ignored, PayloadError
 from recovery.gateways.signing import SignatureError
@@ -268,6 +272,80 @@ def create_app(
         else:
             result, found = check_generic(body, signature)
         return await store("generic", result, found)
+
+    braintree_client = braintree_gateway.gateway_from_settings(settings)
+    paypal_certificates = paypal_gateway.CertificateCache()
+
+    def require_form(request: Request) -> None:
+        content_type = request.headers.get("content-type", "")
+        if content_type.split(";", 1)[0].strip().lower() != "application/x-www-form-urlencoded":
+            raise Rejected(415, "Content-Type must be application/x-www-form-urlencoded")
+
+    def check_braintree(body: bytes) -> tuple[Normalised, int]:
+        try:
+            form = parse_qs(decode(body), max_num_fields=20, strict_parsing=False)
+        except ValueError:
+            raise Rejected(400, "malformed form body") from None
+        signature = form.get("bt_signature", [""])[0]
+        payload = form.get("bt_payload", [""])[0]
+        if not signature or not payload:
+            raise Rejected(400, "form fields bt_signature and bt_payload are required")
+        try:
+            return braintree_gateway.read_notification(signature, payload, gateway=braintree_client)
+        except SignatureError as exc:
+            raise Rejected(400, f"signature verification failed: {exc}") from None
+        except PayloadError as exc:
+            raise Rejected(400, f"not a Braintree notification: {exc}") from None
+
+    def check_paypal(body: bytes, headers: Mapping[str, str]) -> tuple[Normalised, int]:
+        try:
+            paypal_gateway.verify(
+                headers,
+                body,
+                webhook_id=settings.paypal_webhook_id,
+                now=datetime.fromtimestamp(wall_time(), UTC),
+                fetch=paypal_gateway.fetch_certificate,
+                cache=paypal_certificates,
+            )
+        except SignatureError as exc:
+            raise Rejected(400, f"signature verification failed: {exc}") from None
+        except paypal_gateway.CertificateUnavailable as exc:
+            log.warning("PayPal signing certificate unavailable: %s", exc)
+            raise Rejected(503, "PayPal certificate unavailable; retry later") from None
+        text_body = decode(body)
+        event, found = redact_parsed_json(text_body, parse_json(text_body))
+        if not isinstance(event, dict):
+            raise Rejected(400, "body must be a JSON object")
+        try:
+            return paypal_gateway.normalise(event), found
+        except PayloadError as exc:
+            raise Rejected(400, f"not a PayPal event: {exc}") from None
+
+    @app.post(
+        "/webhooks/braintree",
+        summary="Braintree webhook (bt_signature verified with the braintree package)",
+        response_class=JSONResponse,
+        responses=acknowledged,
+    )
+    async def braintree_webhook(request: Request) -> JSONResponse:
+        require_form(request)
+        body = await read_body(request, settings.max_body_bytes)
+        # The XML parse takes a few hundred microseconds: off the event loop.
+        result, found = await run_in_threadpool(check_braintree, body)
+        return await store("braintree", result, found)
+
+    @app.post(
+        "/webhooks/paypal",
+        summary="PayPal webhook (PAYPAL-TRANSMISSION-SIG verified offline)",
+        response_class=JSONResponse,
+        responses=acknowledged,
+    )
+    async def paypal_webhook(request: Request) -> JSONResponse:
+        require_json(request)
+        body = await read_body(request, settings.max_body_bytes)
+        # A certificate cache miss fetches over the network: never on the event loop.
+        result, found = await run_in_threadpool(check_paypal, body, dict(request.headers))
+        return await store("paypal", result, found)
 
     def check_store() -> bool:
         try:

@@ -96,6 +96,9 @@ def mark_processed(
         update(InboxRow)
         .where(InboxRow.id == row_id)
         .values(processed_at=now, result=result[:64], error=error)
+        # The rows are not reread in this session: skipping the in-session synchronisation
+        # keeps a batch linear (it re-examined every loaded object for each row).
+        .execution_options(synchronize_session=False)
     )
 
 

@@ -36,9 +36,11 @@ def build_admin_router(*, sessions: sessionmaker[Session], settings: Settings) -
 
     @router.get("/cases", summary="Cases, oldest first (phones masked)")
     async def cases(
-        status: str | None = Query(default=None, max_length=32),
+        # Statuses and outcomes are lower-case words; anything else matches no case anyway.
+        status: str | None = Query(default=None, max_length=32, pattern=r"^[a-z_]*$"),
         limit: int = Query(default=100, ge=1, le=1000),
-        offset: int = Query(default=0, ge=0),
+        # Past every row all the same, and within what every store takes as an OFFSET.
+        offset: int = Query(default=0, ge=0, le=2**31 - 1),
     ) -> list[dict[str, object]]:
         def read() -> list[dict[str, object]]:
             with sessions() as session:
@@ -54,7 +56,8 @@ def build_admin_router(*, sessions: sessionmaker[Session], settings: Settings) -
                 found = find_case(session=session, key=key)
                 return case_detail(session, found) if found is not None else None
 
-        detail = await run_in_threadpool(read)
+        # A NUL is no part of any key, and PostgreSQL refuses it in a query parameter.
+        detail = None if "\x00" in key else await run_in_threadpool(read)
         if detail is None:
             raise HTTPException(status_code=404, detail=f"no case {key!r}")
         return detail

@@ -106,6 +106,46 @@ def parse_json(text: str) -> Any:
         raise Rejected(400, "JSON nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise Rejected(400, f"malformed JSON at line {exc.lineno} column {exc.colno}") from None
+    except ValueError:
+        # Python refuses to convert an integer of more than 4300 digits.
+        raise Rejected(400, "JSON number too long") from None
+
+
+def parse_redacted(text: str) -> tuple[Any, int]:
+    """The parsed JSON with card numbers replaced, and how many were replaced."""
+    value = parse_json(text)
+    try:
+        return redact_parsed_json(text, value)
+    except RecursionError:
+        # The card-number walk needs more stack than the parser: what cannot be scanned is
+        # refused, never stored unscanned.
+        raise Rejected(400, "JSON nested too deeply") from None
+
+
+# The widths of the inbox's event_id and event_type columns.
+_EVENT_ID_CHARS = 255
+_EVENT_TYPE_CHARS = 128
+
+
+def check_storable(result: Normalised) -> None:
+    """Refuse an event whose id or type the store cannot hold as it is (a NUL, a lone
+    surrogate, or longer than its column): a 4xx, not a store failure answered with 5xx."""
+    for name, value, limit in (
+        ("id", result.event_id, _EVENT_ID_CHARS),
+        ("type", result.event_type, _EVENT_TYPE_CHARS),
+    ):
+        if len(value) > limit:
+            raise Rejected(400, f"event {name} longer than {limit} characters")
+        if "\x00" in value or _has_surrogate(value):
+            raise Rejected(400, f"event {name} holds a NUL or an unpaired surrogate")
+
+
+def _has_surrogate(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _engine_of(sessions: sessionmaker[Session]) -> Engine:
@@ -153,6 +193,7 @@ def create_app(
     generic_secrets = [s.get_secret_value() for s in settings.generic_signing_secrets]
 
     async def store(gateway: str, result: Normalised, pan_found: int) -> JSONResponse:
+        check_storable(result)
         kind = (
             "failure"
             if isinstance(result, PaymentFailure)
@@ -201,7 +242,7 @@ def create_app(
             )
         except SignatureError as exc:
             raise Rejected(400, f"signature verification failed: {exc}") from None
-        event, found = redact_parsed_json(text, parse_json(text))
+        event, found = parse_redacted(text)
         if not isinstance(event, dict):
             raise Rejected(400, "body must be a JSON object")
         try:
@@ -221,7 +262,7 @@ def create_app(
         except SignatureError as exc:
             raise Rejected(400, f"signature verification failed: {exc}") from None
         text = decode(body)
-        event, found = redact_parsed_json(text, parse_json(text))
+        event, found = parse_redacted(text)
         try:
             return generic_gateway.normalise(event), found
         except PayloadError as exc:
@@ -313,7 +354,7 @@ def create_app(
             log.warning("PayPal signing certificate unavailable: %s", exc)
             raise Rejected(503, "PayPal certificate unavailable; retry later") from None
         text_body = decode(body)
-        event, found = redact_parsed_json(text_body, parse_json(text_body))
+        event, found = parse_redacted(text_body)
         if not isinstance(event, dict):
             raise Rejected(400, "body must be a JSON object")
         try:

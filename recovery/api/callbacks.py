@@ -14,13 +14,21 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from recovery.clock import Clock
 from recovery.domain.models import Disposition
+from recovery.domain.pan import redact_text
 from recovery.domain.policy import load_disposition_map, map_wrapup
 from recovery.gateways.signing import SignatureError, verify
 from recovery.settings import Settings
@@ -48,6 +56,26 @@ class DispositionPush(BaseModel):
     # What the agent captured in the wrap-up, when the organisation's data action sends it.
     promised_date: date | None = Field(default=None, alias="promisedDate")
     callback_at: AwareDatetime | None = Field(default=None, alias="callbackAt")
+
+    @field_validator("contact_id", "contact_list_id", "wrapup_code", "phone_column")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        # No id or wrap-up code holds one, and PostgreSQL text cannot store it.
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        return value
+
+
+def _without_card_numbers(push: DispositionPush) -> DispositionPush:
+    """The push with card numbers replaced in every text that is stored, logged or echoed."""
+    updates: dict[str, str] = {}
+    for name in ("contact_id", "contact_list_id", "wrapup_code", "phone_column"):
+        value = getattr(push, name)
+        if isinstance(value, str):
+            cleaned, found = redact_text(value)
+            if found:
+                updates[name] = cleaned
+    return push.model_copy(update=updates) if updates else push
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -126,6 +154,7 @@ def build_callbacks_router(
                 {"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()
             ]
             return JSONResponse({"error": "invalid disposition push", "problems": problems}, 422)
+        push = _without_card_numbers(push)
         disposition = map_wrapup(push.wrapup_code, mapping)
         try:
             result = await run_in_threadpool(store, push, disposition)

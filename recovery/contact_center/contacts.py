@@ -63,7 +63,10 @@ def redact(text: str) -> str:
 
 def clean_text(value: str, *, cap: int) -> str:
     """Control characters (CR and LF included) removed, whitespace trimmed, length capped."""
-    cleaned = "".join(ch for ch in value if not unicodedata.category(ch).startswith("C"))
+    # Control and format characters, and the Unicode line and paragraph separators.
+    cleaned = "".join(
+        ch for ch in value if not unicodedata.category(ch).startswith(("C", "Zl", "Zp"))
+    )
     return cleaned.strip()[:cap]
 
 

@@ -28,7 +28,11 @@ class _In(BaseModel):
     event_id: str = _Id
     business_key: str = _Id
     occurred_at: AwareDatetime
-    amount: Decimal | None = Field(default=None, allow_inf_nan=False)
+    # At most 12 whole digits and 4 decimals (the store's Numeric(18, 4)): a JSON number is not a
+    # string, so the card-number guard never reads it, and no 13-digit run may reach the store.
+    amount: Decimal | None = Field(
+        default=None, allow_inf_nan=False, max_digits=16, decimal_places=4
+    )
     currency: str | None = Field(default=None, max_length=8)
 
 

@@ -12,7 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for the store; SQLite gets WAL, a busy timeout and foreign keys."""
+    """An engine for the store; SQLite gets WAL, a busy timeout and foreign keys.
+
+    Statement parameters are never rendered into error messages: they hold phone numbers and
+    names, and errors end up in logs and in the inbox's error column."""
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1] if ":///" in url else ""
         if path and path != ":memory:":

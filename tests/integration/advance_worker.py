@@ -44,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     claimed = chunks = created = cancelled = rejected = requests = failed = 0
     actions: Counter[str] = Counter()
     batch_size = settings.genesys_batch_size
+    margin = timedelta(minutes=settings.dial_margin_minutes)
     while True:
         decided = decide_due(
             sessions=runtime.sessions,
@@ -54,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             limit=settings.advance_chunk_size,
             lease=runtime.real_seconds(settings.lease_seconds),
             contact_list_id=settings.genesys_contact_list_id,
-            dial_margin=timedelta(minutes=settings.dial_margin_minutes),
+            dial_margin=margin,
         )
         if decided.claimed == 0:
             break
@@ -70,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     contact_row_ids=ids[start : start + batch_size],
                     rules=rules,
                     now=runtime.clock.now(),
+                    dial_margin=margin,
                 )
             except ContactCenterError:
                 failed += 1

@@ -11,9 +11,9 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -73,9 +73,23 @@ class Stage:
         sent = sum(1 for contact_id in planned if contact_id in held)
         return sent, len(planned) - sent
 
+    def claimed_undecided(self) -> int:
+        """Cases a worker leased and died before deciding."""
+        with self.sessions() as session:
+            return len(
+                session.scalars(
+                    select(CaseRow.id).where(
+                        CaseRow.lease_owner.is_not(None), CaseRow.status == "open"
+                    )
+                ).all()
+            )
+
     def problems(self, keys: list[str]) -> list[str]:
         return first_contact_problems(
-            read_store(self.sessions, keys), keys, self.emulator.contacts(), self.emulator.counters()
+            read_store(self.sessions, keys),
+            keys,
+            self.emulator.contacts(),
+            self.emulator.counters(),
         )
 
 
@@ -91,9 +105,8 @@ def stage(store_url: str, tmp_path: Path) -> Iterator[Stage]:
         engine.dispose()
 
 
-def wait_for(condition: object, *, worker: Worker, timeout: float = 30.0) -> bool:
+def wait_for(condition: Callable[[], bool], *, worker: Worker, timeout: float = 30.0) -> bool:
     """Poll ``condition`` until true; False when the worker ended first."""
-    assert callable(condition)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -116,7 +129,7 @@ def test_killed_after_the_contact_centre_applied_a_batch(stage: Stage) -> None:
     assert stage.in_flight() == (50, 70)
     with stage.sessions() as session:
         owners = set(session.scalars(select(CaseRow.lease_owner)))
-    assert len(owners) == 1 and next(iter(owners)).startswith("worker-first-")
+    assert len(owners) == 1 and (next(iter(owners)) or "").startswith("worker-first-")
 
     # While the dead worker's lease lasts, nobody touches its cases.
     requests_before = stage.emulator.counters()["requests"]
@@ -136,6 +149,35 @@ def test_killed_after_the_contact_centre_applied_a_batch(stage: Stage) -> None:
     assert stage.problems(keys) == []
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a planned contact withdrawn on its resend is not removed from the contact centre",
+)
+def test_a_resend_withdrawn_after_the_crash_leaves_nothing_queued(stage: Stage) -> None:
+    keys = seed_due_cases(stage.sessions, count=10, at=CALLABLE_INSTANT)
+    stage.emulator.fault(status=503, apply=True, delay_seconds=5)
+    first = stage.start("first")
+    assert wait_for(lambda: stage.emulator.counters()["contacts_created"] == 10, worker=first)
+    assert first.kill()
+    # The worker that takes over finds most zones after hours (23:30 in New York): those
+    # resends are withdrawn by the last compliance check.
+    stage.clock.set(datetime(2026, 12, 2, 4, 30, tzinfo=UTC))
+    after = stage.start("after-lease").finish()
+    assert after["cancelled"] > 0
+    facts = read_store(stage.sessions, keys)
+    withdrawn = {
+        r.contact_id for rows in facts.contacts.values() for r in rows if r.state == "cancelled"
+    }
+    queued = {c["id"] for c in stage.emulator.contacts() if c["queued"]}
+    # The contact centre would dial these tomorrow morning, calls the case history never saw.
+    assert withdrawn & queued == set()
+
+
+def progress(counters: dict[str, int]) -> int:
+    """Contacts the emulator has taken, new or sent again."""
+    return counters["contacts_created"] + counters["upserts"]
+
+
 def run_random_kills(stage: Stage, *, seed: int, cases: int, kills: int) -> None:
     """Kill ``kills`` workers at random points while ``cases`` due cases are advanced, then let
     one worker finish; every invariant must hold."""
@@ -153,23 +195,29 @@ def run_random_kills(stage: Stage, *, seed: int, cases: int, kills: int) -> None
 
             def applied(before: dict[str, int] = before) -> bool:
                 now = stage.emulator.counters()
-                return (
-                    now["faults_injected"] > before["faults_injected"]
-                    and now["contacts_created"] + now["upserts"]
-                    > before["contacts_created"] + before["upserts"]
-                )
+                taken = now["faults_injected"] > before["faults_injected"]
+                return taken and progress(now) > progress(before)
 
             wait_for(applied, worker=worker)
         else:
-            time.sleep(rng.uniform(0.0, 0.35))
+            # Let it advance a random number of contacts, then die at a random instant after.
+            target = progress(before) + rng.randint(1, max(1, cases // kills))
+
+            def advanced(target: int = target) -> bool:
+                return progress(stage.emulator.counters()) >= target
+
+            wait_for(advanced, worker=worker)
+            time.sleep(rng.uniform(0.0, 0.03))
         seen["killed alive" if worker.kill() else "already done"] += 1
         stage.emulator.clear_faults()
         sent, unsent = stage.in_flight()
         seen["sent, not recorded"] += sent > 0
         seen["planned, not sent"] += unsent > 0
+        seen["claimed, not decided"] += stage.claimed_undecided() > 0
         stage.past_the_lease()
 
     last = stage.start("last").finish()
+    print(f"seed {seed}: {dict(seen)}; the last worker: {last}")
     assert last["failed_batches"] == 0
     assert stage.problems(keys) == []
     # The kills landed where it matters: mid-run, between the contact centre's answer and the
@@ -181,10 +229,19 @@ def run_random_kills(stage: Stage, *, seed: int, cases: int, kills: int) -> None
 
 @pytest.mark.parametrize("seed", [20261201])
 def test_random_kills_lose_and_duplicate_nothing(stage: Stage, seed: int) -> None:
-    run_random_kills(stage, seed=seed, cases=300, kills=20)
+    run_random_kills(stage, seed=seed, cases=400, kills=20)
+
+
+@pytest.fixture
+def soak_selected(request: pytest.FixtureRequest) -> None:
+    """Minutes long: a soak test runs only when asked for by name (``-m soak``), whatever the
+    default selection."""
+    wanted = (request.config.getoption("markexpr") or "").replace("not soak", "")
+    if "soak" not in wanted:
+        pytest.skip("a soak test: run it with -m soak")
 
 
 @pytest.mark.soak
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_random_kills_soak(stage: Stage, seed: int) -> None:
+def test_random_kills_soak(soak_selected: None, stage: Stage, seed: int) -> None:
     run_random_kills(stage, seed=seed, cases=2000, kills=120)

@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: int = Field(default=900, ge=1)
     close_on_payment_interval_seconds: int = Field(default=60, ge=1)
     dispositions_interval_seconds: int = Field(default=60, ge=1)
-    rate_limit_occupy: int = Field(default=1, ge=1, le=50)
+    rate_limit_occupy: int = Field(default=5, ge=1, le=50)
 
     @field_validator("stripe_webhook_secrets", "generic_signing_secrets", mode="before")
     @classmethod

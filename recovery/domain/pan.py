@@ -101,7 +101,16 @@ def redact_payload(value: Any) -> tuple[Any, int]:
             cleaned, count = redact_text(node)
             found += count
             return cleaned
-        if isinstance(node, bool) or node is None or isinstance(node, float):
+        if isinstance(node, bool) or node is None:
+            return node
+        if isinstance(node, float):
+            # A card number sent as a JSON number with a fraction or an exponent: its digits,
+            # decimal point dropped, must not hold one either (it would be stored as an amount).
+            mantissa = repr(node).split("e", 1)[0].split("E", 1)[0]
+            digits = "".join(ch for ch in mantissa if ch.isdigit())
+            if len(digits) >= 13 and redact_text(digits)[1]:
+                found += 1
+                return REDACTED
             return node
         if isinstance(node, int):
             if abs(node) >= 10**12:

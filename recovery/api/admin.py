@@ -59,7 +59,7 @@ def build_admin_router(*, sessions: sessionmaker[Session], settings: Settings) -
         # A NUL is no part of any key, and PostgreSQL refuses it in a query parameter.
         detail = None if "\x00" in key else await run_in_threadpool(read)
         if detail is None:
-            raise HTTPException(status_code=404, detail=f"no case {key!r}")
+            raise HTTPException(status_code=404, detail="no such case")
         return detail
 
     @router.get("/stats", summary="Cases by status and outcome")

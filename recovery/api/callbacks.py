@@ -67,9 +67,12 @@ class DispositionPush(BaseModel):
 
 
 def _without_card_numbers(push: DispositionPush) -> DispositionPush:
-    """The push with card numbers replaced in every text that is stored, logged or echoed."""
+    """The push with card numbers replaced in every text that is stored, logged or echoed.
+
+    The contact id is left as sent: it must match one of our own ids (UUIDs, some of which
+    hold a Luhn-valid run of digits by chance), and an unknown one is only echoed redacted."""
     updates: dict[str, str] = {}
-    for name in ("contact_id", "contact_list_id", "wrapup_code", "phone_column"):
+    for name in ("contact_list_id", "wrapup_code", "phone_column"):
         value = getattr(push, name)
         if isinstance(value, str):
             cleaned, found = redact_text(value)
@@ -159,8 +162,9 @@ def build_callbacks_router(
         try:
             result = await run_in_threadpool(store, push, disposition)
         except UnknownContact:
-            log.warning("disposition push for unknown contact %s", push.contact_id)
-            return _error(404, f"unknown contact {push.contact_id}")
+            shown = redact_text(push.contact_id)[0]
+            log.warning("disposition push for unknown contact %s", shown)
+            return _error(404, f"unknown contact {shown}")
         except SQLAlchemyError:
             log.exception("disposition push for contact %s not stored", push.contact_id)
             return _error(503, "store unavailable; retry later")

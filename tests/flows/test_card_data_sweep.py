@@ -778,11 +778,6 @@ def test_a_push_for_a_contact_id_that_looks_like_a_card_number_is_recorded(store
         runtime.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the admin API's 404 echoes the key it was given (\"no case '<key>'\", "
-    "recovery/api/admin.py, case()), so a card number sent as a key comes back in the error",
-)
 def test_not_found_answers_do_not_echo_a_card_number(store_url: str) -> None:
     pan = make_pans(17)[4]
     client, runtime = _receiver(store_url, FixedClock(START))

@@ -44,7 +44,14 @@ from braintree.exceptions.invalid_signature_error import InvalidSignatureError
 
 from recovery.domain.models import ContactPoint, Gateway, PaymentFailure, PaymentSucceeded
 from recovery.domain.pan import redact_payload
-from recovery.gateways.common import Ignored, PayloadError, normalise_phone, text_or_none
+from recovery.gateways.common import (
+    Ignored,
+    PayloadError,
+    address_postal_code,
+    address_state,
+    normalise_phone,
+    text_or_none,
+)
 from recovery.gateways.signing import SignatureError
 from recovery.settings import Settings
 
@@ -195,8 +202,8 @@ def _failure(
     contact = ContactPoint(
         phone_e164=e164,
         country=country,
-        state=text_or_none(billing.get("region")),
-        postal_code=text_or_none(billing.get("postal_code")),
+        state=address_state(billing.get("region"), country),
+        postal_code=address_postal_code(billing.get("postal_code")),
         explicit_tz=_tz(customer.get("custom_fields"), txn.get("custom_fields")),
     )
     amount, currency = _amount_owed(sub, failed or {}, txn)

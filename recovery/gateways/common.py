@@ -8,6 +8,7 @@ from typing import Any
 import phonenumbers
 from pydantic import BaseModel, ConfigDict
 
+from recovery.domain.compliance.zones import US_TERRITORIES, normalise_state
 from recovery.domain.models import Gateway
 
 # ISO 4217 currencies without minor units (Stripe's list of zero-decimal currencies).
@@ -35,6 +36,31 @@ def text_or_none(value: Any) -> str | None:
         stripped = value.strip()
         return stripped or None
     return None
+
+
+# The widths of the case's state and postal-code columns.
+STATE_CHARS = 8
+POSTAL_CODE_CHARS = 16
+
+
+def address_state(value: Any, country: str | None) -> str | None:
+    """A billing address's state or region as the case keeps it: a US state's two-letter code
+    when the text names one ("California", "ca"), else the text itself when it fits the column,
+    else None (the phone's area code still places the customer)."""
+    text = text_or_none(value)
+    if text is None:
+        return None
+    if (country or "US").upper()[:2] in ("US", *US_TERRITORIES):
+        code = normalise_state(text)
+        if code is not None:
+            return code
+    return text if len(text) <= STATE_CHARS else None
+
+
+def address_postal_code(value: Any) -> str | None:
+    """A postal code that fits the column, else None (no real postal code is longer)."""
+    text = text_or_none(value)
+    return text if text is not None and len(text) <= POSTAL_CODE_CHARS else None
 
 
 def normalise_phone(value: Any, country: str | None) -> tuple[str | None, str | None]:

@@ -48,7 +48,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from recovery.domain.models import ContactPoint, Gateway, PaymentFailure, PaymentSucceeded
-from recovery.gateways.common import Ignored, PayloadError, normalise_phone, text_or_none
+from recovery.gateways.common import (
+    Ignored,
+    PayloadError,
+    address_postal_code,
+    address_state,
+    normalise_phone,
+    text_or_none,
+)
 from recovery.gateways.signing import SignatureError
 
 CertificateFetcher = Callable[[str], bytes]
@@ -342,8 +349,8 @@ def _failure(
     contact = ContactPoint(
         phone_e164=e164,
         country=country,
-        state=text_or_none(address.get("admin_area_1")),
-        postal_code=text_or_none(address.get("postal_code")),
+        state=address_state(address.get("admin_area_1"), country),
+        postal_code=address_postal_code(address.get("postal_code")),
     )
     amount, currency = _amount_owed(billing, last_failed)
     missing = tuple(

@@ -14,6 +14,8 @@ from recovery.domain.models import ContactPoint, Gateway, PaymentFailure, Paymen
 from recovery.gateways.common import (
     Ignored,
     PayloadError,
+    address_postal_code,
+    address_state,
     minor_to_decimal,
     normalise_phone,
     text_or_none,
@@ -153,8 +155,8 @@ def _contact(
     contact = ContactPoint(
         phone_e164=e164,
         country=country.upper()[:2],
-        state=(text_or_none(address.get("state")) or None),
-        postal_code=text_or_none(address.get("postal_code")),
+        state=address_state(address.get("state"), country),
+        postal_code=address_postal_code(address.get("postal_code")),
         explicit_tz=explicit_tz,
     )
     raw = text_or_none(phone) if problem else None

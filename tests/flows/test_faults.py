@@ -560,18 +560,8 @@ def test_clock_jumps_break_no_rule_and_duplicate_nothing(system: HardSystem) -> 
     ],
 )
 def test_a_long_address_field_does_not_lose_the_failure(
-    store_url: str, field_name: str, value: str, request: pytest.FixtureRequest
+    store_url: str, field_name: str, value: str
 ) -> None:
-    if store_url.startswith("postgresql"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="recovery_cases.state is VARCHAR(8) and postal_code VARCHAR(16) while the "
-                "Stripe adapter passes the address through unbounded: on PostgreSQL the insert "
-                "fails, the inbox row is marked 'error' and no case opens "
-                "(recovery/gateways/stripe.py _contact; recovery/store/tables.py CaseRow)",
-            )
-        )
     runtime = Runtime(settings_for(store_url))
     try:
         client = TestClient(
@@ -589,5 +579,9 @@ def test_a_long_address_field_does_not_lose_the_failure(
             batch_size=10,
         )
         assert summary.results == {"opened": 1}
+        with runtime.sessions() as s:
+            case = s.scalars(select(CaseRow)).one()
+        expected = {"California": "CA"}.get(value)
+        assert getattr(case, field_name) == expected
     finally:
         runtime.close()

@@ -57,14 +57,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.domain.models import Gateway, PaymentFailure, PaymentSucceeded
-from recovery.domain.pan import redact_parsed_json, redact_payload
+from recovery.domain.pan import Marker, plain_marker, redact_parsed_json, redact_payload
 from recovery.domain.taxonomy import FailureCodes
 from recovery.gateways import generic as generic_gateway
 from recovery.gateways import stripe as stripe_gateway
 from recovery.gateways.common import Ignored, PayloadError
 from recovery.ingest import CustomerLookup, drain
 from recovery.store.db import transaction
-from recovery.store.inbox import record_delivery
+from recovery.store.inbox import record_delivery, storable_problem
 from recovery.store.tables import InboxRow
 
 log = logging.getLogger("recovery.backfill")
@@ -391,16 +391,19 @@ class Parsed:
     pan_found: int
 
 
-def normalise_record(record: Record) -> Parsed | Bad:
-    """PAN guard, then the gateway's normalisation, as the receiver does."""
+def normalise_record(record: Record, marker: Marker = plain_marker) -> Parsed | Bad:
+    """PAN guard, then the gateway's normalisation, as the receiver does (give it the
+    receiver's ``marker``, so an event redacted both ways is recognised as one)."""
     if record.raw is not None:
-        value, found = redact_parsed_json(record.raw, record.value)
+        value, found = redact_parsed_json(record.raw, record.value, marker)
     else:
-        value, found = redact_payload(record.value)
+        value, found = redact_payload(record.value, marker)
     try:
         if record.source == "stripe":
             result = stripe_gateway.normalise(value)
-            return Parsed(record.where, "stripe", result, _stripe_time(value, result), found)
+            return _storable(
+                Parsed(record.where, "stripe", result, _stripe_time(value, result), found)
+            )
         gateway = "generic"
         if record.source == "csv":
             value = dict(value)
@@ -415,7 +418,15 @@ def normalise_record(record: Record) -> Parsed | Bad:
         return Bad(f"{record.where}: {_field_problem(record, value, exc)}")
     if gateway != "generic":
         result = result.model_copy(update={"gateway": Gateway(gateway)})
-    return Parsed(record.where, gateway, result, _generic_time(value, result), found)
+    return _storable(Parsed(record.where, gateway, result, _generic_time(value, result), found))
+
+
+def _storable(parsed: Parsed) -> Parsed | Bad:
+    """The record, or why its identity cannot be stored (as the receiver refuses it)."""
+    result = parsed.result
+    key = result.business_key if isinstance(result, PaymentFailure | PaymentSucceeded) else None
+    problem = storable_problem(result.event_id, result.event_type, key)
+    return parsed if problem is None else Bad(f"{parsed.where}: {problem}")
 
 
 def _field_problem(record: Record, value: Any, exc: PayloadError) -> str:
@@ -571,6 +582,7 @@ def record_chunk(
     until: datetime | None = None,
     dry_run: bool = False,
     seen: set[tuple[str, str]] | None = None,
+    marker: Marker = plain_marker,
 ) -> BackfillSummary:
     """Record one chunk of records in the inbox, in one transaction (or, for a dry run, only
     find out what would be recorded; ``seen`` then carries the events met earlier in the file).
@@ -582,7 +594,7 @@ def record_chunk(
         if isinstance(item, Bad):
             summary.skip(MALFORMED, item.reason)
             continue
-        result = normalise_record(item)
+        result = normalise_record(item, marker)
         if isinstance(result, Bad):
             summary.skip(MALFORMED, result.reason)
             continue
@@ -667,6 +679,7 @@ def run_backfill(
     ingest_batch_size: int = DRAIN_BATCH,
     lookup: CustomerLookup | None = None,
     on_progress: ProgressHook | None = None,
+    marker: Marker = plain_marker,
 ) -> BackfillSummary:
     """Read the export chunk by chunk; record each chunk, then drain the inbox into cases.
 
@@ -691,6 +704,7 @@ def run_backfill(
                 until=until,
                 dry_run=dry_run,
                 seen=seen,
+                marker=marker,
             )
         )
         if not dry_run:

@@ -585,6 +585,7 @@ def backfill_command(
                 dry_run=dry_run,
                 lookup=runtime.customer_lookup(),
                 on_progress=lambda done, _total, _summary: progress.update(task, completed=done),
+                marker=runtime.settings.redaction_marker(),
             )
     except SQLAlchemyError as exc:
         _fail(f"the store failed ({type(exc).__name__}); what was recorded stays, run again", 1)

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from recovery.domain.pan import Marker, keyed_marker
+
 PLACEHOLDER_MARKERS = ("change-me", "changeme", "placeholder", "example", "dev-", "test-", "xxx")
 
 DEFAULT_DATA_DIR = Path("data")
@@ -58,6 +60,9 @@ class Settings(BaseSettings):
     api_port: int = 8000
     admin_token: SecretStr = SecretStr("admin-dev-local-only")
     callback_secret: SecretStr = SecretStr("callback-dev-local-only")
+    # Keys the fingerprint in a redacted card number's marker, so ids that look like card
+    # numbers stay distinct once redacted (see recovery/domain/pan.py).
+    redaction_key: SecretStr = SecretStr("redaction-dev-local-only")
 
     # Prefect (the API URL falls back to PREFECT_API_URL)
     prefect_api_url: str | None = Field(
@@ -120,6 +125,7 @@ class Settings(BaseSettings):
         singles: dict[str, SecretStr] = {
             "RECOVERY_ADMIN_TOKEN": self.admin_token,
             "RECOVERY_CALLBACK_SECRET": self.callback_secret,
+            "RECOVERY_REDACTION_KEY": self.redaction_key,
             "RECOVERY_STRIPE_API_KEY": self.stripe_api_key,
             "RECOVERY_BRAINTREE_PRIVATE_KEY": self.braintree_private_key,
             "RECOVERY_GENESYS_CLIENT_SECRET": self.genesys_client_secret,
@@ -146,6 +152,10 @@ class Settings(BaseSettings):
                 if _is_placeholder(secret.get_secret_value()):
                     found.append(f"{name}[{i}] is empty or a placeholder")
         return found
+
+    def redaction_marker(self) -> Marker:
+        """The marker a redacted card number leaves in what the receiver and backfill store."""
+        return keyed_marker(self.redaction_key.get_secret_value().encode("utf-8"))
 
 
 def _is_placeholder(value: str) -> bool:

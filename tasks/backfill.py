@@ -46,5 +46,6 @@ def record_export_chunk(
         until=until,
         dry_run=dry_run,
         seen=known,
+        marker=runtime.settings.redaction_marker(),
     )
     return summary, after, done, frozenset(known)

@@ -33,7 +33,7 @@ from recovery.api.trigger import IngestTrigger
 from recovery.api.writer import InboxWriter, WriteFailed
 from recovery.clock import Clock
 from recovery.domain.models import PaymentFailure, PaymentSucceeded
-from recovery.domain.pan import redact_parsed_json
+from recovery.domain.pan import Marker, plain_marker, redact_parsed_json
 from recovery.gateways import braintree as braintree_gateway
 from recovery.gateways import generic as generic_gateway
 from recovery.gateways import paypal as paypal_gateway
@@ -42,7 +42,7 @@ from recovery.gateways.common import Ignored, PayloadError
 from recovery.gateways.signing import SignatureError
 from recovery.gateways.signing import verify as verify_hmac
 from recovery.settings import Settings
-from recovery.store.inbox import Delivery
+from recovery.store.inbox import Delivery, storable_problem
 
 log = logging.getLogger("recovery.api")
 
@@ -111,41 +111,24 @@ def parse_json(text: str) -> Any:
         raise Rejected(400, "JSON number too long") from None
 
 
-def parse_redacted(text: str) -> tuple[Any, int]:
+def parse_redacted(text: str, marker: Marker = plain_marker) -> tuple[Any, int]:
     """The parsed JSON with card numbers replaced, and how many were replaced."""
     value = parse_json(text)
     try:
-        return redact_parsed_json(text, value)
+        return redact_parsed_json(text, value, marker)
     except RecursionError:
         # The card-number walk needs more stack than the parser: what cannot be scanned is
         # refused, never stored unscanned.
         raise Rejected(400, "JSON nested too deeply") from None
 
 
-# The widths of the inbox's event_id and event_type columns.
-_EVENT_ID_CHARS = 255
-_EVENT_TYPE_CHARS = 128
-
-
 def check_storable(result: Normalised) -> None:
-    """Refuse an event whose id or type the store cannot hold as it is (a NUL, a lone
-    surrogate, or longer than its column): a 4xx, not a store failure answered with 5xx."""
-    for name, value, limit in (
-        ("id", result.event_id, _EVENT_ID_CHARS),
-        ("type", result.event_type, _EVENT_TYPE_CHARS),
-    ):
-        if len(value) > limit:
-            raise Rejected(400, f"event {name} longer than {limit} characters")
-        if "\x00" in value or _has_surrogate(value):
-            raise Rejected(400, f"event {name} holds a NUL or an unpaired surrogate")
-
-
-def _has_surrogate(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+    """Refuse an event whose identity the store cannot hold as it is: a 4xx, not a store
+    failure answered with 5xx."""
+    key = result.business_key if isinstance(result, PaymentFailure | PaymentSucceeded) else None
+    problem = storable_problem(result.event_id, result.event_type, key)
+    if problem is not None:
+        raise Rejected(400, problem)
 
 
 def _engine_of(sessions: sessionmaker[Session]) -> Engine:
@@ -191,6 +174,7 @@ def create_app(
     app.state.inbox_writer = inbox
     stripe_secrets = [s.get_secret_value() for s in settings.stripe_webhook_secrets]
     generic_secrets = [s.get_secret_value() for s in settings.generic_signing_secrets]
+    marker = settings.redaction_marker()
 
     async def store(gateway: str, result: Normalised, pan_found: int) -> JSONResponse:
         check_storable(result)
@@ -242,7 +226,7 @@ def create_app(
             )
         except SignatureError as exc:
             raise Rejected(400, f"signature verification failed: {exc}") from None
-        event, found = parse_redacted(text)
+        event, found = parse_redacted(text, marker)
         if not isinstance(event, dict):
             raise Rejected(400, "body must be a JSON object")
         try:
@@ -262,7 +246,7 @@ def create_app(
         except SignatureError as exc:
             raise Rejected(400, f"signature verification failed: {exc}") from None
         text = decode(body)
-        event, found = parse_redacted(text)
+        event, found = parse_redacted(text, marker)
         try:
             return generic_gateway.normalise(event), found
         except PayloadError as exc:
@@ -332,7 +316,9 @@ def create_app(
         if not signature or not payload:
             raise Rejected(400, "form fields bt_signature and bt_payload are required")
         try:
-            return braintree_gateway.read_notification(signature, payload, gateway=braintree_client)
+            return braintree_gateway.read_notification(
+                signature, payload, gateway=braintree_client, marker=marker
+            )
         except SignatureError as exc:
             raise Rejected(400, f"signature verification failed: {exc}") from None
         except PayloadError as exc:
@@ -354,7 +340,7 @@ def create_app(
             log.warning("PayPal signing certificate unavailable: %s", exc)
             raise Rejected(503, "PayPal certificate unavailable; retry later") from None
         text_body = decode(body)
-        event, found = parse_redacted(text_body)
+        event, found = parse_redacted(text_body, marker)
         if not isinstance(event, dict):
             raise Rejected(400, "body must be a JSON object")
         try:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class Gateway(StrEnum):
@@ -70,14 +70,49 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def storable(value: str) -> str:
+    """The text with what no store's text column takes (NUL, an unpaired surrogate) replaced
+    by U+FFFD, so "a\\x00b" stays distinct from "ab"."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in value)
+    return value
+
+
+def _text(limit: int | None = None) -> AfterValidator:
+    """A received text field: made storable, and cut to ``limit`` characters (its column's
+    width; the last one an ellipsis) when it is descriptive, not an identity."""
+
+    def check(value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = storable(value)
+        if limit is not None and len(value) > limit:
+            value = value[: limit - 1] + "\u2026"
+        return value
+
+    return AfterValidator(check)
+
+
+# Received descriptive text, cut to the width of its column. Identities (event id, type,
+# business key) are kept as sent: what the store cannot hold of them is refused where they
+# arrive (recovery/store/inbox.py, storable_problem).
+Short = Annotated[str | None, _text(64)]
+Line = Annotated[str | None, _text(255)]
+Message = Annotated[str | None, _text(1000)]
+
+
 class ContactPoint(_Frozen):
     """Where and how a customer may be reached; the compliance engine's input."""
 
-    phone_e164: str | None = None
-    country: str = "US"
-    state: str | None = None
-    postal_code: str | None = None
-    explicit_tz: str | None = None
+    phone_e164: Annotated[str | None, _text(32)] = None
+    country: Annotated[str, _text(2)] = "US"
+    state: Annotated[str | None, _text(8)] = None
+    postal_code: Annotated[str | None, _text(16)] = None
+    explicit_tz: Short = None
 
 
 class PaymentFailure(_Frozen):
@@ -87,17 +122,17 @@ class PaymentFailure(_Frozen):
     event_id: str
     event_type: str
     business_key: str = Field(description="invoice id, else payment intent id, else charge id")
-    customer_ref: str | None = None
-    customer_name: str | None = None
+    customer_ref: Line = None
+    customer_name: Line = None
     contact: ContactPoint = ContactPoint()
-    phone_raw: str | None = Field(default=None, description="the phone as sent, when invalid")
-    phone_problem: str | None = Field(default=None, description="why the phone is unusable")
-    failure_code: str | None = None
-    decline_code: str | None = None
-    advice_code: str | None = None
-    failure_message: str | None = None
+    phone_raw: Short = Field(default=None, description="the phone as sent, when invalid")
+    phone_problem: Message = Field(default=None, description="why the phone is unusable")
+    failure_code: Short = None
+    decline_code: Short = None
+    advice_code: Short = None
+    failure_message: Message = None
     amount: Decimal | None = None
-    currency: str | None = None
+    currency: Annotated[str | None, _text(8)] = None
     attempt_count: int | None = None
     occurred_at: AwareDatetime
     missing_fields: tuple[str, ...] = ()
@@ -111,7 +146,7 @@ class PaymentSucceeded(_Frozen):
     event_type: str
     business_key: str
     amount: Decimal | None = None
-    currency: str | None = None
+    currency: Annotated[str | None, _text(8)] = None
     occurred_at: AwareDatetime
 
 

@@ -5,14 +5,44 @@ A digit run (separators allowed) is redacted whole when any 13-19 digit window i
 Luhn-valid, so a card number cannot survive glued to other digits ("5 4242 4242 4242 4242").
 This errs on the side of redaction: some innocent long numbers are replaced too, and the
 event is flagged, which is the right trade for cardholder data.
+
+Where a redacted value may be an identity (an event id, an invoice number), the receiver
+redacts with a ``keyed_marker``: the marker carries a keyed fingerprint of the digits it
+replaces, so two distinct ids stay distinct and a redelivery still matches its first copy,
+while the digits cannot be recovered without the key (trying every card number needs it).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 REDACTED = "[redacted-card-number]"
+
+# The replacement for one digit run (separators removed) that holds a card number.
+Marker = Callable[[str], str]
+
+
+def plain_marker(_digits: str) -> str:
+    return REDACTED
+
+
+def keyed_marker(key: bytes) -> Marker:
+    """Markers ``[redacted-card-number:<16 hex>]``: an HMAC-SHA256 of the digits, truncated.
+    The same digits give the same marker under the same key."""
+    if not key:
+        raise ValueError("the redaction key is empty")
+
+    def marker(digits: str) -> str:
+        tag = hmac.new(key, digits.encode("ascii"), hashlib.sha256).hexdigest()[:16]
+        return f"[redacted-card-number:{tag}]"
+
+    return marker
+
 
 # Digits with single optional separators; at least 13 digits in the run.
 _CANDIDATE = re.compile(r"(?<![0-9])[0-9](?:[ \-]?[0-9]){12,}(?![0-9])")
@@ -44,29 +74,39 @@ def _has_pan(digits: str) -> bool:
     return False
 
 
-def _replace(match: re.Match[str]) -> str:
-    digits = match.group(0).replace(" ", "").replace("-", "")
-    return REDACTED if _has_pan(digits) else match.group(0)
-
-
-def redact_text(text: str) -> tuple[str, int]:
+def redact_text(text: str, marker: Marker = plain_marker) -> tuple[str, int]:
     """The text with card numbers replaced, and how many were replaced."""
     if len(text) < 13 or not _QUICK.search(text):
         return text, 0
     count = 0
 
-    def counting(match: re.Match[str]) -> str:
+    def replace(match: re.Match[str]) -> str:
         nonlocal count
-        replaced = _replace(match)
-        if replaced is REDACTED:
-            count += 1
-        return replaced
+        digits = match.group(0).replace(" ", "").replace("-", "")
+        if not _has_pan(digits):
+            return match.group(0)
+        count += 1
+        return marker(digits)
 
-    return _CANDIDATE.sub(counting, text), count
+    return _CANDIDATE.sub(replace, text), count
 
 
 def contains_pan(text: str) -> bool:
     return redact_text(text)[1] > 0
+
+
+# A JSON number (after a colon, a comma or a bracket) with an exponent, or with a fraction:
+# parsed as a float, its digits can join across the decimal point or gain zeros from the
+# exponent, so the raw text does not show them as one run.
+_EXPONENT_NUMBER = re.compile(r"(?:^|[:\[,])\s*-?[0-9]+(?:\.[0-9]+)?[eE]")
+_FRACTION_NUMBER = re.compile(r"(?:^|[:\[,])\s*-?([0-9]+\.[0-9]+)")
+
+
+def _may_be_float_pan(raw: str) -> bool:
+    if _EXPONENT_NUMBER.search(raw) is not None:
+        return True
+    # 13 digits or more around the point (the point itself is the 14th character).
+    return any(len(m.group(1)) >= 14 for m in _FRACTION_NUMBER.finditer(raw))
 
 
 def json_may_hold_pan(raw: str) -> bool:
@@ -75,21 +115,25 @@ def json_may_hold_pan(raw: str) -> bool:
     JSON escapes other than ``\\u`` decode to a quote, a slash, a backslash or a control
     character, never to a digit, a space or a dash, so without ``\\u`` every digit run of every
     parsed key, string and integer appears verbatim in the raw text, bounded by characters that
-    are not digits either. When the raw text has no candidate run, no parsed value has one."""
+    are not digits either. When the raw text has no candidate run, no parsed value has one.
+    Floats are the exception: ``41589062.76223013e8`` parses to 4158906276223013.0, so any
+    exponent, or any fraction with 13 digits or more around its point, means a walk."""
     if "\\u" in raw:
         return True
-    return _STRETCH.search(raw) is not None and _CANDIDATE.search(raw) is not None
+    if _STRETCH.search(raw) is not None and _CANDIDATE.search(raw) is not None:
+        return True
+    return _may_be_float_pan(raw)
 
 
-def redact_parsed_json(raw: str, value: Any) -> tuple[Any, int]:
+def redact_parsed_json(raw: str, value: Any, marker: Marker = plain_marker) -> tuple[Any, int]:
     """``redact_payload`` for ``value`` parsed from the JSON text ``raw``, skipping the walk (and
     returning ``value`` itself) when the raw text rules out any card number."""
     if not json_may_hold_pan(raw):
         return value, 0
-    return redact_payload(value)
+    return redact_payload(value, marker)
 
 
-def redact_payload(value: Any) -> tuple[Any, int]:
+def redact_payload(value: Any, marker: Marker = plain_marker) -> tuple[Any, int]:
     """A deep copy of a JSON-like value with every card number replaced; keys are scanned too.
 
     Integers of 13 or more digits are scanned as well (a PAN sent as a JSON number)."""
@@ -98,23 +142,26 @@ def redact_payload(value: Any) -> tuple[Any, int]:
     def walk(node: Any) -> Any:
         nonlocal found
         if isinstance(node, str):
-            cleaned, count = redact_text(node)
+            cleaned, count = redact_text(node, marker)
             found += count
             return cleaned
         if isinstance(node, bool) or node is None:
             return node
         if isinstance(node, float):
-            # A card number sent as a JSON number with a fraction or an exponent: its digits,
-            # decimal point dropped, must not hold one either (it would be stored as an amount).
-            mantissa = repr(node).split("e", 1)[0].split("E", 1)[0]
-            digits = "".join(ch for ch in mantissa if ch.isdigit())
+            # A card number sent as a JSON number with a fraction or an exponent: the digits of
+            # its full decimal expansion, point dropped, must not hold one either (it would be
+            # stored as an amount).
+            if node != node or node in (float("inf"), float("-inf")):
+                return node
+            expansion = format(Decimal(repr(node)).normalize(), "f")
+            digits = "".join(ch for ch in expansion if ch.isdigit())
             if len(digits) >= 13 and redact_text(digits)[1]:
                 found += 1
-                return REDACTED
+                return marker(digits)
             return node
         if isinstance(node, int):
             if abs(node) >= 10**12:
-                cleaned, count = redact_text(str(node))
+                cleaned, count = redact_text(str(node), marker)
                 if count:
                     found += count
                     return cleaned

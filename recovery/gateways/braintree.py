@@ -43,12 +43,13 @@ from braintree.exceptions.configuration_error import ConfigurationError
 from braintree.exceptions.invalid_signature_error import InvalidSignatureError
 
 from recovery.domain.models import ContactPoint, Gateway, PaymentFailure, PaymentSucceeded
-from recovery.domain.pan import redact_payload
+from recovery.domain.pan import Marker, plain_marker, redact_payload
 from recovery.gateways.common import (
     Ignored,
     PayloadError,
     address_postal_code,
     address_state,
+    amount_in_range,
     normalise_phone,
     text_or_none,
 )
@@ -97,7 +98,11 @@ def parse_notification(
 
 
 def read_notification(
-    bt_signature: str | None, bt_payload: str | bytes | None, *, gateway: braintree.BraintreeGateway
+    bt_signature: str | None,
+    bt_payload: str | bytes | None,
+    *,
+    gateway: braintree.BraintreeGateway,
+    marker: Marker = plain_marker,
 ) -> tuple[Normalised, int]:
     """``parse_notification``, and how many card numbers were redacted (to flag the event; the
     package keeps some values twice, raw and as an object, and each copy counts).
@@ -121,7 +126,7 @@ def read_notification(
         # resource constructors raise means a malformed payload. The exception text may quote
         # the payload, so only its type is reported.
         raise PayloadError(f"malformed Braintree notification ({type(exc).__name__})") from None
-    plain, found = redact_payload(_plain(notification, ()))
+    plain, found = redact_payload(_plain(notification, ()), marker)
     if not isinstance(plain, dict):
         raise PayloadError("malformed Braintree notification")
     return normalise(plain), found
@@ -344,7 +349,7 @@ def _decimal(value: Any) -> Decimal | None:
         number = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
         return None
-    return number if number.is_finite() else None
+    return amount_in_range(number)
 
 
 def _plain(value: Any, ancestors: tuple[int, ...]) -> Any:

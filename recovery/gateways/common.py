@@ -78,8 +78,20 @@ def normalise_phone(value: Any, country: str | None) -> tuple[str | None, str | 
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
 
 
+# The store keeps amounts as Numeric(18, 4); the receiver takes at most 12 whole digits.
+AMOUNT_LIMIT = Decimal(10) ** 12
+
+
+def amount_in_range(value: Decimal | None) -> Decimal | None:
+    """A major-unit amount the case can keep: finite, not negative, under 10^12, at most four
+    decimals (more are rounded); else None, recorded on the case as a missing amount."""
+    if value is None or not value.is_finite() or value < 0 or value >= AMOUNT_LIMIT:
+        return None
+    return value if value.as_tuple().exponent >= -4 else value.quantize(Decimal("0.0001"))  # type: ignore[operator]
+
+
 def minor_to_decimal(amount: Any, currency: Any) -> tuple[Decimal | None, str | None, str | None]:
-    """Minor units (cents) to a Decimal in major units; the currency lower-cased."""
+    """Whole minor units (cents) to a Decimal in major units; the currency lower-cased."""
     code = text_or_none(currency)
     code = code.lower() if code else None
     if amount is None or isinstance(amount, bool):
@@ -90,5 +102,11 @@ def minor_to_decimal(amount: Any, currency: Any) -> tuple[Decimal | None, str | 
         return None, code, "amount is not a number"
     if not value.is_finite():
         return None, code, "amount is not a number"
+    if isinstance(amount, float) or value != value.to_integral_value():
+        # Minor units are whole: 2000.5 cents is a malformed amount, not a rounding matter.
+        return None, code, "amount is not a whole number of minor units"
     exponent = 0 if code in ZERO_DECIMAL else 3 if code in THREE_DECIMAL else 2
-    return value.scaleb(-exponent), code, None
+    major = amount_in_range(value.scaleb(-exponent))
+    if major is None:
+        return None, code, "amount out of range"
+    return major, code, None

@@ -53,6 +53,7 @@ from recovery.gateways.common import (
     PayloadError,
     address_postal_code,
     address_state,
+    amount_in_range,
     normalise_phone,
     text_or_none,
 )
@@ -417,7 +418,7 @@ def _money(value: Any, currency: Any) -> tuple[Decimal | None, str | None]:
         amount = Decimal(str(value).strip())
     except InvalidOperation:
         return None, code
-    return (amount, code) if amount.is_finite() else (None, code)
+    return amount_in_range(amount), code
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -12,6 +12,34 @@ from sqlalchemy.orm import Session
 from recovery.store.tables import InboxRow
 from recovery.store.upsert import insert_ignore
 
+# The widths of the inbox's event_id and event_type columns, and of the case's business key.
+EVENT_ID_CHARS = 255
+EVENT_TYPE_CHARS = 128
+BUSINESS_KEY_CHARS = 255
+
+
+def storable_problem(event_id: str, event_type: str, business_key: str | None) -> str | None:
+    """Why an event's identity cannot be stored as it is (a NUL, an unpaired surrogate, longer
+    than its column), or None. Identities are never cut or rewritten: two events must not
+    become one."""
+    fields = [("id", event_id, EVENT_ID_CHARS), ("type", event_type, EVENT_TYPE_CHARS)]
+    if business_key is not None:
+        fields.append(("payment reference", business_key, BUSINESS_KEY_CHARS))
+    for name, value, limit in fields:
+        if len(value) > limit:
+            return f"event {name} longer than {limit} characters"
+        if "\x00" in value or _has_surrogate(value):
+            return f"event {name} holds a NUL or an unpaired surrogate"
+    return None
+
+
+def _has_surrogate(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:

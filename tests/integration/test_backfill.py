@@ -517,3 +517,50 @@ def test_a_planted_card_number_never_reaches_the_store(
                 assert PAN.encode() not in file.read_bytes()
     assert PAN not in caplog.text and spaced not in caplog.text
     assert PAN not in json.dumps(document) + json.dumps(csv_document)
+
+
+def test_identities_the_store_cannot_hold_are_malformed_lines(
+    tmp_path: Path, store_sessions: sessionmaker[Session]
+) -> None:
+    events = [
+        invoice_failed(event_id="evt_ok", invoice_id="in_ok", created=T0),
+        invoice_failed(event_id="evt_" + "x" * 300, invoice_id="in_long_id", created=T0),
+        invoice_failed(event_id="evt_\x00nul", invoice_id="in_nul_id", created=T0),
+        invoice_failed(event_id="evt_key", invoice_id="in_" + "k" * 300, created=T0),
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(compact(e) for e in events) + "\n")
+    code, document, err = backfill(str(path))
+    assert code == 0, err
+    assert document is not None
+    assert document["malformed"] == [
+        "line 2: event id longer than 255 characters",
+        "line 3: event id holds a NUL or an unpaired surrogate",
+        "line 4: event payment reference longer than 255 characters",
+    ]
+    assert document["cases"] == {"opened": 1}
+    with store_sessions() as s:
+        assert list(s.scalars(select(InboxRow.event_id))) == ["evt_ok"]
+
+
+def test_long_numeric_ids_that_look_like_card_numbers_stay_distinct(
+    tmp_path: Path, store_sessions: sessionmaker[Session]
+) -> None:
+    # Snowflake-style ids: each holds a Luhn-valid stretch, so each is redacted, to a marker
+    # of its own (and the same marker the receiver would write: a redelivery is a duplicate).
+    first, second = "1798423145923002369", "1798423145923002370"
+    events = [
+        invoice_failed(event_id=first, invoice_id=first, created=T0),
+        invoice_failed(event_id=second, invoice_id=second, created=T0),
+        invoice_failed(event_id=first, invoice_id=first, created=T0),
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(compact(e) for e in events) + "\n")
+    code, document, err = backfill(str(path))
+    assert code == 0, err
+    assert document is not None and document["cases"] == {"opened": 2}
+    assert document["skipped"]["duplicate event"] == 1
+    with store_sessions() as s:
+        ids = list(s.scalars(select(InboxRow.event_id)))
+    assert len(set(ids)) == 2
+    assert all(i.startswith("[redacted-card-number:") for i in ids)

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recovery.domain.pan import REDACTED, contains_pan, luhn_valid, redact_payload, redact_text
+from recovery.domain.pan import (
+    REDACTED,
+    contains_pan,
+    json_may_hold_pan,
+    keyed_marker,
+    luhn_valid,
+    redact_parsed_json,
+    redact_payload,
+    redact_text,
+)
 
 VALID = [
     "4242424242424242",
@@ -116,3 +126,68 @@ def test_no_luhn_valid_sequence_survives(prefix: str, suffix: str, body: str, se
 def test_redacted_payload_has_no_pan_anywhere(value: object) -> None:
     cleaned, _ = redact_payload(value)
     assert not surviving_pans(repr(cleaned).replace("'", " "))
+
+
+# -- keyed markers: redacted ids stay distinct --------------------------------------------
+
+
+def test_keyed_markers_are_stable_distinct_and_hold_no_digits_of_the_card() -> None:
+    marker = keyed_marker(b"a key of the receiver")
+    first, second = "1798423145923002369", "1798423145923002370"
+    one, _ = redact_text(f"id {first}", marker)
+    again, _ = redact_text(f"id {first}", marker)
+    other, _ = redact_text(f"id {second}", marker)
+    assert one == again and one != other
+    assert re.fullmatch(r"id \[redacted-card-number:[0-9a-f]{16}\]", one)
+    assert surviving_pans(one) == [] and surviving_pans(other) == []
+    # Separators do not make another card number; another key makes other markers.
+    assert redact_text("4242 4242 4242 4242", marker)[0] == marker("4242424242424242")
+    assert keyed_marker(b"another key")("4242424242424242") != marker("4242424242424242")
+
+
+def test_the_plain_marker_is_the_default() -> None:
+    assert redact_payload({"id": VALID[0]}) == ({"id": REDACTED}, 1)
+
+
+# -- card numbers written as JSON floats ----------------------------------------------------
+
+
+def float_spellings(pan: str) -> list[str]:
+    """The same number as a JSON float: point at the end, inside, and shifted by exponents."""
+    spellings = [f"{pan}.0", f"{pan}e0", f"{pan[0]}.{pan[1:]}e{len(pan) - 1}"]
+    for point in range(1, len(pan)):
+        spellings.append(f"{pan[:point]}.{pan[point:]}e{len(pan) - point}")
+    # Trailing zeros of the card number written as an exponent.
+    stripped = pan.rstrip("0")
+    if stripped != pan:
+        spellings.append(f"{stripped}e{len(pan) - len(stripped)}")
+    return spellings
+
+
+@given(st.sampled_from([p for p in VALID if len(p) <= 16]), st.data())
+def test_a_card_number_spelled_as_a_float_is_found_in_the_raw_text(
+    pan: str, data: st.DataObject
+) -> None:
+    spelling = data.draw(st.sampled_from(float_spellings(pan)))
+    raw = f'{{"amount_due": {spelling}, "id": "in_1"}}'
+    value = json.loads(raw)
+    assert json_may_hold_pan(raw)
+    cleaned, found = redact_parsed_json(raw, value)
+    assert found == 1 and cleaned["amount_due"] == REDACTED
+
+
+def test_ordinary_numbers_do_not_force_a_walk() -> None:
+    raw = '{"amount": 19.99, "count": 3, "at": 1796144100, "id": "in_3e5Qa", "rate": 0.125}'
+    assert not json_may_hold_pan(raw)
+    assert json_may_hold_pan('{"amount": 1e3}')  # any exponent is walked
+
+
+def test_zero_padded_card_numbers_behind_an_exponent_are_found() -> None:
+    # A 16-digit card number ending in four zeros, written with 12 digits and an exponent:
+    # no run of 13 digits appears in the raw text.
+    pan = next(f"41589062762{d}0000" for d in "123456789" if luhn_valid(f"41589062762{d}0000"))
+    spelling = f"{pan[:6]}.{pan[6:12]}e10"
+    assert float(spelling) == int(pan) and not re.search(r"[0-9]{13}", spelling)
+    raw = '{"a": ' + spelling + "}"
+    cleaned, found = redact_parsed_json(raw, json.loads(raw))
+    assert found == 1 and cleaned["a"] == REDACTED

@@ -115,7 +115,7 @@ def advance(max_chunks: int = 1000) -> dict[str, object]:
                 ("withdrawn", sent.cancelled),
             )
         ]
-        + [{"what": f"withdrawn: {k}", "count": v} for k, v in sorted(sent.reasons.items())],
+        + [{"what": f"not sent: {k}", "count": v} for k, v in sorted(sent.reasons.items())],
         description=f"Advance: {sum(actions.values())} decisions, {sent.created} contacts",
     )
     return summary

@@ -4,11 +4,18 @@
    its step (wait, close, review), or plan a contact: a ``contacts`` row in state
    ``requested`` with a deterministic contact id. A case whose planned contact was never
    confirmed (a crash after the contact centre answered, before the answer was recorded) is
-   not decided again: its planned contact is sent again, which upserts.
+   not decided again: its planned contact is sent again, which upserts, and a note in its
+   history says the contact centre may already hold it.
 2. ``dispatch``: right before handing contacts to the contact centre, check once more that the
    number is not suppressed and that calling is lawful now; send one batch; record what the
    contact centre created or refused. The attempt enters the case history (and so the
    frequency caps) only once the contact centre holds it.
+
+   A contact withdrawn by that last check that the contact centre may already hold (sent
+   before and never confirmed) is first removed from its contact list, outside any
+   transaction, and recorded as withdrawn only once the removal succeeded. A contact the
+   contact centre could never take (a value its columns refuse) is not sent: it is recorded
+   as rejected and its case parked for review, and the rest of the batch goes on.
 """
 
 from __future__ import annotations
@@ -18,17 +25,25 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.contact_center.client import AddContactsResult, GenesysClient
-from recovery.contact_center.contacts import ContactRequest, contact_id_for
+from recovery.contact_center.contacts import ContactRequest, contact_id_for, redact
+from recovery.contact_center.errors import (
+    CardDataRefused,
+    ContactCenterError,
+    TransientContactCenterError,
+)
 from recovery.domain.compliance import CallHistory, CallingRules, next_permitted, permitted
 from recovery.domain.machine import Step, decide
 from recovery.domain.models import (
     CaseStatus,
+    CaseView,
     ContactPoint,
     Disposition,
     HistoryEntry,
@@ -45,6 +60,13 @@ from recovery.store.upsert import insert_ignore
 from recovery.store.work import claim_due, release
 
 log = logging.getLogger("recovery.advance")
+
+# ``Dispatched.reasons`` key of contacts refused before sending: a case value the contact
+# centre's columns cannot take.
+INVALID_FOR_CONTACT_CENTRE = "invalid for the contact centre"
+# ``Dispatched.reasons`` key of withdrawn contacts left planned because the contact centre,
+# which may hold them, could not be asked to remove them.
+REMOVAL_FAILED = "not removed from the contact list: left planned"
 
 
 @dataclass
@@ -104,24 +126,40 @@ def decide_due(
                 select(CaseRow).where(CaseRow.id.in_(ids), CaseRow.lease_owner == owner)
             )
         )
-        pending = {
-            row.case_id: row
-            for row in session.scalars(
-                select(ContactRow).where(
-                    ContactRow.case_id.in_(ids), ContactRow.state == "requested"
-                )
+        pending: dict[int, ContactRow] = {}
+        refused: dict[tuple[int, int], ContactRow] = {}
+        for row in session.scalars(
+            select(ContactRow).where(
+                ContactRow.case_id.in_(ids), ContactRow.state.in_(("requested", "rejected"))
             )
-        }
+        ):
+            if row.state == "requested":
+                pending[row.case_id] = row
+            else:
+                refused[(row.case_id, row.attempt)] = row
         histories = _histories(session, ids)
         suppressions = _suppressions(session, [c.phone_e164 for c in cases if c.phone_e164], now)
         for case in cases:
             if case.id in pending:
+                row = pending[case.id]
                 result.actions["resend"] += 1
-                result.to_dispatch.append(pending[case.id].id)
+                result.to_dispatch.append(row.id)
+                _note_unconfirmed(
+                    session,
+                    case.id,
+                    row,
+                    now,
+                    "was planned under an earlier lease that ended before any answer was "
+                    "recorded (sent again under the same id)",
+                )
                 continue
             reason = _suppressed(suppressions, case.phone_e164, case.customer_ref)
             view = to_view(case)
             step = decide(view, histories[case.id], now, policy, rules, suppression=reason)
+            if step.action == "contact" and step.attempt is not None:
+                refusal = refused.get((case.id, step.attempt))
+                if refusal is not None and not _refusal_resolved(histories[case.id], refusal):
+                    step = _park_refused(view, refusal, now, policy)
             if step.action == "contact" and dial_margin > timedelta(0):
                 step = _respect_margin(
                     view.contact, step, histories[case.id], now, dial_margin, rules
@@ -132,6 +170,65 @@ def decide_due(
                 # Later cases of this chunk on the same number must see it at once.
                 suppressions[added.phone_e164].append(added)
     return result
+
+
+def _note_unconfirmed(
+    session: Session, case_id: int, row: ContactRow, now: datetime, why: str
+) -> None:
+    """Record that the contact centre may hold this planned contact although the store never
+    saw it confirmed, so that withdrawing it later also removes it from the contact list."""
+    append_history(
+        session=session,
+        case_id=case_id,
+        at=now,
+        now=now,
+        kind=HistoryKind.note,
+        reasons=[f"attempt {row.attempt} {why}: the contact centre may hold it"],
+        data={"attempt": row.attempt, "contact_id": row.contact_id, "unconfirmed": True},
+    )
+
+
+def _possibly_sent(entries: Sequence[HistoryEntry], row: ContactRow) -> bool:
+    """Whether the contact centre may hold this planned contact: a request for it may have
+    reached the contact centre since it was last planned, with no answer recorded."""
+    held = False
+    for entry in entries:
+        if entry.data.get("attempt") != row.attempt:
+            continue
+        if entry.kind is HistoryKind.decision and entry.data.get("action") == "contact":
+            held = False
+        elif entry.kind is HistoryKind.note and entry.data.get("unconfirmed") is True:
+            held = True
+    return held
+
+
+def _refusal_resolved(entries: Sequence[HistoryEntry], row: ContactRow) -> bool:
+    """Whether a person released the case after its contact was refused before sending."""
+    resolved = False
+    for entry in entries:
+        if entry.kind is not HistoryKind.note:
+            continue
+        if entry.data.get("refused") is True and entry.data.get("attempt") == row.attempt:
+            resolved = False
+        elif entry.data.get("review_resolved") is True:
+            resolved = True
+    return resolved
+
+
+def _park_refused(view: CaseView, refusal: ContactRow, now: datetime, policy: Policy) -> Step:
+    """A case whose contact the contact centre cannot take waits for a person, not for the
+    same refusal again; it is looked at again at its expiry, so that it still closes."""
+    expires_at = view.failed_at + policy.for_category(view.category).expires_after
+    return Step(
+        action="review",
+        at=max(now, expires_at),
+        status=CaseStatus.review,
+        flag_review=True,
+        reasons=(
+            f"attempt {refusal.attempt} cannot be sent: {refusal.error or 'refused'}",
+            "a person must correct the case",
+        ),
+    )
 
 
 def _respect_margin(
@@ -331,7 +428,10 @@ def _plan_contact(
                 ContactRow.case_id == case.id, ContactRow.attempt == step.attempt
             )
         ).one()
-        if row.state not in ("requested", "cancelled"):
+        # A row refused before it was ever sent (a value the contact centre cannot take) is
+        # planned again once a person released the case; a row the contact centre refused has
+        # its attempt in the history, so the machine never plans that attempt again.
+        if row.state not in ("requested", "cancelled", "rejected"):
             raise RuntimeError(f"case {key}: attempt {step.attempt} already {row.state}")
         for name, value in values.items():
             setattr(row, name, value)
@@ -404,9 +504,12 @@ def dispatch(
     """Check, send and record one batch of planned contacts (one contact-centre request).
 
     A contact is sent only if calling is lawful now and still ``dial_margin`` from now, so the
-    dialer has time to call it inside the window."""
+    dialer has time to call it inside the window. A withdrawn contact the contact centre may
+    already hold is removed from its list first; a contact whose values the contact centre
+    cannot take is refused on its own and its case parked for review."""
     outcome = Dispatched()
     requests: list[ContactRequest] = []
+    removals: list[_Removal] = []
     list_id = ""
     with transaction(sessions) as session:
         rows = list(
@@ -431,33 +534,190 @@ def dispatch(
             why = _withdraw_reason(
                 case, row, histories[case.id], suppressions, rules, now, dial_margin
             )
-            if why is not None:
+            refusal: str | None = None
+            if why is None:
+                try:
+                    requests.append(_contact_request(case, row))
+                    list_id = row.contact_list_id
+                    continue
+                except (ValidationError, CardDataRefused) as exc:
+                    # This contact alone is not sent; the rest of the batch is.
+                    refusal = _invalid_reason(exc)
+            if _possibly_sent(histories[case.id], row):
+                # Recorded only once the contact centre no longer holds it.
+                removals.append(_Removal(row.id, row.contact_list_id, row.contact_id, why, refusal))
+            elif why is not None:
                 _withdraw(session, case, row, why, now)
                 outcome.cancelled += 1
                 outcome.reasons[why.split(":", 1)[0]] += 1
-                continue
-            list_id = row.contact_list_id
-            requests.append(
-                ContactRequest(
-                    case_key=case_key(case.gateway, case.business_key),
-                    attempt=row.attempt,
-                    phone_e164=row.phone_e164,
-                    transaction_id=case.business_key,
-                    failure_reason=case.category,
-                    amount=case.amount,
-                    currency=(case.currency or "").upper(),
-                    next_retry_window=row.planned_at.astimezone(ZoneInfo(row.time_zone)).isoformat(
-                        timespec="minutes"
-                    ),
-                    time_zone=row.time_zone,
-                )
-            )
+            elif refusal is not None:
+                _refuse(session, case, row, refusal, now)
+                outcome.rejected += 1
+                outcome.reasons[INVALID_FOR_CONTACT_CENTRE] += 1
+    if removals:
+        _remove_withdrawn(sessions, client, removals, now, outcome)
     if not requests:
         return outcome
-    sent: AddContactsResult = client.add_contacts(list_id, requests)
+    try:
+        sent: AddContactsResult = client.add_contacts(list_id, requests)
+    except Exception:
+        # The contact centre may have taken some or all of the batch before failing.
+        _note_batch_unconfirmed(sessions, requests, now)
+        raise
     outcome.requests = sent.requests
     _record(sessions, requests, sent, now, outcome)
     return outcome
+
+
+def _contact_request(case: CaseRow, row: ContactRow) -> ContactRequest:
+    """The contact as the contact centre will receive it; raises ``ValidationError`` or
+    ``CardDataRefused`` when a value cannot be sent."""
+    try:
+        window = row.planned_at.astimezone(ZoneInfo(row.time_zone)).isoformat(timespec="minutes")
+    except (ZoneInfoNotFoundError, ValueError):
+        window = ""  # the time zone itself is refused below, by name
+    request = ContactRequest(
+        case_key=case_key(case.gateway, case.business_key),
+        attempt=row.attempt,
+        phone_e164=row.phone_e164,
+        transaction_id=case.business_key,
+        failure_reason=case.category,
+        amount=case.amount,
+        currency=(case.currency or "").upper(),
+        next_retry_window=window,
+        time_zone=row.time_zone,
+    )
+    request.data()  # the columns' own last guard, run now so that it refuses this row alone
+    return request
+
+
+def _invalid_reason(exc: ValidationError | CardDataRefused) -> str:
+    """Which value was refused and why, without the value itself."""
+    if isinstance(exc, CardDataRefused):
+        problems = [f"{exc.field}: looks like a card number"]
+    else:
+        problems = []
+        for error in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(part) for part in error["loc"]) or "contact"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{where}: {message}")
+    return redact(f"{INVALID_FOR_CONTACT_CENTRE}: " + "; ".join(problems))
+
+
+def _refuse(
+    session: Session,
+    case: CaseRow,
+    row: ContactRow,
+    why: str,
+    now: datetime,
+    *,
+    removed: bool | None = None,
+) -> None:
+    """A contact the contact centre cannot take: not sent, and its case parked for a person
+    (decided again at once, which parks it until its expiry; see ``decide_due``).
+    ``removed``: as for ``_withdraw``."""
+    row.state, row.error = "rejected", why[:1000]
+    case.status = CaseStatus.review.value
+    case.status_reason = f"attempt {row.attempt} not sent: {why}"[:2000]
+    case.flagged_for_review = True
+    case.next_due_at = now
+    case.updated_at = now
+    case.lease_owner, case.lease_until = None, None
+    append_history(
+        session=session,
+        case_id=case.id,
+        at=now,
+        now=now,
+        kind=HistoryKind.note,
+        status=CaseStatus.review,
+        reasons=[
+            f"attempt {row.attempt} not sent: {why}",
+            *_removal_note(row, removed),
+            "a person must correct the case",
+        ],
+        data=_removal_data(
+            {"attempt": row.attempt, "contact_id": row.contact_id, "refused": True}, removed
+        ),
+    )
+    log.warning("contact %s not sent: %s", row.contact_id, why)
+
+
+@dataclass(frozen=True)
+class _Removal:
+    """A contact not to be sent that the contact centre may hold: removed before it is
+    recorded as withdrawn (``why``) or refused (``refusal``)."""
+
+    row_id: int
+    contact_list_id: str
+    contact_id: str
+    why: str | None
+    refusal: str | None
+
+
+def _remove_withdrawn(
+    sessions: sessionmaker[Session],
+    client: GenesysClient,
+    removals: Sequence[_Removal],
+    now: datetime,
+    outcome: Dispatched,
+) -> None:
+    """Remove contacts not to be sent from their lists, then record them as withdrawn (or
+    refused). One the contact centre could not be asked to remove stays planned (and leased):
+    a later run withdraws it again, so nothing stays queued there unrecorded."""
+    removed: dict[int, bool] = {}
+    for index, item in enumerate(removals):
+        try:
+            removed[item.row_id] = client.remove_contact(item.contact_list_id, item.contact_id)
+        except TransientContactCenterError as exc:
+            # Unreachable: the rest would wait as long and fail too.
+            left = len(removals) - index
+            log.warning("%d withdrawn contacts not removed, left planned: %s", left, exc)
+            outcome.reasons[REMOVAL_FAILED] += left
+            break
+        except ContactCenterError as exc:
+            log.warning("contact %s not removed, left planned: %s", item.contact_id, exc)
+            outcome.reasons[REMOVAL_FAILED] += 1
+    if not removed:
+        return
+    items = {item.row_id: item for item in removals}
+    with transaction(sessions) as session:
+        rows = session.scalars(select(ContactRow).where(ContactRow.id.in_(list(removed)))).all()
+        cases = {
+            c.id: c
+            for c in session.scalars(
+                select(CaseRow).where(CaseRow.id.in_([r.case_id for r in rows]))
+            )
+        }
+        for row in rows:
+            if row.state != "requested":
+                continue  # recorded by someone else meanwhile
+            item, case = items[row.id], cases[row.case_id]
+            if item.why is not None:
+                _withdraw(session, case, row, item.why, now, removed=removed[row.id])
+                outcome.cancelled += 1
+                outcome.reasons[item.why.split(":", 1)[0]] += 1
+            elif item.refusal is not None:
+                _refuse(session, case, row, item.refusal, now, removed=removed[row.id])
+                outcome.rejected += 1
+                outcome.reasons[INVALID_FOR_CONTACT_CENTRE] += 1
+
+
+def _note_batch_unconfirmed(
+    sessions: sessionmaker[Session], requests: Sequence[ContactRequest], now: datetime
+) -> None:
+    by_id = {r.contact_id for r in requests}
+    try:
+        with transaction(sessions) as session:
+            for row in session.scalars(
+                select(ContactRow).where(
+                    ContactRow.contact_id.in_(list(by_id)), ContactRow.state == "requested"
+                )
+            ):
+                _note_unconfirmed(
+                    session, row.case_id, row, now, "was sent and no answer was received"
+                )
+    except Exception:
+        log.exception("could not note %d contacts as possibly held", len(by_id))
 
 
 def _withdraw_reason(
@@ -489,22 +749,48 @@ def _withdraw_reason(
     return None
 
 
-def _withdraw(session: Session, case: CaseRow, row: ContactRow, why: str, now: datetime) -> None:
+def _withdraw(
+    session: Session,
+    case: CaseRow,
+    row: ContactRow,
+    why: str,
+    now: datetime,
+    *,
+    removed: bool | None = None,
+) -> None:
+    """``removed``: None when the contact was never sent; else whether removing it from its
+    contact list found it there."""
     row.state = "cancelled"
     row.error = why[:1000]
+    if removed is None:
+        reason = f"attempt {row.attempt} withdrawn before it was sent: {why}"
+    else:
+        reason = f"attempt {row.attempt} withdrawn: {why}"
+    data = {"attempt": row.attempt, "contact_id": row.contact_id, "withdrawn": True}
     append_history(
         session=session,
         case_id=case.id,
         at=now,
         now=now,
         kind=HistoryKind.note,
-        reasons=[f"attempt {row.attempt} withdrawn before it was sent: {why}"],
-        data={"attempt": row.attempt, "contact_id": row.contact_id, "withdrawn": True},
+        reasons=[reason, *_removal_note(row, removed)],
+        data=_removal_data(data, removed),
     )
     if case.status != CaseStatus.closed.value:
         case.next_due_at = now
         case.updated_at = now
     case.lease_owner, case.lease_until = None, None
+
+
+def _removal_note(row: ContactRow, removed: bool | None) -> list[str]:
+    if removed is None:
+        return []
+    where = f"contact list {row.contact_list_id}"
+    return [f"removed from {where}" if removed else f"it was not in {where}"]
+
+
+def _removal_data(data: dict[str, Any], removed: bool | None) -> dict[str, Any]:
+    return data if removed is None else {**data, "removed": removed}
 
 
 def _record(

@@ -377,13 +377,6 @@ def test_contact_centre_errors_lose_and_duplicate_no_contact(
     assert system.system.counters()["dials"] == 120
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dispatch builds every ContactRequest of a batch before sending any: one case whose "
-    "currency is not a three-letter code (or whose amount is negative or above 1e12) raises "
-    "and the whole batch stays planned, and is sent, and fails, again after each lease "
-    "(recovery/advance.py, dispatch)",
-)
 def test_one_case_the_contact_centre_cannot_take_does_not_hold_back_its_batch(
     system: HardSystem,
 ) -> None:

@@ -149,10 +149,6 @@ def test_killed_after_the_contact_centre_applied_a_batch(stage: Stage) -> None:
     assert stage.problems(keys) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a planned contact withdrawn on its resend is not removed from the contact centre",
-)
 def test_a_resend_withdrawn_after_the_crash_leaves_nothing_queued(stage: Stage) -> None:
     keys = seed_due_cases(stage.sessions, count=10, at=CALLABLE_INSTANT)
     stage.emulator.fault(status=503, apply=True, delay_seconds=5)

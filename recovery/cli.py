@@ -7,13 +7,17 @@ Exit codes: 0 when the command did what it was asked, 1 when it failed at run ti
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.runtime import Runtime
 from recovery.settings import Settings
+
+if TYPE_CHECKING:
+    from recovery.contact_center.client import GenesysClient
+    from recovery.domain.models import Outcome
 
 app = typer.Typer(
     name="recovery",
@@ -30,7 +34,10 @@ def main() -> None:
 # --- foundation commands ---
 
 db_app = typer.Typer(help="The store's schema (Alembic migrations).", no_args_is_help=True)
-cases_app = typer.Typer(help="Inspect recovery cases.", no_args_is_help=True)
+cases_app = typer.Typer(
+    help="Inspect recovery cases; resolve or close the ones a person must act on.",
+    no_args_is_help=True,
+)
 app.add_typer(db_app, name="db")
 app.add_typer(cases_app, name="cases")
 
@@ -194,6 +201,235 @@ def cases_show(
         typer.echo(json.dumps(detail, default=str))
     else:
         print_case_detail(detail)
+
+
+def _unknown_case(key: str) -> NoReturn:
+    _fail(f"no case {key!r} (use gateway:business_key when ambiguous)", 1)
+
+
+@cases_app.command("resolve")
+def cases_resolve(
+    key: str = typer.Argument(..., help="gateway:business_key, or the business key alone."),
+    note: str = typer.Option(
+        ..., help="Who resolved the review and why (kept in the history, card numbers redacted)."
+    ),
+    clear: list[str] | None = typer.Option(  # noqa: B008
+        None,
+        help="Empty this field before the release (repeatable): amount, currency or "
+        "customer_name, for a value the contact centre refused.",
+    ),
+    json_output: bool = typer.Option(False, "--json", help="One JSON object."),
+) -> None:
+    """Release a case parked for review: a note in its history, the review flag cleared, and
+    the case due now so that the next advance run decides it again."""
+    import json
+
+    from recovery.store.cases import (
+        CLEARABLE_FIELDS,
+        CaseActionRefused,
+        find_case_for_update,
+        person_note,
+        resolve_review,
+    )
+    from recovery.store.db import transaction
+
+    fields = list(clear or ())
+    unknown = [name for name in fields if name not in CLEARABLE_FIELDS]
+    if unknown:
+        _fail(
+            f"cannot clear {', '.join(repr(n) for n in unknown)}: --clear takes "
+            + ", ".join(CLEARABLE_FIELDS)
+        )
+    if not person_note(note):
+        _fail("--note is empty: say who resolved the review and why")
+    runtime = _runtime()
+    try:
+        with transaction(runtime.sessions) as session:
+            case = find_case_for_update(session=session, key=key)
+            if case is None:
+                _unknown_case(key)
+            resolved = resolve_review(
+                session=session, case=case, note=note, clear=fields, now=runtime.clock.now()
+            )
+    except CaseActionRefused as exc:
+        _fail(str(exc), 1)
+    finally:
+        runtime.close()
+    if json_output:
+        typer.echo(
+            json.dumps(
+                {
+                    "key": resolved.key,
+                    "action": "resolved",
+                    "status": resolved.status,
+                    "next_due_at": resolved.next_due_at.isoformat(),
+                    "cleared": list(resolved.cleared),
+                }
+            )
+        )
+        return
+    if resolved.status == "closed":
+        typer.echo(f"resolved the review of {resolved.key}: it stays closed")
+        return
+    cleared = f", cleared {', '.join(resolved.cleared)}" if resolved.cleared else ""
+    typer.echo(
+        f"resolved the review of {resolved.key}{cleared}: {resolved.status}, due at "
+        f"{resolved.next_due_at.isoformat()} for the next advance run to decide"
+    )
+
+
+# What each outcome a person may set means (recovery.store.cases.MANUAL_OUTCOMES).
+_MANUAL_OUTCOMES_HELP = {
+    "recovered": "the customer paid another way",
+    "disputed": "the customer disputes the charge",
+    "unreachable": "no number reaches the customer",
+}
+
+
+@cases_app.command("close")
+def cases_close(
+    key: str = typer.Argument(..., help="gateway:business_key, or the business key alone."),
+    outcome: str = typer.Option(
+        ...,
+        help="; ".join(f"{name}: {meaning}" for name, meaning in _MANUAL_OUTCOMES_HELP.items())
+        + ". (A customer who asks not to be called: `recovery suppress add`.)",
+    ),
+    note: str = typer.Option(
+        ..., help="Who closed it and why (kept in the history, card numbers redacted)."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="One JSON object."),
+) -> None:
+    """Close a case by hand. A contact still queued at the contact centre is first removed
+    from its contact list; if the contact centre cannot be reached, nothing changes."""
+    import json
+
+    from recovery.domain.models import Outcome
+    from recovery.store.cases import MANUAL_OUTCOMES, person_note
+
+    allowed = {o.value: o for o in MANUAL_OUTCOMES}
+    if outcome not in allowed:
+        _fail(f"--outcome {outcome!r}: a person closes a case as {', '.join(allowed)}")
+    if not person_note(note):
+        _fail("--note is empty: say who closed the case and why")
+    runtime = _runtime()
+    try:
+        closed = _close_by_hand(runtime, key, Outcome(outcome), note)
+    finally:
+        runtime.close()
+    if json_output:
+        typer.echo(json.dumps(closed))
+        return
+    removed, gone = closed["removed_from_contact_list"], closed["not_on_contact_list"]
+    parts = [f"{removed} queued contact(s) removed from the contact list"] if removed else []
+    parts += [f"{gone} queued contact(s) not on the contact list (any more)"] if gone else []
+    contacts = ", ".join(parts) or "no contact was queued"
+    typer.echo(f"closed {closed['key']} as {closed['outcome']}: {contacts}")
+
+
+def _close_by_hand(runtime: Runtime, key: str, outcome: Outcome, note: str) -> dict[str, Any]:
+    """Hold the case (as a worker's lease would), remove its queued contacts from the contact
+    centre with the close-on-payment code, then close it; on a contact-centre failure the
+    hold is given back and nothing is recorded."""
+    import uuid
+    from collections import Counter
+
+    from recovery.contact_center.errors import ContactCenterError
+    from recovery.reconcile import remove_closed
+    from recovery.store.cases import (
+        CaseActionRefused,
+        close_by_hand,
+        find_case_for_update,
+        hold_for_closing,
+        release_hold,
+    )
+    from recovery.store.db import transaction
+
+    now = runtime.clock.now()
+    owner = f"person-{uuid.uuid4().hex[:12]}"
+    try:
+        with transaction(runtime.sessions) as session:
+            case = find_case_for_update(session=session, key=key)
+            if case is None:
+                _unknown_case(key)
+            hold = hold_for_closing(
+                session=session,
+                case=case,
+                owner=owner,
+                now=now,
+                until=now + runtime.real_seconds(runtime.settings.lease_seconds),
+            )
+    except CaseActionRefused as exc:
+        _fail(str(exc), 1)
+    counts: Counter[str] = Counter()
+    withdrawn: dict[int, bool] = {}
+    if hold.contacts:
+        client = _interactive_contact_center(runtime)
+        try:
+            for contact in hold.contacts:
+                if contact.state == "created":
+                    # Removed and recorded (contact_removed) as when a payment closes a case.
+                    counts += remove_closed(
+                        sessions=runtime.sessions,
+                        client=client,
+                        contacts=[(contact.row_id, contact.contact_list_id, contact.contact_id)],
+                        now=now,
+                    )
+                else:
+                    # Planned, perhaps sent before a crash: recorded as withdrawn on closing.
+                    found = client.remove_contact(contact.contact_list_id, contact.contact_id)
+                    withdrawn[contact.row_id] = found
+                    counts["removed" if found else "already_gone"] += 1
+        except ContactCenterError as exc:
+            with transaction(runtime.sessions) as session:
+                release_hold(session=session, hold=hold)
+            done = sum(counts.values())
+            what = (
+                "nothing changed"
+                if done == 0
+                else f"{done} of its {len(hold.contacts)} queued contacts were removed"
+            )
+            _fail(
+                f"the contact centre could not remove the queued contact of {hold.key} "
+                f"({exc}): {what}, the case is not closed; try again",
+                1,
+            )
+        except BaseException:
+            with transaction(runtime.sessions) as session:
+                release_hold(session=session, hold=hold)
+            raise
+        finally:
+            client.close()
+    try:
+        with transaction(runtime.sessions) as session:
+            close_by_hand(
+                session=session,
+                hold=hold,
+                outcome=outcome,
+                note=note,
+                now=now,
+                withdrawn=withdrawn,
+            )
+    except CaseActionRefused as exc:
+        with transaction(runtime.sessions) as session:
+            release_hold(session=session, hold=hold)
+        _fail(str(exc), 1)
+    return {
+        "key": hold.key,
+        "action": "closed",
+        "outcome": outcome.value,
+        "removed_from_contact_list": counts["removed"],
+        "not_on_contact_list": counts["already_gone"],
+    }
+
+
+def _interactive_contact_center(runtime: Runtime) -> GenesysClient:
+    from recovery.contact_center.throttle import RetryPolicy
+
+    client = runtime.contact_center()
+    # A person is waiting: give up within seconds rather than the minute a flow's task may
+    # wait; they are told that nothing changed and run the command again.
+    client.retry = RetryPolicy(server_error_backoff=(1.0, 2.0), max_retry_after=10.0)
+    return client
 
 
 prefect_app = typer.Typer(help="Prefect set-up for the flows.", no_args_is_help=True)

@@ -256,11 +256,19 @@ def decide(
         return review(CaseStatus.needs_contact_info, "no phone number: not dialable")
 
     n = max(facts.attempts) if facts.attempts else 0
+    # A person who resolved the review of an attempt without an outcome releases the case:
+    # that attempt counts as made, and the next one follows the category's retry schedule.
+    released = False
     if n:
         last_at = facts.attempts[n]
+        resolved = facts.review_resolved_at is not None and facts.review_resolved_at >= last_at
         if n in facts.ended:
-            return review(CaseStatus.review, f"attempt {n}: {facts.ended[n]} without an outcome")
-        if n not in facts.answered:
+            if not resolved:
+                return review(
+                    CaseStatus.review, f"attempt {n}: {facts.ended[n]} without an outcome"
+                )
+            released = True
+        elif n not in facts.answered:
             due = last_at + cat.disposition_timeout
             if now < due:
                 return Step(
@@ -269,12 +277,15 @@ def decide(
                     status=CaseStatus.awaiting_disposition,
                     reasons=(f"attempt {n}: waiting for its outcome until {_iso(due)}",),
                 )
-            return review(
-                CaseStatus.review,
-                f"attempt {n}: no outcome since {_iso(last_at)}: reconcile with the contact centre",
-            )
+            if not resolved:
+                return review(
+                    CaseStatus.review,
+                    f"attempt {n}: no outcome since {_iso(last_at)}: "
+                    "reconcile with the contact centre",
+                )
+            released = True
 
-    last = facts.dispositions[-1] if facts.dispositions else None
+    last = facts.dispositions[-1] if facts.dispositions and not released else None
     action = policy.for_disposition(last.disposition).action if last is not None else "retry"
     if action == "review":
         assert last is not None
@@ -372,7 +383,7 @@ def _earliest(
             return at, f"{name}: first contact as soon as lawful after the failure"
         text = format_delay(cat.first_contact)
         return at, f"{name}: first contact {text} after the failure (not before {_iso(at)})"
-    if last is None:  # pragma: no cover - an attempt without an outcome is handled earlier
+    if last is None:  # an attempt without an outcome, released by a person
         last_delay = cat.retry_delay(n)
         at = delay_end(last_delay, facts.attempts[n], _zones(case, last_delay))
         return at, f"{name}: retry {format_delay(last_delay)} after attempt {n}"

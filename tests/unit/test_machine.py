@@ -341,6 +341,42 @@ def test_a_rejected_contact_is_reviewed() -> None:
     assert step.action == "review" and "contact_rejected" in step.reasons[0]
 
 
+def resolved_note(at: datetime) -> HistoryEntry:
+    return HistoryEntry(at=at, kind=HistoryKind.note, data={"review_resolved": True})
+
+
+def test_a_person_releases_an_attempt_that_ended_without_an_outcome() -> None:
+    start = local(LA, 2026, 11, 2, 10, 0)
+    case = make_case(FailureCategory.card_expired, start)
+    history = [
+        failed(start),
+        contacted(start, 1),
+        HistoryEntry(at=start, kind=HistoryKind.contact_rejected, data={"attempt": 1}),
+    ]
+    later = start + timedelta(hours=2)
+    # A resolution older than the attempt does not count.
+    stale = [resolved_note(start - timedelta(minutes=1)), *history]
+    assert run(case, stale, later).action == "review"
+    released = run(case, [*history, resolved_note(later)], later)
+    # Attempt 1 counts as made: the next one follows the retry schedule, not the review.
+    assert released.action in ("wait", "contact") and released.status is not CaseStatus.review
+    assert released.at >= start + POLICY.for_category(FailureCategory.card_expired).retry_delay(1)
+
+
+def test_a_person_releases_an_attempt_whose_outcome_never_came() -> None:
+    start = local(LA, 2026, 11, 2, 10, 0)
+    case = make_case(FailureCategory.card_expired, start)
+    history = [failed(start), contacted(start, 1)]
+    overdue = start + timedelta(hours=5)
+    assert run(case, history, overdue).action == "review"
+    released = run(case, [*history, resolved_note(overdue)], overdue)
+    assert released.action in ("wait", "contact") and released.status is not CaseStatus.review
+    # and a second attempt without an outcome parks the case again
+    second = released.at
+    again = [*history, resolved_note(overdue), contacted(second, 2)]
+    assert run(case, again, second + timedelta(hours=5)).action == "review"
+
+
 # --- caps and ends ---
 
 

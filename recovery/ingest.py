@@ -129,6 +129,8 @@ def _apply_row(
             return ApplyResult("ignored", None, f"inbox row kind {row.kind!r}")
     except ValidationError as exc:
         raise ValueError(f"stored payload no longer valid: {exc.error_count()} errors") from None
+    if failure.invoice_unknown and failure.gateway is Gateway.stripe:
+        failure = _with_invoice_key(failure, lookup)
     needs_lookup = failure.contact.phone_e164 is None and not failure.phone_problem
     # Only Stripe customers can be looked up (the lookup reads Stripe's Customer object).
     if needs_lookup and failure.customer_ref and failure.gateway is Gateway.stripe:
@@ -143,6 +145,26 @@ def _apply_row(
     return apply_failure(
         session=session, failure=failure, category=category, category_reason=reason, now=now
     )
+
+
+def _with_invoice_key(failure: PaymentFailure, lookup: CustomerLookup | None) -> PaymentFailure:
+    """Key a Stripe payment intent's failure by the invoice it pays, when Stripe says it pays
+    one, so that the renewal's intent, charge and invoice failures make one case."""
+    find = getattr(lookup, "invoice_for_payment", None)  # recovery.gateways.stripe.StripeLookup
+    if find is None:
+        return failure
+    try:
+        invoice = find(failure.business_key)
+    except Exception as exc:  # the case opens under the payment's own key
+        log.warning(
+            "invoice lookup for %s failed: %s; keyed by the payment",
+            failure.business_key,
+            type(exc).__name__,
+        )
+        return failure
+    if not isinstance(invoice, str) or not invoice:
+        return failure
+    return failure.model_copy(update={"business_key": invoice, "invoice_unknown": False})
 
 
 def _with_customer_contact(

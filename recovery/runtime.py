@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
@@ -14,7 +13,6 @@ from recovery.clock import Clock, VirtualClock, parse_clock
 from recovery.contact_center.client import GenesysClient
 from recovery.contact_center.throttle import Acquire
 from recovery.domain.compliance import CallingRules, load_rules
-from recovery.domain.models import ContactPoint
 from recovery.domain.policy import DispositionMap, Policy, load_disposition_map, load_policy
 from recovery.domain.taxonomy import FailureCodes, load_failure_codes
 from recovery.gateways import stripe as stripe_gateway
@@ -77,19 +75,16 @@ class Runtime:
     def require_schema(self) -> None:
         ensure_schema(self.settings.database_url)
 
-    def customer_lookup(
-        self,
-    ) -> Callable[[str], tuple[ContactPoint, str | None, str | None] | None]:
+    def customer_lookup(self) -> stripe_gateway.StripeLookup | None:
+        """What ingest reads from Stripe (customers' phones, the invoice a payment intent
+        pays); None when no lookup could succeed: the development key against Stripe's own
+        address (the demo, a fresh checkout)."""
         settings = self.settings
-
-        def lookup(customer_id: str) -> tuple[ContactPoint, str | None, str | None] | None:
-            return stripe_gateway.fetch_customer_contact(
-                customer_id,
-                api_key=settings.stripe_api_key.get_secret_value(),
-                api_base=settings.stripe_api_base,
-            )
-
-        return lookup
+        if not settings.stripe_api_usable:
+            return None
+        return stripe_gateway.StripeLookup(
+            api_key=settings.stripe_api_key.get_secret_value(), api_base=settings.stripe_api_base
+        )
 
     def close(self) -> None:
         if "engine" in self.__dict__:

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from recovery.domain.pan import Marker, keyed_marker
 
+STRIPE_API_BASE = "https://api.stripe.com"
 PLACEHOLDER_MARKERS = ("change-me", "changeme", "placeholder", "example", "dev-", "test-", "xxx")
 
 DEFAULT_DATA_DIR = Path("data")
@@ -43,7 +44,7 @@ class Settings(BaseSettings):
         default_factory=lambda: [SecretStr("whsec_dev-local-only")]
     )
     stripe_api_key: SecretStr = SecretStr("sk_test_dev-local-only")
-    stripe_api_base: str = "https://api.stripe.com"
+    stripe_api_base: str = STRIPE_API_BASE
     stripe_tolerance_seconds: int = 300
     generic_signing_secrets: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=lambda: [SecretStr("generic-dev-local-only")]
@@ -152,6 +153,13 @@ class Settings(BaseSettings):
                 if _is_placeholder(secret.get_secret_value()):
                     found.append(f"{name}[{i}] is empty or a placeholder")
         return found
+
+    @property
+    def stripe_api_usable(self) -> bool:
+        """False for a placeholder API key against Stripe's own address (the demo, a fresh
+        checkout): no request could succeed, so none is made."""
+        own = self.stripe_api_base.rstrip("/") == STRIPE_API_BASE
+        return not (own and _is_placeholder(self.stripe_api_key.get_secret_value()))
 
     def redaction_marker(self) -> Marker:
         """The marker a redacted card number leaves in what the receiver and backfill store."""

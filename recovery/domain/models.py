@@ -136,6 +136,11 @@ class PaymentFailure(_Frozen):
     attempt_count: int | None = None
     occurred_at: AwareDatetime
     missing_fields: tuple[str, ...] = ()
+    invoice_unknown: bool = Field(
+        default=False,
+        description="a Stripe payment intent or charge that does not say whether it pays an "
+        "invoice (current API versions): the invoice is looked up at ingest",
+    )
 
 
 class PaymentSucceeded(_Frozen):

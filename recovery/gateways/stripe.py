@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import stripe
+from stripe.params import InvoicePaymentListParamsPayment
 
 from recovery.domain.models import ContactPoint, Gateway, PaymentFailure, PaymentSucceeded
 from recovery.gateways.common import (
@@ -241,7 +242,17 @@ def _intent_failure(
         currency=currency,
         occurred_at=occurred_at,
         missing_fields=_missing(amount, currency),
+        invoice_unknown=_invoice_unknown(pi),
     )
+
+
+def _invoice_unknown(obj: Mapping[str, Any]) -> bool:
+    """Whether a payment intent or charge leaves open which invoice it pays: API versions
+    since 2025-03-31 dropped the ``invoice`` field (older ones say ``null`` for a payment
+    outside any invoice). Such a payment is looked up at ingest (``StripeLookup``), so that a
+    renewal's intent, charge and invoice failures make one case, not three."""
+    # Invoices are paid through payment intents: a charge names its intent, which is the key.
+    return "invoice" not in obj and _business_key(obj).startswith("pi_")
 
 
 def _charge_failure(
@@ -271,6 +282,48 @@ def _charge_failure(
         currency=currency,
         occurred_at=occurred_at,
         missing_fields=_missing(amount, currency),
+        invoice_unknown=_invoice_unknown(ch),
+    )
+
+
+class StripeLookup:
+    """What ingest reads from Stripe's API (with the ``stripe`` package): a customer's phone
+    and address when an event has no phone, and the invoice a payment intent or charge pays
+    when the event does not say (``PaymentFailure.invoice_unknown``).
+
+    Calling it looks up a customer (the ``CustomerLookup`` of recovery/ingest.py)."""
+
+    def __init__(self, *, api_key: str, api_base: str, timeout: float = 10.0) -> None:
+        self._client = _client(api_key, api_base, timeout)
+        # A renewal's intent and charge name the same payment: one request for both.
+        self._invoices: dict[str, str | None] = {}
+
+    def __call__(self, customer_id: str) -> tuple[ContactPoint, str | None, str | None] | None:
+        return _customer_contact(self._client, customer_id)
+
+    def invoice_for_payment(self, payment_id: str) -> str | None:
+        """The invoice a payment intent (``pi_...``) pays, or None when it pays none (a
+        one-off payment). Raises the package's errors when Stripe cannot answer."""
+        if payment_id in self._invoices:
+            return self._invoices[payment_id]
+        payment: InvoicePaymentListParamsPayment = {
+            "type": "payment_intent",
+            "payment_intent": payment_id,
+        }
+        page = self._client.v1.invoice_payments.list(params={"payment": payment, "limit": 1})
+        found = next((_ref(item.to_dict().get("invoice")) for item in page.data), None)
+        if len(self._invoices) > 10_000:
+            self._invoices.clear()
+        self._invoices[payment_id] = found
+        return found
+
+
+def _client(api_key: str, api_base: str, timeout: float) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        api_key,
+        base_addresses={"api": api_base},
+        max_network_retries=2,
+        http_client=stripe.HTTPXClient(timeout=timeout, allow_sync_methods=True),
     )
 
 
@@ -278,12 +331,12 @@ def fetch_customer_contact(
     customer_id: str, *, api_key: str, api_base: str, timeout: float = 10.0
 ) -> tuple[ContactPoint, str | None, str | None] | None:
     """The customer's phone and address from Stripe's Customer object (None: no phone)."""
-    client = stripe.StripeClient(
-        api_key,
-        base_addresses={"api": api_base},
-        max_network_retries=2,
-        http_client=stripe.HTTPXClient(timeout=timeout, allow_sync_methods=True),
-    )
+    return _customer_contact(_client(api_key, api_base, timeout), customer_id)
+
+
+def _customer_contact(
+    client: stripe.StripeClient, customer_id: str
+) -> tuple[ContactPoint, str | None, str | None] | None:
     customer = client.v1.customers.retrieve(customer_id)
     data = customer.to_dict()
     phone = data.get("phone")

@@ -54,7 +54,7 @@ from recovery.domain.policy import Policy, is_right_party
 from recovery.logging import mask_phone
 from recovery.store.cases import append_history, case_key, close_case, to_entries, to_view
 from recovery.store.db import transaction
-from recovery.store.suppression import ALL_CUSTOMERS, add_suppression
+from recovery.store.suppression import ALL_CUSTOMERS, add_suppression, preferred_suppression
 from recovery.store.tables import CaseRow, ContactRow, HistoryRow, SuppressionRow
 from recovery.store.upsert import insert_ignore
 from recovery.store.work import claim_due, release
@@ -285,14 +285,8 @@ def _suppressed(
 ) -> str | None:
     if not phone:
         return None
-    rows = found.get(phone, [])
-    for row in rows:
-        if row.scope == ALL_CUSTOMERS:
-            return row.reason
-    for row in rows:
-        if customer_ref is not None and row.scope == customer_ref:
-            return row.reason
-    return None
+    row = preferred_suppression(found.get(phone, []), customer_ref)
+    return row.reason if row is not None else None
 
 
 def _apply(

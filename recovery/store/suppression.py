@@ -9,6 +9,7 @@ join the caller's transaction.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, delete, or_, select
@@ -132,7 +133,18 @@ def find_suppression(
         )
         .order_by(SuppressionRow.created_at, SuppressionRow.id)
     ).all()
+    return preferred_suppression(rows, customer_ref)
+
+
+def preferred_suppression(
+    rows: Sequence[SuppressionRow], customer_ref: str | None
+) -> SuppressionRow | None:
+    """Of a number's active suppressions, the one that forbids calling this customer: one for
+    everyone first, else the customer's own; None when neither is there."""
     for row in rows:
         if row.scope == ALL_CUSTOMERS:
             return row
-    return rows[0] if rows else None
+    for row in rows:
+        if customer_ref is not None and row.scope == customer_ref:
+            return row
+    return None

@@ -173,6 +173,50 @@ def _missing(amount: Any, currency: Any) -> tuple[str, ...]:
     return tuple(missing)
 
 
+def _failure(
+    event_id: str,
+    event_type: str,
+    occurred_at: datetime,
+    obj: Mapping[str, Any],
+    *,
+    business_key: str,
+    amount: Any,
+    contact: tuple[ContactPoint, str | None, str | None],
+    customer_name: str | None,
+    codes: tuple[Any, Any, Any, Any],
+    attempt: Any = None,
+    invoice_unknown: bool = False,
+) -> PaymentFailure:
+    """The failure as every Stripe object reports it: ``codes`` are the failure code, decline
+    code, advice code and message, as found on the object."""
+    point, raw, problem = contact
+    value, currency, _ = minor_to_decimal(amount, obj.get("currency"))
+    failure_code, decline_code, advice_code, message = (text_or_none(c) for c in codes)
+    return PaymentFailure(
+        gateway=Gateway.stripe,
+        event_id=event_id,
+        event_type=event_type,
+        business_key=business_key,
+        customer_ref=_ref(obj.get("customer")),
+        customer_name=customer_name,
+        contact=point,
+        phone_raw=raw,
+        phone_problem=problem,
+        failure_code=failure_code,
+        decline_code=decline_code,
+        advice_code=advice_code,
+        failure_message=message,
+        amount=value,
+        currency=currency,
+        attempt_count=attempt
+        if isinstance(attempt, int) and not isinstance(attempt, bool)
+        else None,
+        occurred_at=occurred_at,
+        missing_fields=_missing(value, currency),
+        invoice_unknown=invoice_unknown,
+    )
+
+
 def _invoice_failure(
     event_id: str, event_type: str, inv: Mapping[str, Any], occurred_at: datetime
 ) -> PaymentFailure:
@@ -180,37 +224,26 @@ def _invoice_failure(
     error = _obj(_obj(inv.get("payment_intent")).get("last_payment_error"))
     charge = _obj(inv.get("charge"))
     subscription_meta = _obj(_obj(inv.get("parent")).get("subscription_details")).get("metadata")
-    contact, raw, problem = _contact(
-        inv.get("customer_phone"),
-        inv.get("customer_address"),
-        _tz_from_metadata(inv.get("metadata"), subscription_meta),
-    )
-    raw_amount = inv.get("amount_remaining", inv.get("amount_due"))
-    amount, currency, _ = minor_to_decimal(raw_amount, inv.get("currency"))
-    attempt = inv.get("attempt_count")
-    return PaymentFailure(
-        gateway=Gateway.stripe,
-        event_id=event_id,
-        event_type=event_type,
+    return _failure(
+        event_id,
+        event_type,
+        occurred_at,
+        inv,
         business_key=str(inv["id"]),
-        customer_ref=_ref(inv.get("customer")),
+        amount=inv.get("amount_remaining", inv.get("amount_due")),
+        contact=_contact(
+            inv.get("customer_phone"),
+            inv.get("customer_address"),
+            _tz_from_metadata(inv.get("metadata"), subscription_meta),
+        ),
         customer_name=text_or_none(inv.get("customer_name")),
-        contact=contact,
-        phone_raw=raw,
-        phone_problem=problem,
-        failure_code=text_or_none(error.get("code")) or text_or_none(charge.get("failure_code")),
-        decline_code=text_or_none(error.get("decline_code"))
-        or text_or_none((charge.get("outcome") or {}).get("reason")),
-        advice_code=text_or_none(error.get("advice_code")),
-        failure_message=text_or_none(error.get("message"))
-        or text_or_none(charge.get("failure_message")),
-        amount=amount,
-        currency=currency,
-        attempt_count=attempt
-        if isinstance(attempt, int) and not isinstance(attempt, bool)
-        else None,
-        occurred_at=occurred_at,
-        missing_fields=_missing(amount, currency),
+        codes=(
+            text_or_none(error.get("code")) or charge.get("failure_code"),
+            text_or_none(error.get("decline_code")) or _obj(charge.get("outcome")).get("reason"),
+            error.get("advice_code"),
+            text_or_none(error.get("message")) or charge.get("failure_message"),
+        ),
+        attempt=inv.get("attempt_count"),
     )
 
 
@@ -220,28 +253,25 @@ def _intent_failure(
     error = _obj(pi.get("last_payment_error"))
     billing = _obj(_obj(error.get("payment_method")).get("billing_details"))
     shipping = _obj(pi.get("shipping"))
-    phone = billing.get("phone") or shipping.get("phone")
-    address = billing.get("address") or shipping.get("address")
-    contact, raw, problem = _contact(phone, address, _tz_from_metadata(pi.get("metadata")))
-    amount, currency, _ = minor_to_decimal(pi.get("amount"), pi.get("currency"))
-    return PaymentFailure(
-        gateway=Gateway.stripe,
-        event_id=event_id,
-        event_type=event_type,
+    return _failure(
+        event_id,
+        event_type,
+        occurred_at,
+        pi,
         business_key=_business_key(pi),
-        customer_ref=_ref(pi.get("customer")),
+        amount=pi.get("amount"),
+        contact=_contact(
+            billing.get("phone") or shipping.get("phone"),
+            billing.get("address") or shipping.get("address"),
+            _tz_from_metadata(pi.get("metadata")),
+        ),
         customer_name=text_or_none(billing.get("name")) or text_or_none(shipping.get("name")),
-        contact=contact,
-        phone_raw=raw,
-        phone_problem=problem,
-        failure_code=text_or_none(error.get("code")),
-        decline_code=text_or_none(error.get("decline_code")),
-        advice_code=text_or_none(error.get("advice_code")),
-        failure_message=text_or_none(error.get("message")),
-        amount=amount,
-        currency=currency,
-        occurred_at=occurred_at,
-        missing_fields=_missing(amount, currency),
+        codes=(
+            error.get("code"),
+            error.get("decline_code"),
+            error.get("advice_code"),
+            error.get("message"),
+        ),
         invoice_unknown=_invoice_unknown(pi),
     )
 
@@ -260,28 +290,23 @@ def _charge_failure(
 ) -> PaymentFailure:
     billing = _obj(ch.get("billing_details"))
     outcome = _obj(ch.get("outcome"))
-    contact, raw, problem = _contact(
-        billing.get("phone"), billing.get("address"), _tz_from_metadata(ch.get("metadata"))
-    )
-    amount, currency, _ = minor_to_decimal(ch.get("amount"), ch.get("currency"))
-    return PaymentFailure(
-        gateway=Gateway.stripe,
-        event_id=event_id,
-        event_type=event_type,
+    return _failure(
+        event_id,
+        event_type,
+        occurred_at,
+        ch,
         business_key=_business_key(ch),
-        customer_ref=_ref(ch.get("customer")),
+        amount=ch.get("amount"),
+        contact=_contact(
+            billing.get("phone"), billing.get("address"), _tz_from_metadata(ch.get("metadata"))
+        ),
         customer_name=text_or_none(billing.get("name")),
-        contact=contact,
-        phone_raw=raw,
-        phone_problem=problem,
-        failure_code=text_or_none(ch.get("failure_code")),
-        decline_code=text_or_none(outcome.get("reason")),
-        advice_code=text_or_none(outcome.get("advice_code")),
-        failure_message=text_or_none(ch.get("failure_message")),
-        amount=amount,
-        currency=currency,
-        occurred_at=occurred_at,
-        missing_fields=_missing(amount, currency),
+        codes=(
+            ch.get("failure_code"),
+            outcome.get("reason"),
+            outcome.get("advice_code"),
+            ch.get("failure_message"),
+        ),
         invoice_unknown=_invoice_unknown(ch),
     )
 

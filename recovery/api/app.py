@@ -218,6 +218,19 @@ def create_app(
         status = "duplicate" if not new else ("ignored" if kind == "ignored" else "recorded")
         return JSONResponse({"status": status, "event_id": result.event_id})
 
+    def normalised(
+        text: str, normalise: Callable[[Any], Normalised], label: str, *, object_only: bool
+    ) -> tuple[Normalised, int]:
+        """Parse, redact card numbers, normalise: a 400 with ``label`` for what is not an
+        event of the source."""
+        event, found = parse_redacted(text, marker)
+        if object_only and not isinstance(event, dict):
+            raise Rejected(400, "body must be a JSON object")
+        try:
+            return normalise(event), found
+        except PayloadError as exc:
+            raise Rejected(400, f"{label}: {exc}") from None
+
     def check_stripe(body: bytes, signature: str | None) -> tuple[Normalised, int]:
         text = decode(body)
         try:
@@ -226,13 +239,7 @@ def create_app(
             )
         except SignatureError as exc:
             raise Rejected(400, f"signature verification failed: {exc}") from None
-        event, found = parse_redacted(text, marker)
-        if not isinstance(event, dict):
-            raise Rejected(400, "body must be a JSON object")
-        try:
-            return stripe_gateway.normalise(event), found
-        except PayloadError as exc:
-            raise Rejected(400, f"not a Stripe event: {exc}") from None
+        return normalised(text, stripe_gateway.normalise, "not a Stripe event", object_only=True)
 
     def check_generic(body: bytes, signature: str | None) -> tuple[Normalised, int]:
         try:
@@ -245,12 +252,9 @@ def create_app(
             )
         except SignatureError as exc:
             raise Rejected(400, f"signature verification failed: {exc}") from None
-        text = decode(body)
-        event, found = parse_redacted(text, marker)
-        try:
-            return generic_gateway.normalise(event), found
-        except PayloadError as exc:
-            raise Rejected(400, f"invalid event: {exc}") from None
+        return normalised(
+            decode(body), generic_gateway.normalise, "invalid event", object_only=False
+        )
 
     @app.exception_handler(Rejected)
     async def _rejected(_request: Request, exc: Rejected) -> JSONResponse:
@@ -339,14 +343,9 @@ def create_app(
         except paypal_gateway.CertificateUnavailable as exc:
             log.warning("PayPal signing certificate unavailable: %s", exc)
             raise Rejected(503, "PayPal certificate unavailable; retry later") from None
-        text_body = decode(body)
-        event, found = parse_redacted(text_body, marker)
-        if not isinstance(event, dict):
-            raise Rejected(400, "body must be a JSON object")
-        try:
-            return paypal_gateway.normalise(event), found
-        except PayloadError as exc:
-            raise Rejected(400, f"not a PayPal event: {exc}") from None
+        return normalised(
+            decode(body), paypal_gateway.normalise, "not a PayPal event", object_only=True
+        )
 
     @app.post(
         "/webhooks/braintree",

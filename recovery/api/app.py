@@ -33,7 +33,7 @@ from recovery.api.trigger import IngestTrigger
 from recovery.api.writer import InboxWriter, WriteFailed
 from recovery.clock import Clock
 from recovery.domain.models import PaymentFailure, PaymentSucceeded
-from recovery.domain.pan import Marker, plain_marker, redact_parsed_json
+from recovery.domain.pan import FloatWatch, Marker, plain_marker, redact_parsed_json
 from recovery.gateways import braintree as braintree_gateway
 from recovery.gateways import generic as generic_gateway
 from recovery.gateways import paypal as paypal_gateway
@@ -99,9 +99,9 @@ def decode(body: bytes) -> str:
         raise Rejected(400, "body is not valid UTF-8") from None
 
 
-def parse_json(text: str) -> Any:
+def parse_json(text: str, parse_float: Callable[[str], Any] | None = None) -> Any:
     try:
-        return json.loads(text)
+        return json.loads(text, parse_float=parse_float)
     except RecursionError:
         raise Rejected(400, "JSON nested too deeply") from None
     except json.JSONDecodeError as exc:
@@ -113,9 +113,10 @@ def parse_json(text: str) -> Any:
 
 def parse_redacted(text: str, marker: Marker = plain_marker) -> tuple[Any, int]:
     """The parsed JSON with card numbers replaced, and how many were replaced."""
-    value = parse_json(text)
+    floats = FloatWatch()
+    value = parse_json(text, floats)
     try:
-        return redact_parsed_json(text, value, marker)
+        return redact_parsed_json(text, value, marker, risky_floats=floats.risky)
     except RecursionError:
         # The card-number walk needs more stack than the parser: what cannot be scanned is
         # refused, never stored unscanned.

@@ -95,21 +95,56 @@ def contains_pan(text: str) -> bool:
     return redact_text(text)[1] > 0
 
 
-# A JSON number (after a colon, a comma or a bracket) with an exponent, or with a fraction:
-# parsed as a float, its digits can join across the decimal point or gain zeros from the
-# exponent, so the raw text does not show them as one run.
-_EXPONENT_NUMBER = re.compile(r"(?:^|[:\[,])\s*-?[0-9]+(?:\.[0-9]+)?[eE]")
-_FRACTION_NUMBER = re.compile(r"(?:^|[:\[,])\s*-?([0-9]+\.[0-9]+)")
+# Where a JSON float may start: a digit followed by an exponent or a decimal point. Parsed as
+# a float, such a number's digits can join across the point or gain zeros from the exponent,
+# so the raw text does not show them as one run. One cheap scan finds the candidates; each is
+# then read as the number token around it.
+_FLOATISH = re.compile(r"[0-9](?:[eE][+-]?[0-9]|\.[0-9])")
+_NUMBER_CHARS = frozenset("0123456789.")
+_TOKEN_CHARS = frozenset("0123456789.eE+-")
+# What may precede a JSON number: a colon, a comma, a bracket, whitespace, a minus sign.
+_BEFORE_NUMBER = frozenset(":,[ \t\r\n-")
 
 
 def _may_be_float_pan(raw: str) -> bool:
-    if _EXPONENT_NUMBER.search(raw) is not None:
-        return True
-    # 13 digits or more around the point (the point itself is the 14th character).
-    return any(len(m.group(1)) >= 14 for m in _FRACTION_NUMBER.finditer(raw))
+    """Whether the JSON text holds a number with an exponent, or with a fraction and 13 digits
+    or more in all (a digit run inside a string or an id is not a number, and is covered by
+    the candidate scan)."""
+    for match in _FLOATISH.finditer(raw):
+        start = match.start()
+        while start > 0 and raw[start - 1] in _NUMBER_CHARS:
+            start -= 1
+        if start > 0 and raw[start - 1] not in _BEFORE_NUMBER:
+            continue  # part of a word or a string's text: not a JSON number
+        end = match.end()
+        while end < len(raw) and raw[end] in _TOKEN_CHARS:
+            end += 1
+        if float_may_hide_pan(raw[start:end]):
+            return True
+    return False
 
 
-def json_may_hold_pan(raw: str) -> bool:
+def float_may_hide_pan(literal: str) -> bool:
+    """Whether a JSON number's text, parsed as a float, may hold a card number that its text
+    does not show as one digit run: it has an exponent, or 13 digits or more around a point."""
+    return "e" in literal or "E" in literal or sum(ch.isdigit() for ch in literal) >= 13
+
+
+class FloatWatch:
+    """A ``parse_float`` hook for ``json.loads`` that notes whether any float literal may hide
+    a card number, so that the raw text need not be scanned for floats (the parser calls it
+    for float literals only)."""
+
+    def __init__(self) -> None:
+        self.risky = False
+
+    def __call__(self, literal: str) -> float:
+        if not self.risky and float_may_hide_pan(literal):
+            self.risky = True
+        return float(literal)
+
+
+def json_may_hold_pan(raw: str, *, risky_floats: bool | None = None) -> bool:
     """False when nothing parsed from the JSON text ``raw`` can hold a card number.
 
     JSON escapes other than ``\\u`` decode to a quote, a slash, a backslash or a control
@@ -117,18 +152,21 @@ def json_may_hold_pan(raw: str) -> bool:
     parsed key, string and integer appears verbatim in the raw text, bounded by characters that
     are not digits either. When the raw text has no candidate run, no parsed value has one.
     Floats are the exception: ``41589062.76223013e8`` parses to 4158906276223013.0, so any
-    exponent, or any fraction with 13 digits or more around its point, means a walk."""
+    number with an exponent, or with a fraction and 13 digits or more, means a walk.
+    ``risky_floats``: what a ``FloatWatch`` saw while parsing ``raw`` (None: scan the text)."""
     if "\\u" in raw:
         return True
     if _STRETCH.search(raw) is not None and _CANDIDATE.search(raw) is not None:
         return True
-    return _may_be_float_pan(raw)
+    return _may_be_float_pan(raw) if risky_floats is None else risky_floats
 
 
-def redact_parsed_json(raw: str, value: Any, marker: Marker = plain_marker) -> tuple[Any, int]:
+def redact_parsed_json(
+    raw: str, value: Any, marker: Marker = plain_marker, *, risky_floats: bool | None = None
+) -> tuple[Any, int]:
     """``redact_payload`` for ``value`` parsed from the JSON text ``raw``, skipping the walk (and
     returning ``value`` itself) when the raw text rules out any card number."""
-    if not json_may_hold_pan(raw):
+    if not json_may_hold_pan(raw, risky_floats=risky_floats):
         return value, 0
     return redact_payload(value, marker)
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from recovery.domain.pan import (
     REDACTED,
+    FloatWatch,
     contains_pan,
     json_may_hold_pan,
     keyed_marker,
@@ -191,3 +192,16 @@ def test_zero_padded_card_numbers_behind_an_exponent_are_found() -> None:
     raw = '{"a": ' + spelling + "}"
     cleaned, found = redact_parsed_json(raw, json.loads(raw))
     assert found == 1 and cleaned["a"] == REDACTED
+
+
+def test_the_parser_hook_sees_the_floats_the_raw_scan_would() -> None:
+    for raw, risky in [
+        ('{"a": 41589062.76223013e8}', True),
+        ('{"a": 19.99, "b": 3, "id": "in_3e5"}', False),
+        ('{"a": [1.5, 4158906.276223013]}', True),
+    ]:
+        watch = FloatWatch()
+        value = json.loads(raw, parse_float=watch)
+        assert watch.risky is risky and json_may_hold_pan(raw) is risky
+        cleaned, found = redact_parsed_json(raw, value, risky_floats=watch.risky)
+        assert (found > 0) is risky

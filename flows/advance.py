@@ -3,6 +3,7 @@ in batches, within the contact centre's rate limit."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 from prefect import flow, get_run_logger
@@ -15,6 +16,7 @@ from recovery.advance import Dispatched
 from recovery.contact_center.throttle import RequestRateLimiter
 from recovery.runtime import Runtime
 from recovery.settings import Settings
+from recovery.store.work import any_due
 from tasks.advance import create_contacts, decide_due_cases
 from tasks.contact_center import append_dnc
 from tasks.events import emit_case_events
@@ -26,11 +28,31 @@ def _groups(ids: list[int], batch: int, per_task: int) -> list[list[list[int]]]:
     return [batches[i : i + per_task] for i in range(0, len(batches), per_task)]
 
 
+# How often a lingering run looks for newly due cases (real seconds).
+LINGER_POLL_SECONDS = 0.25
+
+
+def _wait_for_due(runtime: Runtime, deadline: float) -> bool:
+    """Watch the store (one read, no task run) until a case falls due, or until the monotonic
+    ``deadline``: whether one did."""
+    while True:
+        with runtime.sessions() as session:
+            if any_due(session=session, now=runtime.clock.now()):
+                return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(LINGER_POLL_SECONDS)
+
+
 @flow(name="advance")
-def advance(max_chunks: int = 1000) -> dict[str, object]:
-    """Lease due cases chunk by chunk, decide each, and send the contacts that are due."""
+def advance(max_chunks: int = 1000, linger_seconds: float | None = None) -> dict[str, object]:
+    """Lease due cases chunk by chunk, decide each, and send the contacts that are due; then,
+    for ``linger_seconds`` (default ``RECOVERY_ADVANCE_LINGER_SECONDS``), keep watching for
+    cases that fall due, so that a case is taken up at once rather than at the next run."""
     runtime = Runtime(Settings())
     settings = runtime.settings
+    linger = settings.advance_linger_seconds if linger_seconds is None else linger_seconds
+    deadline = time.monotonic() + linger
     logger = get_run_logger()
     runtime.require_schema()
     owner = f"advance-{get_run_context().flow_run.id}"  # type: ignore[union-attr]
@@ -42,11 +64,15 @@ def advance(max_chunks: int = 1000) -> dict[str, object]:
     sent = Dispatched()
     failed_tasks = 0
     dnc: list[PrefectFuture[int]] = []
+    chunk_no = 0
     try:
-        for chunk_no in range(1, max_chunks + 1):
-            decided = decide_due_cases(runtime, chunk_no, settings.advance_chunk_size, owner)
+        while chunk_no < max_chunks:
+            decided = decide_due_cases(runtime, chunk_no + 1, settings.advance_chunk_size, owner)
             if decided.claimed == 0:
-                break
+                if linger <= 0 or not _wait_for_due(runtime, deadline):
+                    break
+                continue
+            chunk_no += 1
             actions.update(decided.actions)
             emit_case_events(decided.events)
             if decided.suppressed_numbers:

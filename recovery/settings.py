@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     advance_chunk_size: int = Field(default=500, ge=1, le=10_000)
     dial_margin_minutes: int = Field(default=15, ge=0, le=600)
     advance_interval_seconds: int = Field(default=60, ge=1)
+    # How long an advance run keeps watching for cases that fall due after it drained the
+    # queue (real seconds; 0: it ends as soon as nothing is due).
+    advance_linger_seconds: float = Field(default=0, ge=0, le=3600)
     reconcile_interval_seconds: int = Field(default=900, ge=1)
     close_on_payment_interval_seconds: int = Field(default=60, ge=1)
     dispositions_interval_seconds: int = Field(default=60, ge=1)

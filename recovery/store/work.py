@@ -61,6 +61,12 @@ def release(*, session: Session, case_ids: list[int], owner: str) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def any_due(*, session: Session, now: datetime) -> bool:
+    """Whether a case is due and free to claim (one indexed read)."""
+    found = session.scalar(select(CaseRow.id).where(_claimable(now)).limit(1))  # type: ignore[arg-type]
+    return found is not None
+
+
 def count_due(*, session: Session, now: datetime) -> int:
     from sqlalchemy import func
 

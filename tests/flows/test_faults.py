@@ -230,7 +230,9 @@ def _mend_store(fault: str, runtime: Runtime, holder: Any) -> int:
 def test_store_unavailable_answers_503_and_writes_nothing_half(store_url: str, fault: str) -> None:
     if fault == "database locked" and not store_url.startswith("sqlite"):
         pytest.skip("an exclusive file lock is SQLite's outage")
-    runtime = Runtime(settings_for(store_url))
+    # A writer waits 3 s for the lock here, not the default 30 s.
+    url = f"{store_url}?timeout=3" if fault == "database locked" else store_url
+    runtime = Runtime(settings_for(url))
     app = create_app(settings=runtime.settings, sessions=runtime.sessions, clock=SystemClock())
     events = [
         invoice_failed(event_id=f"evt_store_{i}", invoice_id=f"in_store_{i}", created=START)

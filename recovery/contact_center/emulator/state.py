@@ -269,19 +269,19 @@ class EmulatorState:
                 if len(stamps) >= limit:
                     reset = stamps[0] + 60.0 - now
                     self.counters.rate_limited += 1
-                    return RateDecision(False, len(stamps), limit, max(1, math.ceil(reset)))
+                    return RateDecision(False, len(stamps), limit, _whole_seconds(reset, least=1))
                 stamps.append(now)
                 reset = stamps[0] + 60.0 - now
-                return RateDecision(True, len(stamps), limit, max(0, math.ceil(reset)))
+                return RateDecision(True, len(stamps), limit, _whole_seconds(reset, least=0))
             start, count = self._fixed.get(token, (now, 0))
             if now - start >= 60.0:
                 start, count = now, 0
             reset = start + 60.0 - now
             if count >= limit:
                 self.counters.rate_limited += 1
-                return RateDecision(False, count, limit, max(1, math.ceil(reset)))
+                return RateDecision(False, count, limit, _whole_seconds(reset, least=1))
             self._fixed[token] = (start, count + 1)
-            return RateDecision(True, count + 1, limit, max(0, math.ceil(reset)))
+            return RateDecision(True, count + 1, limit, _whole_seconds(reset, least=0))
 
     def set_rate_limit(
         self, requests_per_minute: int | None, window: Literal["fixed", "sliding"] | None
@@ -546,3 +546,9 @@ class EmulatorState:
                 {**c.to_wire(), "queued": c.id in contact_list.queue, "dials": c.dials}
                 for c in contact_list.contacts.values()
             ]
+
+
+def _whole_seconds(reset: float, *, least: int) -> int:
+    """Seconds until the window resets, as the service states them: whole, at most 60 (a
+    stamp plus 60.0 minus the same stamp may come out a hair above 60 in floating point)."""
+    return max(least, min(60, math.ceil(reset - 1e-6)))

@@ -25,7 +25,6 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
@@ -52,7 +51,16 @@ from recovery.domain.models import (
 )
 from recovery.domain.policy import Policy, is_right_party
 from recovery.logging import mask_phone
-from recovery.store.cases import append_history, case_key, close_case, to_entries, to_view
+from recovery.store.cases import (
+    append_history,
+    case_key,
+    close_case,
+    record_withdrawal,
+    removal_data,
+    removal_note,
+    to_entries,
+    to_view,
+)
 from recovery.store.db import transaction
 from recovery.store.suppression import ALL_CUSTOMERS, add_suppression, preferred_suppression
 from recovery.store.tables import CaseRow, ContactRow, HistoryRow, SuppressionRow
@@ -626,10 +634,10 @@ def _refuse(
         status=CaseStatus.review,
         reasons=[
             f"attempt {row.attempt} not sent: {why}",
-            *_removal_note(row, removed),
+            *removal_note(row, removed),
             "a person must correct the case",
         ],
-        data=_removal_data(
+        data=removal_data(
             {"attempt": row.attempt, "contact_id": row.contact_id, "refused": True}, removed
         ),
     )
@@ -754,37 +762,11 @@ def _withdraw(
 ) -> None:
     """``removed``: None when the contact was never sent; else whether removing it from its
     contact list found it there."""
-    row.state = "cancelled"
-    row.error = why[:1000]
-    if removed is None:
-        reason = f"attempt {row.attempt} withdrawn before it was sent: {why}"
-    else:
-        reason = f"attempt {row.attempt} withdrawn: {why}"
-    data = {"attempt": row.attempt, "contact_id": row.contact_id, "withdrawn": True}
-    append_history(
-        session=session,
-        case_id=case.id,
-        at=now,
-        now=now,
-        kind=HistoryKind.note,
-        reasons=[reason, *_removal_note(row, removed)],
-        data=_removal_data(data, removed),
-    )
+    record_withdrawal(session=session, row=row, why=why, now=now, removed=removed)
     if case.status != CaseStatus.closed.value:
         case.next_due_at = now
         case.updated_at = now
     case.lease_owner, case.lease_until = None, None
-
-
-def _removal_note(row: ContactRow, removed: bool | None) -> list[str]:
-    if removed is None:
-        return []
-    where = f"contact list {row.contact_list_id}"
-    return [f"removed from {where}" if removed else f"it was not in {where}"]
-
-
-def _removal_data(data: dict[str, Any], removed: bool | None) -> dict[str, Any]:
-    return data if removed is None else {**data, "removed": removed}
 
 
 def _record(

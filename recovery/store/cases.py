@@ -430,6 +430,44 @@ def to_entries(rows: Iterable[HistoryRow]) -> list[HistoryEntry]:
     ]
 
 
+# --- planned contacts not sent ------------------------------------------------------------
+
+
+def removal_note(row: ContactRow, removed: bool | None) -> list[str]:
+    """What removing a contact from its list found (nothing when it was never sent)."""
+    if removed is None:
+        return []
+    where = f"contact list {row.contact_list_id}"
+    return [f"removed from {where}" if removed else f"it was not in {where}"]
+
+
+def removal_data(data: dict[str, Any], removed: bool | None) -> dict[str, Any]:
+    return data if removed is None else {**data, "removed": removed}
+
+
+def record_withdrawal(
+    *, session: Session, row: ContactRow, why: str, now: datetime, removed: bool | None
+) -> None:
+    """A planned contact withdrawn: cancelled, with a note in its case's history. ``removed``:
+    None when it was never sent; else whether removing it from its contact list found it."""
+    row.state, row.error = "cancelled", why[:1000]
+    if removed is None:
+        reason = f"attempt {row.attempt} withdrawn before it was sent: {why}"
+    else:
+        reason = f"attempt {row.attempt} withdrawn: {why}"
+    append_history(
+        session=session,
+        case_id=row.case_id,
+        at=now,
+        now=now,
+        kind=HistoryKind.note,
+        reasons=[reason, *removal_note(row, removed)],
+        data=removal_data(
+            {"attempt": row.attempt, "contact_id": row.contact_id, "withdrawn": True}, removed
+        ),
+    )
+
+
 # --- a person's actions on a case (``recovery cases resolve`` / ``recovery cases close``) ---
 
 # Descriptive fields a person may empty before releasing a review: values the contact centre's
@@ -649,24 +687,12 @@ def close_by_hand(
     for row in rows:
         if row.state != "requested":
             continue
-        where = f"contact list {row.contact_list_id}"
-        row.state, row.error = "cancelled", "the case was closed by a person"
-        append_history(
+        record_withdrawal(
             session=session,
-            case_id=case.id,
-            at=now,
+            row=row,
+            why="the case was closed by a person",
             now=now,
-            kind=HistoryKind.note,
-            reasons=[
-                f"attempt {row.attempt} withdrawn: the case was closed by a person",
-                f"removed from {where}" if withdrawn[row.id] else f"it was not in {where}",
-            ],
-            data={
-                "attempt": row.attempt,
-                "contact_id": row.contact_id,
-                "withdrawn": True,
-                "removed": withdrawn[row.id],
-            },
+            removed=withdrawn[row.id],
         )
     close_case(
         session=session,

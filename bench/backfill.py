@@ -27,9 +27,9 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 
 from ingest import build_events  # noqa: E402
 
-from recovery import samples  # noqa: E402
-from recovery.backfill import BackfillSummary, open_export, run_backfill  # noqa: E402
 from recovery.domain.taxonomy import load_failure_codes  # noqa: E402
+from recovery.gateways import samples  # noqa: E402
+from recovery.services.backfill import BackfillSummary, open_export, run_backfill  # noqa: E402
 from recovery.store.db import make_engine, make_sessionmaker  # noqa: E402
 from recovery.store.migrate import redact_url, upgrade  # noqa: E402
 

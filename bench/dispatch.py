@@ -24,7 +24,7 @@ from recovery.clock import SystemClock  # noqa: E402
 from recovery.contact_center.client import AddContactsResult, GenesysClient  # noqa: E402
 from recovery.contact_center.contacts import ContactRequest  # noqa: E402
 from recovery.contact_center.emulator import EmulatorConfig, create_emulator_app  # noqa: E402
-from recovery.contact_center.emulator.serve import serve_in_thread  # noqa: E402
+from recovery.contact_center.emulator.server import serve_in_thread  # noqa: E402
 from recovery.contact_center.throttle import RequestRateLimiter  # noqa: E402
 
 CLIENT_ID = "bench-client"

@@ -46,7 +46,7 @@ from _common import (  # noqa: E402
     wait_healthy,
 )
 
-from recovery import samples  # noqa: E402
+from recovery.gateways import samples  # noqa: E402
 
 SECRET = "whsec_dev-local-only"
 PATH = "/webhooks/stripe"

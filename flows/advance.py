@@ -12,9 +12,9 @@ from prefect.concurrency.sync import rate_limit
 from prefect.context import get_run_context
 from prefect.futures import PrefectFuture
 
-from recovery.advance import Dispatched
 from recovery.contact_center.throttle import RequestRateLimiter
 from recovery.runtime import Runtime
+from recovery.services.advance import Dispatched
 from recovery.settings import Settings
 from recovery.store.work import any_due
 from tasks.advance import create_contacts, decide_due_cases

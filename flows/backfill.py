@@ -17,14 +17,14 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from recovery.backfill import (
+from recovery.runtime import Runtime
+from recovery.services.backfill import (
     SKIP_REASONS,
     BackfillSummary,
     check_range,
     open_export,
     parse_bound,
 )
-from recovery.runtime import Runtime
 from recovery.settings import Settings
 from tasks.backfill import record_export_chunk
 from tasks.events import emit_case_events

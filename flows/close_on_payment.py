@@ -8,8 +8,8 @@ from collections import Counter
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from recovery.reconcile import closed_case_contacts
 from recovery.runtime import Runtime
+from recovery.services.closing import closed_case_contacts
 from recovery.settings import Settings
 from tasks.contact_center import remove_contacts
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from recovery.outcomes import publish_recorded
 from recovery.runtime import Runtime
+from recovery.services.outcomes import publish_recorded
 from recovery.settings import Settings
 from tasks.events import emit_case_events
 

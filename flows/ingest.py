@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from recovery.ingest import IngestSummary
 from recovery.runtime import Runtime
+from recovery.services.intake import IngestSummary
 from recovery.settings import Settings
 from tasks.events import emit_case_events
 from tasks.ingest import apply_inbox_batch

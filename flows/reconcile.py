@@ -7,8 +7,8 @@ from collections import Counter
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from recovery.reconcile import overdue_contacts
 from recovery.runtime import Runtime
+from recovery.services.reconcile import overdue_contacts
 from recovery.settings import Settings
 from tasks.contact_center import reconcile_contacts
 

@@ -14,9 +14,10 @@ from pathlib import Path
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from recovery.backfill import check_range, parse_bound
-from recovery.report import Report, render_markdown, table_rows
+from recovery.reporting.figures import Report
+from recovery.reporting.render import render_markdown, table_rows
 from recovery.runtime import Runtime
+from recovery.services.backfill import check_range, parse_bound
 from recovery.settings import Settings
 from tasks.report import compute, write
 

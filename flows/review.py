@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from prefect import flow
 from prefect.artifacts import create_table_artifact
-from sqlalchemy import or_, select
 
-from recovery.inspect import case_summary
 from recovery.runtime import Runtime
+from recovery.services.review import queue
 from recovery.settings import Settings
-from recovery.store.tables import CaseRow
 
 
 @flow(name="review-queue")
@@ -18,16 +16,7 @@ def review_queue(limit: int = 500) -> int:
     """Publish the cases flagged for review (phones masked) as a table artifact."""
     runtime = Runtime(Settings())
     try:
-        with runtime.sessions() as session:
-            rows = [
-                case_summary(case)
-                for case in session.scalars(
-                    select(CaseRow)
-                    .where(or_(CaseRow.flagged_for_review.is_(True), CaseRow.status == "review"))
-                    .order_by(CaseRow.updated_at.desc())
-                    .limit(limit)
-                )
-            ]
+        rows = queue(sessions=runtime.sessions, limit=limit)
     finally:
         runtime.close()
     create_table_artifact(

@@ -16,7 +16,7 @@ from recovery.domain.compliance import CallingRules, load_rules
 from recovery.domain.policy import DispositionMap, Policy, load_disposition_map, load_policy
 from recovery.domain.taxonomy import FailureCodes, load_failure_codes
 from recovery.gateways import stripe as stripe_gateway
-from recovery.logging import install_log_scrubbing
+from recovery.log_scrubbing import install_log_scrubbing
 from recovery.settings import Settings
 from recovery.store.db import make_engine, make_sessionmaker
 from recovery.store.migrate import ensure_schema
@@ -71,6 +71,16 @@ class Runtime:
     def contact_center(self, acquire: Acquire | None = None) -> GenesysClient:
         """A client for the configured region or emulator; close it when done."""
         return GenesysClient.from_settings(self.settings, clock=self.clock, acquire=acquire)
+
+    def interactive_contact_center(self) -> GenesysClient:
+        """A client for a person waiting at a terminal: it gives up within seconds rather than
+        the minute a flow's task may wait; the person is told that nothing changed and runs
+        the command again."""
+        from recovery.contact_center.throttle import RetryPolicy
+
+        client = self.contact_center()
+        client.retry = RetryPolicy(server_error_backoff=(1.0, 2.0), max_retry_after=10.0)
+        return client
 
     def require_schema(self) -> None:
         ensure_schema(self.settings.database_url)

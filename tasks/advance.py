@@ -10,9 +10,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import rate_limit
 from prefect.tasks import exponential_backoff
 
-from recovery.advance import Decided, Dispatched, decide_due, dispatch
 from recovery.contact_center.client import GenesysClient
 from recovery.runtime import Runtime
+from recovery.services.advance import Decided, Dispatched, decide_due, dispatch
 from tasks.retry import retry_transient
 
 

@@ -8,8 +8,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from recovery.backfill import BackfillSummary, Export, Position, read_chunk, record_chunk
 from recovery.runtime import Runtime
+from recovery.services.backfill import BackfillSummary, Export, Position, read_chunk, record_chunk
 from tasks.retry import retry_transient
 
 

@@ -9,8 +9,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from recovery.contact_center.client import GenesysClient
-from recovery.reconcile import reconcile_overdue, remove_closed
 from recovery.runtime import Runtime
+from recovery.services.closing import remove_closed
+from recovery.services.reconcile import reconcile_overdue
 from tasks.retry import retry_transient
 
 # Retried only on transient failures (429, 5xx, connection errors): a retry sends the same

@@ -6,8 +6,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from recovery.ingest import IngestSummary, ingest_batch
 from recovery.runtime import Runtime
+from recovery.services.intake import IngestSummary, ingest_batch
 from tasks.retry import retry_transient
 
 

@@ -9,7 +9,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from recovery.report import Report, compute_report, write_report
+from recovery.reporting.figures import Report, compute_report
+from recovery.reporting.files import write_report
 from recovery.runtime import Runtime
 from tasks.retry import retry_transient
 

@@ -14,7 +14,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from recovery import samples
+from recovery.gateways import samples
 from recovery.settings import Settings
 
 STRIPE_SECRET = "whsec_test_primary_0123456789"

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recovery.contact_center.errors import CardDataRefused
 from recovery.domain.pan import contains_pan
-from recovery.logging import mask_phone, scrub
+from recovery.log_scrubbing import mask_phone, scrub
 
 __all__ = [
     "ContactRequest",

@@ -7,7 +7,6 @@ disposition (``no_answer`` once the script runs out) a few minutes after it is m
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -36,14 +35,11 @@ __all__ = [
     "CALL_DURATION",
     "MAX_STEPS",
     "Plan",
-    "PlanArgumentError",
     "PlanStep",
     "ScriptedDisposition",
     "SimulationError",
     "parse_dispositions",
     "parse_reason",
-    "print_plan",
-    "run_plan",
     "simulate",
 ]
 
@@ -295,115 +291,3 @@ def simulate(
             steps.append(PlanStep(**common, outcome=step.outcome))
             return Plan(timezone=zone_name, category=category, steps=tuple(steps))
     raise SimulationError(f"the case did not end within {max_steps} steps")
-
-
-class PlanArgumentError(ValueError):
-    """A ``recovery plan`` argument that cannot be used; the message says which and why."""
-
-
-def run_plan(
-    *,
-    reason: str,
-    phone: str,
-    state: str | None = None,
-    postal_code: str | None = None,
-    tz: str | None = None,
-    failed_at: str | None = None,
-    dispositions: str = "",
-    policy_file: str | None = None,
-    rules_file: str | None = None,
-    now: datetime | None = None,
-) -> Plan:
-    """Check the ``recovery plan`` arguments, load the files, and simulate.
-
-    Bad arguments raise ``PlanArgumentError``; ``now`` (default: the system clock) is the
-    failure time when ``failed_at`` is not given.
-    """
-    from pathlib import Path
-
-    from recovery.domain.compliance import RulesFileError, load_rules
-    from recovery.domain.policy import load_disposition_map, load_policy
-    from recovery.domain.taxonomy import DataFileError, load_failure_codes
-
-    try:
-        codes = load_failure_codes()
-        category, _ = parse_reason(reason, codes)
-        contact = _contact(phone, state, postal_code, tz)
-        if failed_at:
-            failed = _aware(failed_at.strip(), "--failed-at")
-        else:
-            failed = now if now is not None else datetime.now(UTC)
-        script = parse_dispositions(dispositions, load_disposition_map())
-        policy = load_policy(Path(policy_file) if policy_file else None)
-        rules = load_rules(Path(rules_file) if rules_file else None)
-    except (ValueError, DataFileError, RulesFileError) as exc:
-        raise PlanArgumentError(str(exc)) from None
-    return simulate(
-        category=category,
-        contact=contact,
-        failed_at=failed,
-        dispositions=script,
-        policy=policy,
-        rules=rules,
-    )
-
-
-def _contact(
-    phone: str, state: str | None, postal_code: str | None, tz: str | None
-) -> ContactPoint:
-    import phonenumbers
-
-    try:
-        parsed = phonenumbers.parse(phone.strip(), None)
-    except phonenumbers.NumberParseException:
-        raise ValueError(f"--phone {phone!r} is not an E.164 number (e.g. +13055550123)") from None
-    if not phonenumbers.is_valid_number(parsed):
-        raise ValueError(f"--phone {phone!r} is not a valid phone number")
-    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    region = phonenumbers.region_code_for_number(parsed) or "US"
-    if state is not None and not re.fullmatch(r"[A-Za-z]{2}", state.strip()):
-        raise ValueError(f"--state {state!r} must be a two-letter state code")
-    if tz is not None:
-        try:
-            ZoneInfo(tz.strip())
-        except (ValueError, KeyError):
-            raise ValueError(f"--tz {tz!r} is not an IANA time zone name") from None
-    return ContactPoint(
-        phone_e164=e164,
-        country=region if len(region) == 2 else "US",
-        state=state.strip().upper() if state else None,
-        postal_code=postal_code.strip() if postal_code else None,
-        explicit_tz=tz.strip() if tz else None,
-    )
-
-
-def print_plan(plan: Plan, *, json_output: bool = False) -> None:
-    """Write the timeline to stdout: one JSON object, or a table."""
-    import json
-    import sys
-
-    if json_output:
-        sys.stdout.write(json.dumps(plan.as_json()) + "\n")
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{plan.category.value}: local times in {plan.timezone}")
-    for column in ("#", "local time", "UTC", "action", "detail", "reasons"):
-        table.add_column(column, overflow="fold")
-    for index, step in enumerate(plan.steps, start=1):
-        if step.action == "contact":
-            detail = f"attempt {step.attempt}: {step.disposition}"
-        elif step.action == "close":
-            detail = step.outcome.value if step.outcome else ""
-        else:
-            detail = step.status.value
-        table.add_row(
-            str(index),
-            step.local_time.strftime("%a %Y-%m-%d %H:%M %Z"),
-            step.at.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ"),
-            step.action,
-            detail,
-            "\n".join(step.reasons),
-        )
-    Console(width=None if sys.stdout.isatty() else 160).print(table)

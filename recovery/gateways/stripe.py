@@ -316,7 +316,7 @@ class StripeLookup:
     and address when an event has no phone, and the invoice a payment intent or charge pays
     when the event does not say (``PaymentFailure.invoice_unknown``).
 
-    Calling it looks up a customer (the ``CustomerLookup`` of recovery/ingest.py)."""
+    Calling it looks up a customer (the ``CustomerLookup`` of recovery/services/intake.py)."""
 
     def __init__(self, *, api_key: str, api_base: str, timeout: float = 10.0) -> None:
         self._client = _client(api_key, api_base, timeout)

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from recovery import samples
+from recovery.gateways import samples
 
 # Area code, state, postal code: phones spread over the continental zones.
 PLACES = [

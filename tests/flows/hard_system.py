@@ -23,10 +23,10 @@ from typing import Any
 import httpx
 import pytest
 
-from recovery.api.server import build_receiver
+from recovery.api.receiver import build_receiver
 from recovery.clock import FileClock
 from recovery.contact_center.emulator.app import create_emulator_app
-from recovery.contact_center.emulator.serve import serve_in_thread
+from recovery.contact_center.emulator.server import serve_in_thread
 from recovery.contact_center.emulator.state import EmulatorConfig, EmulatorState
 from recovery.gateways.signing import sign
 from recovery.runtime import Runtime
@@ -174,7 +174,7 @@ def hard_system(
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[HardSystem]:
     """The receiver and the emulator over HTTP on loopback, flows on the harness, one clock."""
-    from flows.ops import setup
+    from flows.setup import setup
 
     clock_file = tmp_path / "clock"
     clock = FileClock(clock_file)

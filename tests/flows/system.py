@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from recovery.api.server import build_receiver
+from recovery.api.receiver import build_receiver
 from recovery.clock import FileClock
 from recovery.contact_center.emulator.app import create_emulator_app
-from recovery.contact_center.emulator.serve import serve_in_thread
+from recovery.contact_center.emulator.server import serve_in_thread
 from recovery.contact_center.emulator.state import EmulatorConfig
 from recovery.runtime import Runtime
 from recovery.settings import Settings
@@ -73,7 +73,7 @@ def running_system(
     scenario: str = "all-no-answer",
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[System]:
-    from flows.ops import setup
+    from flows.setup import setup
 
     clock_file = tmp_path / "clock"
     clock = FileClock(clock_file)

@@ -34,14 +34,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from recovery.api.admin import build_admin_router
 from recovery.api.app import create_app
-from recovery.api.callbacks import build_callbacks_router
+from recovery.api.routes.admin import build_admin_router
+from recovery.api.routes.callbacks import build_callbacks_router
 from recovery.clock import FixedClock
 from recovery.contact_center.contacts import ContactRequest, contact_id_for
 from recovery.gateways.signing import sign
-from recovery.ingest import drain
 from recovery.runtime import Runtime
+from recovery.services.intake import drain
 from recovery.store.db import transaction
 from recovery.store.tables import Base, CaseRow, ContactRow, DispositionRow, InboxRow
 from tests.factories import GENERIC_SECRET, invoice_failed, settings_for, stripe_headers

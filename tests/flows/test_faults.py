@@ -33,16 +33,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 
-from recovery.advance import call_history
 from recovery.api.app import create_app
 from recovery.api.trigger import IngestTrigger
 from recovery.clock import SystemClock
 from recovery.contact_center.contacts import contact_id_for
-from recovery.contact_center.emulator.serve import serve_in_thread
+from recovery.contact_center.emulator.server import serve_in_thread
 from recovery.domain.compliance import permitted
 from recovery.gateways.signing import sign
-from recovery.ingest import drain
 from recovery.runtime import Runtime
+from recovery.services.advance import call_history
+from recovery.services.intake import drain
 from recovery.store.cases import to_entries, to_view
 from recovery.store.tables import CaseRow, ContactRow, HistoryRow, InboxRow
 from tests.factories import (

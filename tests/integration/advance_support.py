@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from recovery.clock import Clock
 from recovery.contact_center.contacts import contact_id_for
 from recovery.contact_center.emulator.app import create_emulator_app
-from recovery.contact_center.emulator.serve import serve_in_thread
+from recovery.contact_center.emulator.server import serve_in_thread
 from recovery.contact_center.emulator.state import EmulatorConfig
 from recovery.domain.models import (
     ContactPoint,

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from recovery.advance import decide_due, dispatch
 from recovery.contact_center.errors import ContactCenterError
 from recovery.runtime import Runtime
+from recovery.services.advance import decide_due, dispatch
 from recovery.settings import Settings
 
 

@@ -17,7 +17,7 @@ import pytest
 from recovery.clock import FixedClock
 from recovery.contact_center.client import GenesysClient
 from recovery.contact_center.emulator import EmulatorConfig, create_emulator_app
-from recovery.contact_center.emulator.serve import serve_in_thread
+from recovery.contact_center.emulator.server import serve_in_thread
 from recovery.contact_center.throttle import RetryPolicy
 
 # 12:00 in New York, 09:00 in Los Angeles: inside the callable window across the US.

@@ -6,10 +6,10 @@ import json
 
 from fastapi.testclient import TestClient
 
-from recovery.api.server import build_receiver
+from recovery.api.receiver import build_receiver
 from recovery.clock import FixedClock
-from recovery.ingest import drain
 from recovery.runtime import Runtime
+from recovery.services.intake import drain
 from tests.factories import T0, invoice_failed, settings_for, stripe_headers
 
 TOKEN = "adm_9kL2mQ7rT4vX1zB8"

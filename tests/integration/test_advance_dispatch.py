@@ -20,14 +20,6 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from recovery.advance import (
-    INVALID_FOR_CONTACT_CENTRE,
-    REMOVAL_FAILED,
-    Decided,
-    Dispatched,
-    decide_due,
-    dispatch,
-)
 from recovery.clock import FixedClock
 from recovery.contact_center.client import GenesysClient
 from recovery.contact_center.contacts import ContactRequest, contact_id_for
@@ -36,6 +28,14 @@ from recovery.contact_center.throttle import RetryPolicy
 from recovery.domain.compliance import CallingRules, load_rules
 from recovery.domain.models import CaseStatus, FailureCategory, HistoryKind
 from recovery.domain.policy import Policy, load_policy
+from recovery.services.advance import (
+    INVALID_FOR_CONTACT_CENTRE,
+    REMOVAL_FAILED,
+    Decided,
+    Dispatched,
+    decide_due,
+    dispatch,
+)
 from recovery.store.cases import append_history, case_key
 from recovery.store.db import transaction
 from recovery.store.tables import CaseRow, ContactRow, HistoryRow

@@ -22,10 +22,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from recovery.backfill import open_export, run_backfill
 from recovery.cli import app
 from recovery.domain.models import CaseStatus, Gateway, Outcome
 from recovery.domain.taxonomy import load_failure_codes
+from recovery.services.backfill import open_export, run_backfill
 from recovery.store.db import make_engine, make_sessionmaker
 from recovery.store.tables import Base, CaseRow, HistoryRow, InboxRow, PaymentSuccessRow
 from tests.factories import envelope, intent_failed, invoice_failed

@@ -18,9 +18,9 @@ from sqlalchemy import text
 from recovery.api.app import create_app
 from recovery.clock import FixedClock
 from recovery.domain.pan import luhn_valid
-from recovery.ingest import drain
-from recovery.logging import install_log_scrubbing
+from recovery.log_scrubbing import install_log_scrubbing
 from recovery.runtime import Runtime
+from recovery.services.intake import drain
 from recovery.store.tables import Base
 from tests.factories import (
     T0,

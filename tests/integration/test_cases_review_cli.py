@@ -27,7 +27,6 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner, Result
 
-from recovery.advance import Decided, Dispatched, decide_due, dispatch
 from recovery.cli import app
 from recovery.clock import FileClock
 from recovery.contact_center.client import GenesysClient
@@ -37,9 +36,11 @@ from recovery.domain.compliance import CallingRules, load_rules
 from recovery.domain.models import CaseStatus, HistoryKind, Outcome
 from recovery.domain.pan import REDACTED
 from recovery.domain.policy import Policy, load_policy
-from recovery.reconcile import closed_case_contacts
-from recovery.store.cases import MANUAL_OUTCOMES, case_key, close_case
+from recovery.services.advance import Decided, Dispatched, decide_due, dispatch
+from recovery.services.closing import closed_case_contacts
+from recovery.store.cases import case_key, close_case
 from recovery.store.db import make_engine, make_sessionmaker, transaction
+from recovery.store.review import MANUAL_OUTCOMES
 from recovery.store.tables import Base, CaseRow, ContactRow, HistoryRow
 from recovery.store.work import claim_due
 from tests.integration.advance_support import (

@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from recovery.api.app import create_app
 from recovery.clock import FixedClock
-from recovery.ingest import drain
+from recovery.gateways.samples import stripe_object
 from recovery.runtime import Runtime
-from recovery.samples import stripe_object
+from recovery.services.intake import drain
 from recovery.store.tables import CaseRow
 from tests.factories import (
     T0,

@@ -17,12 +17,12 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from recovery.api.callbacks import DISPOSITION_PATH, build_callbacks_router
+from recovery.api.routes.callbacks import DISPOSITION_PATH, build_callbacks_router
 from recovery.clock import FixedClock
 from recovery.contact_center.client import GenesysClient
 from recovery.contact_center.contacts import ContactRequest
 from recovery.contact_center.emulator import create_emulator_app
-from recovery.contact_center.emulator.serve import serve_in_thread
+from recovery.contact_center.emulator.server import serve_in_thread
 from recovery.domain.models import Disposition
 from recovery.gateways.signing import sign
 from recovery.settings import Settings

@@ -40,15 +40,15 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from sqlalchemy import select
 
-from recovery.api.callbacks import DISPOSITION_PATH, SIGNATURE_HEADER
-from recovery.api.server import build_receiver
+from recovery.api.receiver import build_receiver
+from recovery.api.routes.callbacks import DISPOSITION_PATH, SIGNATURE_HEADER
 from recovery.clock import FixedClock
 from recovery.contact_center.contacts import ContactRequest, contact_id_for
 from recovery.contact_center.errors import CardDataRefused
 from recovery.gateways.braintree import gateway_from_settings
 from recovery.gateways.signing import sign
-from recovery.ingest import drain
 from recovery.runtime import Runtime
+from recovery.services.intake import drain
 from recovery.store.db import transaction
 from recovery.store.migrate import upgrade
 from recovery.store.tables import Base, CaseRow, ContactRow, DispositionRow, InboxRow

@@ -346,7 +346,7 @@ def test_a_large_delivery_is_checked_off_the_event_loop_with_the_same_answers(
 ) -> None:
     """A body over the inline limit takes the worker-thread path: verified, scanned for card
     numbers, recorded once, and refused with the same answers as a small one."""
-    from recovery.api.app import INLINE_BODY_BYTES
+    from recovery.api.requests import INLINE_BODY_BYTES
     from recovery.runtime import Runtime
 
     runtime = Runtime(settings_for(store_url), clock_override=FixedClock(T0))

@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from recovery.api.app import create_app
 from recovery.clock import FixedClock
 from recovery.gateways.signing import sign
-from recovery.ingest import drain
 from recovery.runtime import Runtime
+from recovery.services.intake import drain
 from recovery.store.tables import CaseRow, HistoryRow, InboxRow
 from tests.factories import (
     GENERIC_SECRET,

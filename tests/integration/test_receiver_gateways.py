@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from recovery.api.app import create_app
 from recovery.clock import FixedClock
 from recovery.gateways.braintree import gateway_from_settings
-from recovery.ingest import drain
 from recovery.runtime import Runtime
+from recovery.services.intake import drain
 from recovery.store.tables import CaseRow, InboxRow
 from tests.factories import T0, settings_for
 

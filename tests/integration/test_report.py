@@ -48,7 +48,8 @@ from recovery.domain.models import (
     PaymentSucceeded,
 )
 from recovery.domain.policy import is_right_party
-from recovery.report import compliance_rules, compute_report, report_document
+from recovery.reporting.figures import compliance_rules, compute_report
+from recovery.reporting.render import report_document
 from recovery.store.cases import append_history, apply_failure, apply_success, close_case
 from recovery.store.db import make_engine, make_sessionmaker, transaction
 from recovery.store.dispositions import record_disposition

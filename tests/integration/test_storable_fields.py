@@ -17,8 +17,8 @@ from recovery.api.app import create_app
 from recovery.clock import FixedClock
 from recovery.domain.models import ContactPoint, PaymentFailure, storable
 from recovery.gateways.signing import sign
-from recovery.ingest import drain
 from recovery.runtime import Runtime
+from recovery.services.intake import drain
 from recovery.store.tables import CaseRow, InboxRow
 from tests.factories import GENERIC_SECRET, T0, invoice_failed, settings_for, stripe_headers
 

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from recovery.logging import install_log_scrubbing, mask_phone, scrub
+from recovery.log_scrubbing import install_log_scrubbing, mask_phone, scrub
 
 
 def test_mask_phone() -> None:

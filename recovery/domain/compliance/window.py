@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
-from recovery.domain.compliance.engine import CallHistory, Verdict
+from recovery.domain.compliance.engine import CallHistory
 from recovery.domain.compliance.zones import is_zone, mask_phone, normalise_state
 from recovery.domain.models import ContactPoint
 
@@ -85,39 +83,3 @@ def window_history(
         callback_at=parse_instant(callback_at, "--callback-at") if callback_at else None,
         suppression=suppression,
     )
-
-
-def _utc_iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat()
-
-
-def verdict_document(verdict: Verdict) -> dict[str, Any]:
-    """The JSON contract of ``recovery window --json``."""
-    return {
-        "permitted": verdict.permitted,
-        "next_permitted_at": _utc_iso(verdict.next_permitted_at),
-        "timezones": list(verdict.timezones),
-        "jurisdictions": list(verdict.jurisdictions),
-        "reasons": list(verdict.reasons),
-    }
-
-
-def verdict_rows(verdict: Verdict) -> list[tuple[str, str]]:
-    """(label, text) lines for a readable rendering, with local times of the next window."""
-    rows = [
-        ("asked about", _utc_iso(verdict.at) or ""),
-        ("permitted", "yes" if verdict.permitted else "no"),
-    ]
-    nxt = verdict.next_permitted_at
-    if nxt is None:
-        rows.append(("next permitted", "none"))
-    else:
-        rows.append(("next permitted", _utc_iso(nxt) or ""))
-        for zone in verdict.timezones:
-            local = nxt.astimezone(ZoneInfo(zone))
-            rows.append((f"  in {zone}", local.strftime("%a %Y-%m-%d %H:%M:%S %Z")))
-    rows.append(("time zones", ", ".join(verdict.timezones) or "unknown"))
-    rows.append(("jurisdictions", ", ".join(verdict.jurisdictions)))
-    for reason in verdict.reasons:
-        rows.append(("reason", reason))
-    return rows

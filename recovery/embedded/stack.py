@@ -6,8 +6,8 @@ import signal
 from collections.abc import Callable
 from types import FrameType
 
+from recovery.embedded.supervisor import Part, Supervisor, python
 from recovery.settings import Settings
-from recovery.supervisor import Part, Supervisor, python
 
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:
@@ -84,7 +84,7 @@ def run_embedded(
                     health_url=f"http://127.0.0.1:{emulator_port}/__emulator__/counters",
                 )
             )
-        supervisor.start(Part("flows", [python(), "-m", "flows.serve"]))
+        supervisor.start(Part("flows", [python(), "-m", "flows.deployments"]))
         supervisor.start(
             Part(
                 "receiver",

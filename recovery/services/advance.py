@@ -50,7 +50,7 @@ from recovery.domain.models import (
     Outcome,
 )
 from recovery.domain.policy import Policy, is_right_party
-from recovery.logging import mask_phone
+from recovery.log_scrubbing import mask_phone
 from recovery.store.cases import (
     append_history,
     case_key,
@@ -67,7 +67,7 @@ from recovery.store.tables import CaseRow, ContactRow, HistoryRow, SuppressionRo
 from recovery.store.upsert import insert_ignore
 from recovery.store.work import claim_due, release
 
-log = logging.getLogger("recovery.advance")
+log = logging.getLogger("recovery.services.advance")
 
 # ``Dispatched.reasons`` key of contacts refused before sending: a case value the contact
 # centre's columns cannot take.

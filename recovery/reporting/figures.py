@@ -29,16 +29,13 @@ Nothing here reads a clock: ``now`` is passed in.
 
 from __future__ import annotations
 
-import os
 import re
 import statistics
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -60,8 +57,6 @@ from recovery.store.tables import CaseRow, ContactRow, HistoryRow
 FUNNEL = ("failed", "reachable", "contacted", "right_party", "promised", "recovered")
 NO_DISPOSITION = "none"
 NO_CURRENCY = "unknown"
-REPORT_FILE = "report.md"
-CHART_FILE = "recoveries.png"
 _CHUNK = 500
 
 _DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
@@ -90,7 +85,7 @@ class GroupFigures:
 
     @property
     def recovery_rate(self) -> float:
-        return _rate(self.recovered, self.cases)
+        return rate(self.recovered, self.cases)
 
 
 @dataclass(frozen=True)
@@ -352,7 +347,7 @@ def _quantize(value: Decimal, currency: str) -> Decimal:
     return value.quantize(Decimal(1).scaleb(-places))
 
 
-def _rate(part: int, whole: int) -> float:
+def rate(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 0.0
 
 
@@ -387,243 +382,3 @@ def _blocks(facts: Sequence[CaseFacts]) -> list[BlockFigures]:
         BlockFigures(jurisdiction=j, rule=r, decisions=decisions[(j, r)], cases=cases[(j, r)])
         for j, r in sorted(decisions, key=lambda k: (-decisions[k], k))
     ]
-
-
-# --- output -------------------------------------------------------------------------------
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def report_document(
-    report: Report, *, markdown: Path | None = None, chart: Path | None = None
-) -> dict[str, Any]:
-    """The JSON contract of ``recovery report --json`` (amounts are decimal strings)."""
-    failed = report.cases
-    return {
-        "period": {"since": _iso(report.since), "until": _iso(report.until)},
-        "generated_at": report.generated_at.isoformat(),
-        "cases": failed,
-        "funnel": [
-            {
-                "stage": stage,
-                "cases": report.funnel[stage],
-                "rate": _rate(report.funnel[stage], failed),
-            }
-            for stage in FUNNEL
-        ],
-        "recovered_after_contact": report.recovered_after_contact,
-        "recovered_amount": {c: str(v) for c, v in report.recovered_amount.items()},
-        "recovered_without_amount": report.recovered_without_amount,
-        "by_category": [_group_doc(g) for g in report.by_category],
-        "by_last_disposition": [_group_doc(g) for g in report.by_last_disposition],
-        "compliance_blocks": [
-            {
-                "jurisdiction": b.jurisdiction,
-                "rule": b.rule,
-                "label": b.label,
-                "decisions": b.decisions,
-                "cases": b.cases,
-            }
-            for b in report.compliance_blocks
-        ],
-        "blocked_decisions": report.blocked_decisions,
-        "closed_by_outcome": dict(report.closed_by_outcome),
-        "recoveries_by_day": [
-            {
-                "date": d.day.isoformat(),
-                "count": d.count,
-                "amount": {c: str(v) for c, v in d.amounts.items()},
-            }
-            for d in report.recoveries_by_day
-        ],
-        "files": {
-            "report": str(markdown) if markdown else None,
-            "chart": str(chart) if chart else None,
-        },
-    }
-
-
-def _group_doc(group: GroupFigures) -> dict[str, Any]:
-    return {
-        "name": group.name,
-        "cases": group.cases,
-        "recovered": group.recovered,
-        "recovery_rate": group.recovery_rate,
-        "median_days_to_recover": group.median_days_to_recover,
-    }
-
-
-def _pct(rate: float) -> str:
-    return f"{rate * 100:.1f}%"
-
-
-def _days(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
-def table_rows(report: Report) -> dict[str, tuple[list[str], list[list[str]]]]:
-    """The report's tables as text (title -> header, rows), shared by the terminal, the
-    markdown file and the Prefect artifacts."""
-    failed = report.cases
-    tables: dict[str, tuple[list[str], list[list[str]]]] = {
-        "Funnel": (
-            ["stage", "cases", "of failed"],
-            [
-                [stage, str(report.funnel[stage]), _pct(_rate(report.funnel[stage], failed))]
-                for stage in FUNNEL
-            ]
-            + [
-                [
-                    "recovered after contact",
-                    str(report.recovered_after_contact),
-                    _pct(_rate(report.recovered_after_contact, failed)),
-                ]
-            ],
-        ),
-        "Recovered amount": (
-            ["currency", "amount"],
-            [[c.upper(), str(v)] for c, v in report.recovered_amount.items()]
-            + (
-                [["(amount unknown)", f"{report.recovered_without_amount} cases"]]
-                if report.recovered_without_amount
-                else []
-            ),
-        ),
-    }
-    for title, groups in (
-        ("By failure category", report.by_category),
-        ("By last disposition", report.by_last_disposition),
-    ):
-        tables[title] = (
-            ["group", "cases", "recovered", "rate", "median days to recover"],
-            [
-                [
-                    g.name,
-                    str(g.cases),
-                    str(g.recovered),
-                    _pct(g.recovery_rate),
-                    _days(g.median_days_to_recover),
-                ]
-                for g in groups
-            ],
-        )
-    tables["Blocked by compliance"] = (
-        ["jurisdiction", "rule", "decisions", "cases"],
-        [
-            [b.jurisdiction, b.rule, str(b.decisions), str(b.cases)]
-            for b in report.compliance_blocks
-        ],
-    )
-    tables["Closed by outcome"] = (
-        ["outcome", "cases"],
-        [[o, str(n)] for o, n in report.closed_by_outcome.items()],
-    )
-    return tables
-
-
-def period_text(report: Report) -> str:
-    since = report.since.isoformat() if report.since else "the beginning"
-    until = report.until.isoformat() if report.until else "now"
-    return f"payments failed from {since} until {until}"
-
-
-def render_markdown(report: Report, *, chart_name: str | None = CHART_FILE) -> str:
-    """The report as markdown; the chart is linked by its file name (it sits next to it)."""
-    lines = [
-        "# Payment recovery report",
-        "",
-        f"{report.cases} cases: {period_text(report)}. "
-        f"Generated {report.generated_at.isoformat(timespec='seconds')}.",
-        "",
-    ]
-    for title, (header, rows) in table_rows(report).items():
-        lines += [f"## {title}", ""]
-        if not rows:
-            lines += ["None.", ""]
-            continue
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "|".join("---" for _ in header) + "|")
-        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
-        lines.append("")
-    lines += ["## Recoveries per day", ""]
-    if chart_name:
-        lines += [f"![Recoveries per day]({chart_name})", ""]
-    if report.recoveries_by_day:
-        lines += ["| date (UTC) | recoveries | amount |", "|---|---|---|"]
-        for d in report.recoveries_by_day:
-            amount = ", ".join(f"{v} {c.upper()}" for c, v in d.amounts.items()) or "-"
-            lines.append(f"| {d.day.isoformat()} | {d.count} | {amount} |")
-    else:
-        lines.append("No recoveries in the period.")
-    lines.append("")
-    return "\n".join(lines)
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-CHART_CURRENCIES = 4  # amount panels at most: the currencies recovered on the most days
-
-
-def draw_chart(report: Report, path: Path) -> Path:
-    """Recoveries per day as PNG: the count per day, then one panel per currency with the
-    amount per day (currencies never share an axis: their scales differ too much)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    days = report.recoveries_by_day
-    seen = Counter(currency for d in days for currency in d.amounts)
-    currencies = sorted(seen, key=lambda c: (-seen[c], c))[:CHART_CURRENCIES]
-    figure = Figure(figsize=(9, 3 + 1.8 * len(currencies)), dpi=100)
-    FigureCanvasAgg(figure)  # Agg, without pyplot's global state
-    axes = figure.subplots(1 + len(currencies), 1, sharex=True, squeeze=False)[:, 0]
-    axes[0].set_title("Recoveries per day (UTC)")
-    axes[0].set_ylabel("recoveries")
-    if not days:
-        axes[0].text(0.5, 0.5, "no recoveries in the period", ha="center", va="center")
-        axes[0].set_xticks([])
-        axes[0].set_yticks([])
-    else:
-        first = days[0].day
-        xs = [(d.day - first).days for d in days]
-        axes[0].bar(xs, [d.count for d in days], color="#4c72b0", width=0.8)
-        axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
-        for axis, currency in zip(axes[1:], currencies, strict=True):
-            values = [float(d.amounts.get(currency, 0)) for d in days]
-            axis.bar(xs, values, color="#55a868", width=0.8)
-            axis.set_ylabel(f"{currency.upper()} recovered")
-        ticks = xs[:: max(1, -(-len(xs) // 12))]  # at most 12 labels
-        axes[-1].set_xticks(
-            ticks,
-            [(first + timedelta(days=t)).isoformat() for t in ticks],
-            rotation=45,
-            ha="right",
-        )
-    figure.tight_layout()
-    _atomic(path, lambda tmp: figure.savefig(tmp, format="png"))
-    return path
-
-
-def write_report(report: Report, out_dir: Path) -> tuple[Path, Path]:
-    """``report.md`` and ``recoveries.png`` in ``out_dir`` (created); replaced atomically."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    chart = draw_chart(report, out_dir / CHART_FILE)
-    markdown = out_dir / REPORT_FILE
-    text = render_markdown(report, chart_name=CHART_FILE)
-    _atomic(markdown, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-    return markdown, chart
-
-
-def _atomic(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,18 +1,24 @@
-"""Case views for people and scripts: summaries, timelines, tables. Phones masked by default."""
+"""Cases as people and scripts read them: summaries and whole timelines, phones masked unless
+revealed."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from recovery.logging import mask_phone
-from recovery.store.cases import case_key, history_of
+from recovery.log_scrubbing import mask_phone
+from recovery.store.cases import case_key, find_case, history_of, list_cases
 from recovery.store.tables import CaseRow, ContactRow, DispositionRow
+
+
+class UnknownCase(LookupError):
+    """No case has this key."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"no case {key!r} (use gateway:business_key when ambiguous)")
 
 
 def money(amount: Decimal | None) -> str | None:
@@ -92,82 +98,22 @@ def case_detail(session: Session, case: CaseRow, *, reveal: bool = False) -> dic
     return detail
 
 
-def print_case_table(rows: list[dict[str, Any]], console: Console | None = None) -> None:
-    console = console or Console()
-    table = Table(title=f"{len(rows)} cases")
-    for column in (
-        "key",
-        "status",
-        "outcome",
-        "category",
-        "phone",
-        "state",
-        "amount",
-        "next_due_at",
-        "contacts_made",
-    ):
-        table.add_column(column.replace("_", " "))
-    for row in rows:
-        amount = f"{row['amount']} {row['currency'] or ''}" if row["amount"] else "-"
-        table.add_row(
-            row["key"],
-            row["status"],
-            row["outcome"] or "",
-            row["category"],
-            row["phone"] or "-",
-            row["state"] or "",
-            amount,
-            row["next_due_at"] or "",
-            str(row["contacts_made"]),
-        )
-    console.print(table)
+def list_summaries(
+    *, sessions: sessionmaker[Session], status: str | None, limit: int, reveal: bool = False
+) -> list[dict[str, Any]]:
+    """Summaries of up to ``limit`` cases (of ``status``, a status or an outcome), oldest
+    first."""
+    with sessions() as session:
+        return [
+            case_summary(case, reveal=reveal)
+            for case in list_cases(session=session, status=status, limit=limit)
+        ]
 
 
-def print_case_detail(detail: dict[str, Any], console: Console | None = None) -> None:
-    console = console or Console()
-    console.print(f"[bold]{detail['key']}[/bold]  {detail['status']} {detail['outcome'] or ''}")
-    for label in (
-        "category",
-        "failure_code",
-        "decline_code",
-        "advice_code",
-        "phone",
-        "state",
-        "postal_code",
-        "time_zone",
-        "amount",
-        "currency",
-        "failed_at",
-        "next_due_at",
-        "contacts_made",
-        "reason",
-    ):
-        if detail.get(label) not in (None, ""):
-            console.print(f"  {label.replace('_', ' ')}: {detail[label]}")
-    if detail["missing_fields"]:
-        console.print(f"  missing fields: {', '.join(detail['missing_fields'])}")
-    timeline = Table(title="timeline")
-    for column in ("at (UTC)", "kind", "status", "disposition", "reasons"):
-        timeline.add_column(column)
-    for entry in detail["history"]:
-        timeline.add_row(
-            entry["at"],
-            entry["kind"],
-            entry["status"] or "",
-            entry["disposition"] or "",
-            "\n".join(entry["reasons"]),
-        )
-    console.print(timeline)
-    if detail["contacts"]:
-        contacts = Table(title="contacts")
-        for column in ("attempt", "contact id", "state", "planned at", "disposition"):
-            contacts.add_column(column)
-        for contact in detail["contacts"]:
-            contacts.add_row(
-                str(contact["attempt"]),
-                contact["contact_id"],
-                contact["state"],
-                contact["planned_at"],
-                contact["disposition"] or "",
-            )
-        console.print(contacts)
+def detail_of(*, sessions: sessionmaker[Session], key: str, reveal: bool = False) -> dict[str, Any]:
+    """One case and its whole timeline; ``UnknownCase`` when no case has this key."""
+    with sessions() as session:
+        case = find_case(session=session, key=key)
+        if case is None:
+            raise UnknownCase(key)
+        return case_detail(session, case, reveal=reveal)

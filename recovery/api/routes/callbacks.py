@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from recovery.api.requests import Rejected, error, read_body, rejected_response
 from recovery.clock import Clock
 from recovery.domain.models import Disposition
 from recovery.domain.pan import redact_text
@@ -35,7 +36,7 @@ from recovery.settings import Settings
 from recovery.store.db import transaction
 from recovery.store.dispositions import RecordResult, UnknownContact, record_disposition
 
-log = logging.getLogger("recovery.api.callbacks")
+log = logging.getLogger("recovery.api.routes.callbacks")
 
 SIGNATURE_HEADER = "Recovery-Signature"
 DISPOSITION_PATH = "/callbacks/genesys/disposition"
@@ -81,22 +82,6 @@ def _without_card_numbers(push: DispositionPush) -> DispositionPush:
     return push.model_copy(update=updates) if updates else push
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The raw body, or None once it exceeds ``limit`` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def build_callbacks_router(
     *,
     sessions: sessionmaker[Session],
@@ -135,9 +120,10 @@ def build_callbacks_router(
 
     @router.post(DISPOSITION_PATH)
     async def disposition_callback(request: Request) -> JSONResponse:
-        body = await _read_body(request, settings.max_body_bytes)
-        if body is None:
-            return _error(413, f"body larger than {settings.max_body_bytes} bytes")
+        try:
+            body = await read_body(request, settings.max_body_bytes)
+        except Rejected as exc:
+            return rejected_response(exc)
         try:
             verify(
                 body,
@@ -149,7 +135,7 @@ def build_callbacks_router(
             )
         except SignatureError as exc:
             log.warning("disposition push refused: %s", exc)
-            return _error(401, str(exc))
+            return error(401, str(exc))
         try:
             push = DispositionPush.model_validate_json(body)
         except ValidationError as exc:
@@ -164,10 +150,10 @@ def build_callbacks_router(
         except UnknownContact:
             shown = redact_text(push.contact_id)[0]
             log.warning("disposition push for unknown contact %s", shown)
-            return _error(404, f"unknown contact {shown}")
+            return error(404, f"unknown contact {shown}")
         except SQLAlchemyError:
             log.exception("disposition push for contact %s not stored", push.contact_id)
-            return _error(503, "store unavailable; retry later")
+            return error(503, "store unavailable; retry later")
         if result.duplicate:
             return JSONResponse({"status": "duplicate", "contactId": push.contact_id})
         log.info(

@@ -5,34 +5,22 @@ Phones are masked (last four digits); nothing here changes state.
 
 from __future__ import annotations
 
-import hmac
-
-from fastapi import APIRouter, Depends, Header, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from recovery.inspect import case_detail, case_summary
+from recovery.api.deps import bearer_token
+from recovery.services.cases import case_detail, case_summary
 from recovery.settings import Settings
 from recovery.store.cases import find_case, list_cases
 from recovery.store.tables import CaseRow
 
 
 def build_admin_router(*, sessions: sessionmaker[Session], settings: Settings) -> APIRouter:
-    token = settings.admin_token.get_secret_value()
-
-    def authorised(authorization: str | None = Header(default=None)) -> None:
-        scheme, _, presented = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            presented.encode(), token.encode()
-        ):
-            raise HTTPException(
-                status_code=401,
-                detail="a valid bearer token is required",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-
-    router = APIRouter(prefix="/admin", dependencies=[Depends(authorised)], tags=["admin"])
+    router = APIRouter(
+        prefix="/admin", dependencies=[Depends(bearer_token(settings))], tags=["admin"]
+    )
 
     @router.get("/cases", summary="Cases, oldest first (phones masked)")
     async def cases(

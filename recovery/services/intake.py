@@ -17,13 +17,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.domain.models import ContactPoint, Gateway, PaymentFailure, PaymentSucceeded
 from recovery.domain.taxonomy import FailureCodes, categorize
-from recovery.logging import scrub
+from recovery.log_scrubbing import scrub
 from recovery.store import inbox
 from recovery.store.cases import ApplyResult, apply_failure, apply_success
 from recovery.store.db import transaction
 from recovery.store.tables import InboxRow
 
-log = logging.getLogger("recovery.ingest")
+log = logging.getLogger("recovery.services.intake")
 
 # customer id -> (contact, raw phone when invalid, problem) or None when the customer has no phone
 CustomerLookup = Callable[[str], "tuple[ContactPoint, str | None, str | None] | None"]

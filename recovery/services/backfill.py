@@ -62,12 +62,12 @@ from recovery.domain.taxonomy import FailureCodes
 from recovery.gateways import generic as generic_gateway
 from recovery.gateways import stripe as stripe_gateway
 from recovery.gateways.common import Ignored, PayloadError
-from recovery.ingest import CustomerLookup, drain
+from recovery.services.intake import CustomerLookup, drain
 from recovery.store.db import transaction
 from recovery.store.inbox import record_delivery, storable_problem
 from recovery.store.tables import InboxRow
 
-log = logging.getLogger("recovery.backfill")
+log = logging.getLogger("recovery.services.backfill")
 
 Format = Literal["jsonl", "csv"]
 Normalised = PaymentFailure | PaymentSucceeded | Ignored

@@ -1,7 +1,7 @@
 """Serving every flow with its schedule from one process (the embedded default), the same
 deployments that ``prefect.yaml`` declares for a work pool.
 
-Run as ``python -m flows.serve``; ``recovery serve`` starts it.
+Run as ``python -m flows.deployments``; ``recovery serve`` starts it.
 """
 
 from __future__ import annotations

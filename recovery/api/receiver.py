@@ -29,7 +29,7 @@ def build_receiver(runtime: Runtime, *, trigger: bool = True) -> tuple[FastAPI, 
         log.warning("no Prefect API URL set: the receiver records deliveries but starts no runs")
     routers = []
     try:
-        from recovery.api.callbacks import build_callbacks_router
+        from recovery.api.routes.callbacks import build_callbacks_router
 
         routers.append(
             build_callbacks_router(
@@ -38,7 +38,7 @@ def build_receiver(runtime: Runtime, *, trigger: bool = True) -> tuple[FastAPI, 
         )
     except ImportError:  # pragma: no cover - the callback routes ship with the package
         log.warning("disposition callbacks unavailable")
-    from recovery.api.admin import build_admin_router
+    from recovery.api.routes.admin import build_admin_router
 
     routers.append(build_admin_router(sessions=runtime.sessions, settings=settings))
     app = create_app(

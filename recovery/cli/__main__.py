@@ -1,0 +1,5 @@
+"""``python -m recovery.cli``: the ``recovery`` command."""
+
+from recovery.cli import main
+
+main()

@@ -1,0 +1,35 @@
+"""``recovery api``: the receiver (gateway webhooks, contact-centre outcomes, health)."""
+
+from __future__ import annotations
+
+import typer
+
+from recovery.cli.common import app, runtime
+
+
+@app.command("api")
+def api(
+    host: str = typer.Option(None, help="Bind address (default RECOVERY_API_HOST)."),
+    port: int = typer.Option(None, help="Port (default RECOVERY_API_PORT)."),
+    trigger: bool = typer.Option(
+        True, help="Start the ingest deployment after each delivery (needs PREFECT_API_URL)."
+    ),
+) -> None:
+    """Run the receiver (gateway webhooks, disposition callbacks, health)."""
+    import uvicorn
+
+    from recovery.api.receiver import build_receiver
+
+    built = runtime()
+    app_, stop = build_receiver(built, trigger=trigger)
+    try:
+        uvicorn.run(
+            app_,
+            host=host or built.settings.api_host,
+            port=port or built.settings.api_port,
+            log_level="info",
+            access_log=False,
+        )
+    finally:
+        stop()
+        built.close()

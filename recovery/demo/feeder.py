@@ -1,0 +1,70 @@
+"""Posting the campaign's webhooks to the receiver as the virtual clock reaches each one."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from recovery.clock import Clock
+from recovery.demo.campaign import SECRET, CampaignPlan, Delivery
+from recovery.gateways import samples
+
+
+class Feeder:
+    """Posts each delivery to the receiver once the virtual clock reaches its time."""
+
+    def __init__(self, plan: CampaignPlan, *, receiver: str, clock: Clock) -> None:
+        self.plan = plan
+        self.receiver = receiver
+        self.clock = clock
+        self.posted = 0
+        self.kinds: Counter[str] = Counter()
+        self.answers: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-feeder", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        pending = list(self.plan.deliveries)
+        with (
+            httpx.Client(base_url=self.receiver, timeout=15) as client,
+            ThreadPoolExecutor(max_workers=6) as pool,
+        ):
+            while pending and not self._stop.is_set():
+                now = self.clock.now()
+                due = 0
+                while due < len(pending) and pending[due].at <= now:
+                    due += 1
+                if not due:
+                    self._stop.wait(0.05)
+                    continue
+                batch, pending = pending[:due], pending[due:]
+                for answer in pool.map(lambda d: self._post(client, d), batch):
+                    self.answers[answer] += 1
+                self.kinds.update(d.kind for d in batch)
+                self.posted += len(batch)
+
+    def _post(self, client: httpx.Client, delivery: Delivery) -> str:
+        # Stripe signs with the wall clock, and the receiver checks it against the wall clock.
+        body, header = samples.signed(delivery.event, SECRET)
+        headers = {"Stripe-Signature": header, "Content-Type": "application/json"}
+        for attempt in range(1, 6):
+            try:
+                response = client.post("/webhooks/stripe", content=body, headers=headers)
+                if response.status_code < 500:
+                    status = response.json().get("status", "")
+                    return f"{response.status_code} {status}".strip()
+            except httpx.HTTPError:
+                pass
+            if self._stop.wait(0.2 * attempt):
+                break
+        return "not delivered"

@@ -1,0 +1,323 @@
+"""What the campaign came to: a snapshot of the store and the emulator while it plays, and
+the funnel at the end (in the terminal and as a Prefect table artifact)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy.orm import Session
+
+from recovery.demo.feeder import Feeder
+from recovery.demo.tuning import Tuning
+from recovery.domain.compliance import CallHistory, CallingRules, permitted
+from recovery.store.cases import to_view
+from recovery.store.tables import CaseRow, ContactRow, DispositionRow, HistoryRow, InboxRow
+
+ARTIFACT_KEY = "demo-funnel"
+
+# --- reading the store and the emulator -----------------------------------------------------
+
+
+def read_only_engine(database_url: str) -> Engine:
+    """The demo only reads the store: a read-only connection never takes SQLite's write lock
+    away from the receiver and the flows."""
+    path = Path(database_url.removeprefix("sqlite:///")).resolve()
+    return create_engine(
+        f"sqlite:///file:{path}?mode=ro&uri=true", connect_args={"check_same_thread": False}
+    )
+
+
+def emulator_counters(emulator: str) -> dict[str, int]:
+    try:
+        counters: dict[str, int] = httpx.get(f"{emulator}/__emulator__/counters", timeout=5).json()
+    except (httpx.HTTPError, ValueError):
+        return {}
+    return counters
+
+
+@dataclass
+class Snapshot:
+    at: datetime
+    statuses: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    contacts: int = 0
+    dispositions: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+def take_snapshot(engine: Engine, emulator: str, at: datetime) -> Snapshot:
+    snap = Snapshot(at=at)
+    with Session(engine) as session:
+        rows = session.execute(
+            select(CaseRow.status, CaseRow.outcome, func.count()).group_by(
+                CaseRow.status, CaseRow.outcome
+            )
+        )
+        for status, outcome, count in rows:
+            snap.statuses[status] += count
+            if outcome:
+                snap.outcomes[outcome] += count
+        created = select(func.count()).where(ContactRow.created_at.is_not(None))
+        snap.contacts = int(session.scalar(created) or 0)
+        snap.dispositions = int(
+            session.scalar(select(func.count()).select_from(DispositionRow)) or 0
+        )
+    snap.counters = emulator_counters(emulator)
+    return snap
+
+
+# --- the funnel -----------------------------------------------------------------------------
+
+_JURISDICTION = r"(US(?:-[A-Z]{2})?)"
+_RULES = (
+    (re.compile(rf"^{_JURISDICTION} hours "), "outside calling hours"),
+    (re.compile(rf"^{_JURISDICTION} no calls on public holidays"), "public holiday"),
+    (re.compile(rf"^{_JURISDICTION} no calls on "), "no calls that weekday"),
+    (re.compile(rf"^{_JURISDICTION} cap (\d+) attempts per rolling (\S+):"), "attempt cap"),
+    (re.compile(rf"^{_JURISDICTION} no call within (\S+) after a conversation"), "cool-down"),
+)
+_MARGIN = re.compile(r"the window closes within the \d+ min dial margin")
+_WITHDRAWN = "withdrawn before it was sent: not permitted now: "
+
+
+def compliance_reason(reason: str) -> str | None:
+    """A decision reason that names a calling rule, as '<rule> (<jurisdiction>)'; else None."""
+    for pattern, label in _RULES:
+        found = pattern.match(reason)
+        if found is None:
+            continue
+        if label == "attempt cap":
+            return f"cap of {found.group(2)} calls per {found.group(3)} ({found.group(1)})"
+        if label == "cool-down":
+            return f"{found.group(2)} after a conversation ({found.group(1)})"
+        return f"{label} ({found.group(1)})"
+    if _MARGIN.search(reason):
+        return "window closes within the dial margin"
+    return None
+
+
+@dataclass
+class Funnel:
+    """What the campaign came to, as (section, measure, value) rows."""
+
+    rows: list[tuple[str, str, str]] = field(default_factory=list)
+    cases: int = 0
+    recovered: int = 0
+    refused_outside_window: int = 0
+    dialled_outside_rules: int = 0
+
+    def add(self, section: str, measure: str, value: object) -> None:
+        self.rows.append((section, measure, str(value)))
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part} ({100 * part / whole:.0f}%)" if whole else str(part)
+
+
+def _quantiles(values: Sequence[float]) -> str:
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+    return f"{statistics.median(ordered):.2f} / {p95:.2f} / {ordered[-1]:.2f}"
+
+
+def build_funnel(
+    *,
+    engine: Engine,
+    counters: dict[str, int],
+    feeder: Feeder,
+    tuning: Tuning,
+    rules: CallingRules,
+    started: datetime,
+    ended: datetime,
+) -> Funnel:
+    """The funnel from the store (cases, their history, contacts, outcomes) and the emulator."""
+    with Session(engine) as session:
+        cases = list(session.scalars(select(CaseRow)))
+        dispositions = list(session.scalars(select(DispositionRow)))
+        contacts = list(session.scalars(select(ContactRow)))
+        history = list(
+            session.scalars(
+                select(HistoryRow).where(
+                    HistoryRow.kind.in_(("decision", "note", "payment_succeeded"))
+                )
+            )
+        )
+        inbox_rows = int(session.scalar(select(func.count()).select_from(InboxRow)) or 0)
+        redacted = int(session.scalar(select(func.count()).where(InboxRow.pan_redacted)) or 0)
+    funnel = Funnel(cases=len(cases))
+    funnel.refused_outside_window = int(counters.get("refused_outside_window", 0))
+    by_case: dict[int, list[DispositionRow]] = defaultdict(list)
+    for outcome in dispositions:
+        if outcome.case_id is not None:
+            by_case[outcome.case_id].append(outcome)
+    n = len(cases)
+
+    days = (ended - started).total_seconds() / 86400
+    section = "intake"
+    funnel.add(
+        section,
+        "virtual period",
+        f"{started:%a %d %b %H:%M} - {ended:%a %d %b %H:%M} UTC, {days:.1f} days",
+    )
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(feeder.kinds.items()))
+    funnel.add(section, "signed webhooks posted", f"{feeder.posted} ({kinds or '-'})")
+    for answer, count in sorted(feeder.answers.items()):
+        funnel.add(section, f"  answered {answer}", count)
+    funnel.add(section, "inbox rows (one per event)", inbox_rows)
+    funnel.add(section, "events with a card number replaced", redacted)
+
+    section = "funnel"
+    spoke = {c for c, found in by_case.items() if any(d.right_party for d in found)}
+    promised = {
+        c for c, found in by_case.items() if any(d.disposition == "promise_to_pay" for d in found)
+    }
+    recovered = [c for c in cases if c.outcome == "recovered"]
+    by_payment = {h.case_id for h in history if h.kind == "payment_succeeded"}
+    funnel.recovered = len(recovered)
+    funnel.add(section, "cases opened", n)
+    funnel.add(
+        section, "reachable (a valid phone)", _share(sum(bool(c.phone_e164) for c in cases), n)
+    )
+    funnel.add(
+        section, "contacted (queued for a call)", _share(sum(c.contacts_made > 0 for c in cases), n)
+    )
+    funnel.add(section, "dialled (an outcome recorded)", _share(len(by_case), n))
+    funnel.add(section, "right-party contact", _share(len(spoke), n))
+    funnel.add(section, "promised to pay", _share(len(promised), n))
+    funnel.add(section, "recovered", _share(len(recovered), n))
+    on_call = sum(c.id not in by_payment for c in recovered)
+    funnel.add(section, "  on the call (paid, card updated)", on_call)
+    funnel.add(section, "  by a payment event", len(recovered) - on_call)
+
+    section = "amounts"
+    failed: dict[str, Decimal] = defaultdict(Decimal)
+    won: dict[str, Decimal] = defaultdict(Decimal)
+    for case in cases:
+        if case.amount is None:
+            continue
+        currency = (case.currency or "?").upper()
+        failed[currency] += case.amount
+        if case.outcome == "recovered":
+            won[currency] += case.amount
+    for currency in sorted(failed):
+        funnel.add(
+            section,
+            f"recovered {currency}",
+            f"{won[currency]:,.2f} of {failed[currency]:,.2f}",
+        )
+
+    section = "compliance"
+    waits: Counter[str] = Counter()
+    waited: dict[str, set[int]] = defaultdict(set)
+    withdrawn: Counter[str] = Counter()
+    for entry in history:
+        reasons = [str(r) for r in (entry.reasons or [])]
+        if entry.kind == "note":
+            for reason in reasons:
+                if _WITHDRAWN in reason:
+                    parts = reason.split(_WITHDRAWN, 1)[1].split("; ")
+                    for label in {compliance_reason(p) for p in parts} - {None}:
+                        withdrawn[str(label)] += 1
+        elif entry.kind == "decision" and (entry.data or {}).get("action") != "contact":
+            for label in {compliance_reason(r) for r in reasons} - {None}:
+                waits[str(label)] += 1
+                waited[str(label)].add(entry.case_id)
+    for label, count in waits.most_common():
+        funnel.add(section, f"waited: {label}", f"{len(waited[label])} cases, {count} decisions")
+    for label, count in withdrawn.most_common():
+        funnel.add(section, f"withdrawn at dispatch: {label}", f"{count} contacts")
+    if not waits and not withdrawn:
+        funnel.add(section, "waited", "never")
+
+    section = "closed"
+    for outcome_name, count in Counter(c.outcome for c in cases if c.outcome).most_common():
+        funnel.add(section, str(outcome_name), _share(count, n))
+    for status, count in Counter(c.status for c in cases if c.status != "closed").most_common():
+        funnel.add("still open", status, count)
+    funnel.add(
+        "still open", "flagged for review (any status)", sum(c.flagged_for_review for c in cases)
+    )
+
+    section = "contact centre"
+    created = {c.contact_id: c for c in contacts if c.created_at is not None}
+    funnel.add(section, "contacts created", len(created))
+    outcomes = Counter(d.disposition for d in dispositions)
+    funnel.add(section, "outcomes", ", ".join(f"{k} {v}" for k, v in outcomes.most_common()) or "-")
+    pushed = sum(d.source == "push" for d in dispositions)
+    funnel.add(
+        section, "outcomes by push / by reconcile", f"{pushed} / {len(dispositions) - pushed}"
+    )
+    # From the decision to plan a contact to its dial, in real seconds: the dial margin
+    # (virtual) has to cover it.
+    lags = [
+        (d.occurred_at - created[d.contact_id].requested_at).total_seconds() / tuning.speed
+        for d in dispositions
+        if d.contact_id in created
+    ]
+    if lags:
+        funnel.add(
+            section,
+            "decision to dial, real s (median / p95 / max)",
+            f"{_quantiles(lags)} (margin covers {tuning.latency_budget})",
+        )
+    for name in ("dials", "on_dnc_list", "pushes_sent", "pushes_failed", "rate_limited"):
+        funnel.add(section, f"emulator: {name.replace('_', ' ')}", counters.get(name, 0))
+    funnel.add(section, "emulator: refused outside the window", funnel.refused_outside_window)
+    # The emulator knows only 08:00-21:00; the calling rules are stricter in some states
+    # (Florida ends at 20:00, Rhode Island at 18:00, ...): check every dial against them.
+    by_id = {c.id: c for c in cases}
+    contact_case = {c.contact_id: c.case_id for c in contacts}
+    funnel.dialled_outside_rules = sum(
+        not permitted(
+            to_view(by_id[contact_case[d.contact_id]]).contact, CallHistory(), d.occurred_at, rules
+        ).permitted
+        for d in dispositions
+        if d.contact_id in contact_case
+    )
+    funnel.add(section, "dialled outside the calling rules' hours", funnel.dialled_outside_rules)
+    return funnel
+
+
+def print_funnel(console: Console, funnel: Funnel) -> None:
+    table = Table(title="The campaign's funnel", title_justify="left")
+    table.add_column("", style="dim")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    previous = None
+    for section, measure, value in funnel.rows:
+        table.add_row(section if section != previous else "", measure, value)
+        previous = section
+    console.print(table)
+
+
+def publish_funnel(api_url: str, funnel: Funnel) -> str:
+    """The funnel as the table artifact ``demo-funnel`` on the demo's Prefect server, over
+    Prefect's REST API (as the receiver starts runs: the library imports no Prefect); its id."""
+    body = {
+        "key": ARTIFACT_KEY,
+        "type": "table",
+        "description": (
+            f"Payment-recovery demo: {funnel.cases} cases, {funnel.recovered} recovered, "
+            f"{funnel.refused_outside_window} dials refused outside the calling window, "
+            f"{funnel.dialled_outside_rules} outside the calling rules' hours"
+        ),
+        "data": json.dumps(
+            [{"section": s, "measure": m.strip(), "value": v} for s, m, v in funnel.rows]
+        ),
+    }
+    response = httpx.post(f"{api_url}/artifacts/", json=body, timeout=30)
+    response.raise_for_status()
+    return str(response.json()["id"])

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import holidays
 from pydantic import AwareDatetime, BaseModel
 
-from recovery.domain.compliance.holds import Hold
+from recovery.domain.compliance.holds import Hold, HoldRule
 from recovery.domain.compliance.rules import (
     DAY_NAMES,
     CallingRules,
@@ -333,6 +333,30 @@ def _search(
 
 # --- the direct check, with reasons -----------------------------------------------------
 
+# Holds are values drawn from a small set (rules x jurisdictions x zones): each is built once.
+
+
+@lru_cache(maxsize=8192)
+def _hold(
+    rule: HoldRule,
+    jurisdiction: str | None = None,
+    zone: str | None = None,
+    weekday: str | None = None,
+) -> Hold:
+    return Hold(rule=rule, jurisdiction=jurisdiction, zone=zone, weekday=weekday)
+
+
+@lru_cache(maxsize=1024)
+def _cap_hold(limit: int, window: int, jurisdiction: str) -> Hold:
+    period = format_duration(timedelta(microseconds=window))
+    return Hold(rule="attempt_cap", jurisdiction=jurisdiction, limit=limit, period=period)
+
+
+@lru_cache(maxsize=1024)
+def _cooldown_hold(period: int, jurisdiction: str) -> Hold:
+    text = format_duration(timedelta(microseconds=period))
+    return Hold(rule="cooldown", jurisdiction=jurisdiction, period=text)
+
 
 def _refusals(
     plan: Plan,
@@ -355,12 +379,7 @@ def _refusals(
                     (
                         f"{jurisdiction} no calls on {DAY_NAMES[weekday]} in {zone_key}: "
                         f"{local.date().isoformat()} local",
-                        Hold(
-                            rule="weekday",
-                            jurisdiction=jurisdiction,
-                            zone=zone_key,
-                            weekday=DAY_NAMES[weekday],
-                        ),
+                        _hold("weekday", jurisdiction, zone_key, DAY_NAMES[weekday]),
                     )
                 )
             elif not any(a * _MINUTE <= wall < b * _MINUTE for a, b in windows):
@@ -369,7 +388,7 @@ def _refusals(
                     (
                         f"{jurisdiction} hours {day}{format_windows(windows)} in {zone_key}: "
                         f"{local.hour:02d}:{local.minute:02d} local is outside",
-                        Hold(rule="hours", jurisdiction=jurisdiction, zone=zone_key),
+                        _hold("hours", jurisdiction, zone_key),
                     )
                 )
             else:
@@ -383,7 +402,7 @@ def _refusals(
                     (
                         f"{jurisdiction} no calls on public holidays in {zone_key}: "
                         f"{local.date().isoformat()} is {name}",
-                        Hold(rule="holiday", jurisdiction=jurisdiction, zone=zone_key),
+                        _hold("holiday", jurisdiction, zone_key),
                     )
                 )
                 if first_only:
@@ -393,17 +412,12 @@ def _refusals(
             for i in range(len(attempts) - limit + 1):
                 first, last = attempts[i], attempts[i + limit - 1]
                 if max(at_us, last) - min(at_us, first) < window:
-                    span = format_duration(timedelta(microseconds=window))
+                    hold = _cap_hold(limit, window, jurisdiction)
                     refusals.append(
                         (
-                            f"{jurisdiction} cap {limit} attempts per rolling {span}: "
+                            f"{jurisdiction} cap {limit} attempts per rolling {hold.period}: "
                             f"{limit} attempts from {_iso(first)} to {_iso(last)}",
-                            Hold(
-                                rule="attempt_cap",
-                                jurisdiction=jurisdiction,
-                                limit=limit,
-                                period=span,
-                            ),
+                            hold,
                         )
                     )
                     if first_only:
@@ -417,12 +431,12 @@ def _refusals(
                 continue
             if exempt and callback is not None and talked <= callback <= at_us:
                 continue
-            text = format_duration(timedelta(microseconds=period))
+            hold = _cooldown_hold(period, jurisdiction)
             refusals.append(
                 (
-                    f"{jurisdiction} no call within {text} after a conversation: "
+                    f"{jurisdiction} no call within {hold.period} after a conversation: "
                     f"last conversation {_iso(talked)}",
-                    Hold(rule="cooldown", jurisdiction=jurisdiction, period=text),
+                    hold,
                 )
             )
             if first_only:
@@ -442,10 +456,10 @@ def _gate(
         return (
             resolution,
             None,
-            ((f"{SUPPRESSED}: {history.suppression}", Hold(rule="suppressed")),),
+            ((f"{SUPPRESSED}: {history.suppression}", _hold("suppressed")),),
         )
     if resolution.unknown:
-        unknown = Hold(rule="timezone_unknown")
+        unknown = _hold("timezone_unknown")
         return resolution, None, tuple((reason, unknown) for reason in resolution.reasons)
     plan = rules.plan(resolution.jurisdictions)
     if plan.missing:
@@ -455,7 +469,7 @@ def _gate(
             tuple(
                 (
                     f"{NO_RULES}: no calling rules for jurisdiction {j}",
-                    Hold(rule="no_rules", jurisdiction=j),
+                    _hold("no_rules", j),
                 )
                 for j in plan.missing
             ),
@@ -484,7 +498,7 @@ def _verdict(
 def _no_window(rules: CallingRules, after: int) -> Refusal:
     return (
         f"{NO_WINDOW}: no permitted instant within {rules.horizon_days} days after {_iso(after)}",
-        Hold(rule="no_window"),
+        _hold("no_window"),
     )
 
 

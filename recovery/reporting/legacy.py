@@ -24,8 +24,8 @@ import re
 from collections.abc import Iterable
 from datetime import timedelta
 
-from recovery.domain.compliance.holds import Hold
-from recovery.domain.compliance.rules import DAY_NAMES, format_duration
+from recovery.domain.compliance.holds import Hold, dial_margin_hold
+from recovery.domain.compliance.rules import DAY_NAMES
 
 _DAYS = "|".join(DAY_NAMES)
 _SENTENCE = re.compile(
@@ -54,8 +54,7 @@ def legacy_holds_from_prose(reasons: Iterable[object], *, withdrawal: bool) -> t
             continue
         margin = _MARGIN.search(reason)
         if margin is not None:
-            period = format_duration(timedelta(minutes=int(margin["minutes"])))
-            found.append(Hold(rule="dial_margin", period=period))
+            found.append(dial_margin_hold(timedelta(minutes=int(margin["minutes"]))))
         for match in _SENTENCE.finditer(reason):
             found.append(_hold(match))
     return tuple(dict.fromkeys(found))

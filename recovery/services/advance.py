@@ -42,11 +42,11 @@ from recovery.domain.compliance import (
     CallHistory,
     CallingRules,
     Hold,
+    dial_margin_hold,
     holds_data,
     next_permitted,
     permitted,
 )
-from recovery.domain.compliance.rules import format_duration
 from recovery.domain.machine import Step, decide
 from recovery.domain.models import (
     CaseStatus,
@@ -269,13 +269,9 @@ def _respect_margin(
         at=at,
         status=CaseStatus.awaiting_window,
         reasons=(*reasons, *later.reasons),
-        holds=(_margin_hold(margin), *later.holds),
+        holds=(dial_margin_hold(margin), *later.holds),
         timezones=step.timezones,
     )
-
-
-def _margin_hold(margin: timedelta) -> Hold:
-    return Hold(rule="dial_margin", period=format_duration(margin))
 
 
 def _histories(session: Session, case_ids: Sequence[int]) -> dict[int, list[HistoryEntry]]:
@@ -773,7 +769,7 @@ def _withdraw_reason(
             return (
                 f"the window closes within the {minutes} min dial margin: "
                 + "; ".join(later.reasons),
-                (_margin_hold(dial_margin), *later.holds),
+                (dial_margin_hold(dial_margin), *later.holds),
             )
     return None, ()
 

@@ -28,6 +28,7 @@ from recovery.domain.compliance import (
     CallingRules,
     Hold,
     Verdict,
+    dial_margin_hold,
     holds_data,
     load_rules,
     next_permitted,
@@ -313,6 +314,8 @@ def test_a_hold_is_stored_as_its_set_fields() -> None:
         "period": "24h",
     }
     assert holds_data([Hold(rule="no_window")]) == [{"rule": "no_window"}]
+    margin = dial_margin_hold(timedelta(minutes=420))
+    assert margin.as_data() == {"rule": "dial_margin", "period": "7h"}
 
 
 def test_reading_holds_back() -> None:

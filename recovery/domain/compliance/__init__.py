@@ -16,6 +16,7 @@ from recovery.domain.compliance.holds import (
     HOLD_RULES,
     Hold,
     HoldRule,
+    dial_margin_hold,
     holds_data,
     read_holds,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "Hold",
     "HoldRule",
     "default_rules_path",
+    "dial_margin_hold",
     "holds_data",
     "load_rules",
     "naive_next_permitted",

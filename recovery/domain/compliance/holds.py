@@ -34,9 +34,12 @@ data: no phone number, name, customer reference or instant of a call.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from recovery.domain.compliance.rules import format_duration
 
 HoldRule = Literal[
     "hours",
@@ -78,6 +81,12 @@ class Hold(BaseModel):
         """The JSON document stored in a history entry's ``data["holds"]`` (unset fields
         left out)."""
         return self.model_dump(exclude_none=True)
+
+
+def dial_margin_hold(margin: timedelta) -> Hold:
+    """The hold of a contact not planned or not sent because calling stops being lawful
+    within ``margin`` (the time the dialer needs to call it)."""
+    return Hold(rule="dial_margin", period=format_duration(margin))
 
 
 def holds_data(holds: Iterable[Hold]) -> list[dict[str, Any]]:

@@ -16,8 +16,8 @@ exclusive; either may be open). Its figures:
   cases, recovered, recovery rate and the median days to recover. A case is recovered at the
   instant its payment succeeded (the gateway's event time), or when it closed as recovered
   without a payment event (a ``paid`` disposition), so a backfilled history keeps its dates.
-* **blocked by compliance**: decision entries (and contacts withdrawn at the last check before
-  sending) that record a refusal by a calling rule, by jurisdiction and rule (``US-FL hours``,
+* **blocked by compliance**: decision entries (and contacts withdrawn at the last check, sent
+  or not) that record a refusal by a calling rule, by jurisdiction and rule (``US-FL hours``,
   ``US-FL cap 3 attempts per rolling 24h``, ``US no call within 7d after a conversation``,
   ``US no calls on Sunday``, ``US no calls on public holidays``); an entry citing several rules
   counts once for each. Read from the entries' fields (``data["holds"]``, see

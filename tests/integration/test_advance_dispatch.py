@@ -27,9 +27,10 @@ from recovery.contact_center.client import GenesysClient
 from recovery.contact_center.contacts import ContactRequest, contact_id_for
 from recovery.contact_center.errors import TransientContactCenterError
 from recovery.contact_center.throttle import RetryPolicy
-from recovery.domain.compliance import CallingRules, load_rules
+from recovery.domain.compliance import CallingRules, holds_data, load_rules
 from recovery.domain.models import CaseStatus, FailureCategory, HistoryKind
 from recovery.domain.policy import Policy, load_policy
+from recovery.reporting.figures import held_entries
 from recovery.services.advance import (
     INVALID_FOR_CONTACT_CENTRE,
     REMOVAL_FAILED,
@@ -287,6 +288,10 @@ def test_a_resend_withdrawn_after_hours_is_removed_from_the_contact_list(bench: 
         }
         assert any(n.get("unconfirmed") for n in notes)
         assert bench.case(key).lease_owner is None
+    # The report counts them among the contacts blocked by compliance, from these fields.
+    with bench.sessions() as session:
+        withdrawn = [e for e in held_entries(session=session) if e.withdrawal]
+    assert [holds_data(e.holds) for e in withdrawn] == AFTER_HOURS_HOLDS
 
 
 def test_a_withdrawn_resend_stays_planned_while_the_contact_centre_is_down(bench: Bench) -> None:

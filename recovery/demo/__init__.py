@@ -14,7 +14,7 @@ as the Prefect table artifact ``demo-funnel``.
 """
 
 from recovery.demo.campaign import TEST_PANS, build_campaign
-from recovery.demo.funnel import compliance_reason
+from recovery.demo.funnel import compliance_label
 from recovery.demo.play import run
 
-__all__ = ["TEST_PANS", "build_campaign", "compliance_reason", "run"]
+__all__ = ["TEST_PANS", "build_campaign", "compliance_label", "run"]

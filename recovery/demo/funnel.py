@@ -1,11 +1,14 @@
 """What the campaign came to: a snapshot of the store and the emulator while it plays, and
-the funnel at the end (in the terminal and as a Prefect table artifact)."""
+the funnel at the end (in the terminal and as a Prefect table artifact).
+
+The funnel's stages, outcomes and compliance waits are the report's figures
+(``recovery.reporting.figures``): the compliance refusals are read from the fields the
+advance service records (``data["holds"]``), never from reason text."""
 
 from __future__ import annotations
 
 import json
 import math
-import re
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -22,9 +25,10 @@ from sqlalchemy.orm import Session
 
 from recovery.demo.feeder import Feeder
 from recovery.demo.tuning import Tuning
-from recovery.domain.compliance import CallHistory, CallingRules, permitted
+from recovery.domain.compliance import CallHistory, CallingRules, Hold, permitted
+from recovery.reporting.figures import compute_report, held_entries, tally_holds
 from recovery.store.cases import to_view
-from recovery.store.tables import CaseRow, ContactRow, DispositionRow, HistoryRow, InboxRow
+from recovery.store.tables import CaseRow, ContactRow, DispositionRow, InboxRow
 
 ARTIFACT_KEY = "demo-funnel"
 
@@ -81,30 +85,22 @@ def take_snapshot(engine: Engine, emulator: str, at: datetime) -> Snapshot:
 
 # --- the funnel -----------------------------------------------------------------------------
 
-_JURISDICTION = r"(US(?:-[A-Z]{2})?)"
-_RULES = (
-    (re.compile(rf"^{_JURISDICTION} hours "), "outside calling hours"),
-    (re.compile(rf"^{_JURISDICTION} no calls on public holidays"), "public holiday"),
-    (re.compile(rf"^{_JURISDICTION} no calls on "), "no calls that weekday"),
-    (re.compile(rf"^{_JURISDICTION} cap (\d+) attempts per rolling (\S+):"), "attempt cap"),
-    (re.compile(rf"^{_JURISDICTION} no call within (\S+) after a conversation"), "cool-down"),
-)
-_MARGIN = re.compile(r"the window closes within the \d+ min dial margin")
-_WITHDRAWN = "withdrawn before it was sent: not permitted now: "
 
-
-def compliance_reason(reason: str) -> str | None:
-    """A decision reason that names a calling rule, as '<rule> (<jurisdiction>)'; else None."""
-    for pattern, label in _RULES:
-        found = pattern.match(reason)
-        if found is None:
-            continue
-        if label == "attempt cap":
-            return f"cap of {found.group(2)} calls per {found.group(3)} ({found.group(1)})"
-        if label == "cool-down":
-            return f"{found.group(2)} after a conversation ({found.group(1)})"
-        return f"{label} ({found.group(1)})"
-    if _MARGIN.search(reason):
+def compliance_label(hold: Hold) -> str | None:
+    """A compliance hold as the funnel names it, '<rule> (<jurisdiction>)', or the dial
+    margin; None for the holds the funnel does not show (suppression, unknown zone, ...)."""
+    where = f"({hold.jurisdiction})"
+    if hold.rule == "hours":
+        return f"outside calling hours {where}"
+    if hold.rule == "holiday":
+        return f"public holiday {where}"
+    if hold.rule == "weekday":
+        return f"no calls that weekday {where}"
+    if hold.rule == "attempt_cap":
+        return f"cap of {hold.limit} calls per {hold.period} {where}"
+    if hold.rule == "cooldown":
+        return f"{hold.period} after a conversation {where}"
+    if hold.rule == "dial_margin":
         return "window closes within the dial margin"
     return None
 
@@ -143,20 +139,16 @@ def build_funnel(
     started: datetime,
     ended: datetime,
 ) -> Funnel:
-    """The funnel from the store (cases, their history, contacts, outcomes) and the emulator."""
+    """The funnel from the store (the report's figures, contacts, outcomes) and the emulator."""
     with Session(engine) as session:
         cases = list(session.scalars(select(CaseRow)))
         dispositions = list(session.scalars(select(DispositionRow)))
         contacts = list(session.scalars(select(ContactRow)))
-        history = list(
-            session.scalars(
-                select(HistoryRow).where(
-                    HistoryRow.kind.in_(("decision", "note", "payment_succeeded"))
-                )
-            )
-        )
         inbox_rows = int(session.scalar(select(func.count()).select_from(InboxRow)) or 0)
         redacted = int(session.scalar(select(func.count()).where(InboxRow.pan_redacted)) or 0)
+    with Session(engine) as session:
+        held = held_entries(session=session)
+        report = compute_report(session=session, now=ended)
     funnel = Funnel(cases=len(cases))
     funnel.refused_outside_window = int(counters.get("refused_outside_window", 0))
     by_case: dict[int, list[DispositionRow]] = defaultdict(list)
@@ -180,27 +172,18 @@ def build_funnel(
     funnel.add(section, "events with a card number replaced", redacted)
 
     section = "funnel"
-    spoke = {c for c, found in by_case.items() if any(d.right_party for d in found)}
-    promised = {
-        c for c, found in by_case.items() if any(d.disposition == "promise_to_pay" for d in found)
-    }
-    recovered = [c for c in cases if c.outcome == "recovered"]
-    by_payment = {h.case_id for h in history if h.kind == "payment_succeeded"}
-    funnel.recovered = len(recovered)
-    funnel.add(section, "cases opened", n)
-    funnel.add(
-        section, "reachable (a valid phone)", _share(sum(bool(c.phone_e164) for c in cases), n)
-    )
-    funnel.add(
-        section, "contacted (queued for a call)", _share(sum(c.contacts_made > 0 for c in cases), n)
-    )
+    stages = report.funnel
+    funnel.recovered = stages["recovered"]
+    funnel.add(section, "cases opened", stages["failed"])
+    funnel.add(section, "reachable (a phone and a time zone)", _share(stages["reachable"], n))
+    funnel.add(section, "contacted (queued for a call)", _share(stages["contacted"], n))
     funnel.add(section, "dialled (an outcome recorded)", _share(len(by_case), n))
-    funnel.add(section, "right-party contact", _share(len(spoke), n))
-    funnel.add(section, "promised to pay", _share(len(promised), n))
-    funnel.add(section, "recovered", _share(len(recovered), n))
-    on_call = sum(c.id not in by_payment for c in recovered)
-    funnel.add(section, "  on the call (paid, card updated)", on_call)
-    funnel.add(section, "  by a payment event", len(recovered) - on_call)
+    funnel.add(section, "right-party contact", _share(stages["right_party"], n))
+    funnel.add(section, "promised to pay", _share(stages["promised"], n))
+    funnel.add(section, "recovered", _share(stages["recovered"], n))
+    after_contact = report.recovered_after_contact
+    funnel.add(section, "  after a call was queued", after_contact)
+    funnel.add(section, "  without a call (paid on their own)", stages["recovered"] - after_contact)
 
     section = "amounts"
     failed: dict[str, Decimal] = defaultdict(Decimal)
@@ -220,31 +203,19 @@ def build_funnel(
         )
 
     section = "compliance"
-    waits: Counter[str] = Counter()
-    waited: dict[str, set[int]] = defaultdict(set)
-    withdrawn: Counter[str] = Counter()
-    for entry in history:
-        reasons = [str(r) for r in (entry.reasons or [])]
-        if entry.kind == "note":
-            for reason in reasons:
-                if _WITHDRAWN in reason:
-                    parts = reason.split(_WITHDRAWN, 1)[1].split("; ")
-                    for label in {compliance_reason(p) for p in parts} - {None}:
-                        withdrawn[str(label)] += 1
-        elif entry.kind == "decision" and (entry.data or {}).get("action") != "contact":
-            for label in {compliance_reason(r) for r in reasons} - {None}:
-                waits[str(label)] += 1
-                waited[str(label)].add(entry.case_id)
-    for label, count in waits.most_common():
-        funnel.add(section, f"waited: {label}", f"{len(waited[label])} cases, {count} decisions")
-    for label, count in withdrawn.most_common():
+    waits = tally_holds((e for e in held if not e.withdrawal), compliance_label)
+    withdrawn = tally_holds((e for e in held if e.withdrawal), compliance_label)
+    for label, decisions, waited in waits:
+        funnel.add(section, f"waited: {label}", f"{waited} cases, {decisions} decisions")
+    for label, count, _ in withdrawn:
         funnel.add(section, f"withdrawn at dispatch: {label}", f"{count} contacts")
     if not waits and not withdrawn:
         funnel.add(section, "waited", "never")
 
     section = "closed"
-    for outcome_name, count in Counter(c.outcome for c in cases if c.outcome).most_common():
-        funnel.add(section, str(outcome_name), _share(count, n))
+    closed = sorted(report.closed_by_outcome.items(), key=lambda item: (-item[1], item[0]))
+    for outcome_name, count in closed:
+        funnel.add(section, outcome_name, _share(count, n))
     for status, count in Counter(c.status for c in cases if c.status != "closed").most_common():
         funnel.add("still open", status, count)
     funnel.add(

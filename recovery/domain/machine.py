@@ -19,6 +19,9 @@ wrong number, paid, dispute, ...) > suppression of the number > expiry > missing
 attempt still waiting for its outcome > review > the next contact. Every contact time comes from
 the compliance engine's ``next_permitted``, never from the policy alone.
 
+A step shaped by a compliance verdict carries that verdict's ``holds`` (the refusals as fields:
+rule, jurisdiction, zone), which the caller records with the step.
+
 A wait's status says what holds the case: ``cooling_down`` while the policy's delay after an
 attempt (or a promise) has not passed, ``awaiting_window`` while only the calling rules do, and
 ``awaiting_disposition`` while a call's outcome is awaited. A ``review`` step's ``at`` is the
@@ -38,6 +41,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
 from recovery.domain.compliance import (
     CallHistory,
     CallingRules,
+    Hold,
     next_permitted,
     resolve_contact,
 )
@@ -92,6 +96,8 @@ class Step(BaseModel):
     stop_phone_cases: bool = False
     flag_review: bool = False
     reasons: tuple[str, ...] = ()
+    # The compliance refusals behind the step, as fields (empty when none shaped it).
+    holds: tuple[Hold, ...] = ()
     # On contact: when the outcome is due before reconciling, and the candidate zones.
     disposition_due_at: AwareDatetime | None = None
     timezones: tuple[str, ...] = ()
@@ -201,7 +207,7 @@ def decide(
             **extra,
         )
 
-    def review(status: CaseStatus, *reasons: str) -> Step:
+    def review(status: CaseStatus, *reasons: str, holds: tuple[Hold, ...] = ()) -> Step:
         # Looked at again at expiry so that a parked case still closes in the end.
         return Step(
             action="review",
@@ -209,6 +215,7 @@ def decide(
             status=status,
             flag_review=True,
             reasons=reasons,
+            holds=holds,
         )
 
     # A closing disposition's suppression is carried by every close, so that a payment or
@@ -321,13 +328,15 @@ def decide(
     cooling = n > 0 and earliest > now
     waiting = CaseStatus.cooling_down if cooling else CaseStatus.awaiting_window
     at = verdict.next_permitted_at
+    holds = verdict.holds
     if at is None:
-        if any(r.startswith("timezone_unknown") for r in verdict.reasons):
-            return review(CaseStatus.needs_contact_info, *reasons)
-        if any(r.startswith("suppressed") for r in verdict.reasons):
-            return close(Outcome.suppressed, *reasons)
-        if any(r.startswith("no_rules") for r in verdict.reasons):
-            return review(CaseStatus.review, *reasons)
+        rules_held = {hold.rule for hold in holds}
+        if "timezone_unknown" in rules_held:
+            return review(CaseStatus.needs_contact_info, *reasons, holds=holds)
+        if "suppressed" in rules_held:
+            return close(Outcome.suppressed, *reasons, holds=holds)
+        if "no_rules" in rules_held:
+            return review(CaseStatus.review, *reasons, holds=holds)
         horizon = timedelta(days=rules.horizon_days)
         return Step(
             action="wait",
@@ -337,6 +346,7 @@ def decide(
                 *reasons,
                 f"no permitted window within {rules.horizon_days} days: looking again then",
             ),
+            holds=holds,
             timezones=verdict.timezones,
         )
     at = _utc(at)
@@ -346,6 +356,7 @@ def decide(
             at=expires_at,
             status=waiting,
             reasons=(*reasons, f"the next permitted instant {_iso(at)} is after the expiry"),
+            holds=holds,
             timezones=verdict.timezones,
         )
     if at <= now:
@@ -362,7 +373,14 @@ def decide(
             disposition_due_at=now + cat.disposition_timeout,
             timezones=verdict.timezones,
         )
-    return Step(action="wait", at=at, status=waiting, reasons=reasons, timezones=verdict.timezones)
+    return Step(
+        action="wait",
+        at=at,
+        status=waiting,
+        reasons=reasons,
+        holds=holds,
+        timezones=verdict.timezones,
+    )
 
 
 def _earliest(

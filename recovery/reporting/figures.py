@@ -16,11 +16,17 @@ exclusive; either may be open). Its figures:
   cases, recovered, recovery rate and the median days to recover. A case is recovered at the
   instant its payment succeeded (the gateway's event time), or when it closed as recovered
   without a payment event (a ``paid`` disposition), so a backfilled history keeps its dates.
-* **blocked by compliance**: decision entries (and contacts withdrawn at the last check) whose
-  reasons come from the compliance engine, by jurisdiction and rule (``US-FL hours``,
+* **blocked by compliance**: decision entries (and contacts withdrawn at the last check, sent
+  or not) that record a refusal by a calling rule, by jurisdiction and rule (``US-FL hours``,
   ``US-FL cap 3 attempts per rolling 24h``, ``US no call within 7d after a conversation``,
   ``US no calls on Sunday``, ``US no calls on public holidays``); an entry citing several rules
-  counts once for each.
+  counts once for each. Read from the entries' fields (``data["holds"]``, see
+  ``recovery.domain.compliance.holds``), never from their text; only the calling rules proper
+  count (hours, weekday, holiday, attempt cap, cool-down), not a suppression, an unknown zone
+  or the dial margin. An entry recorded before holds were stored has no ``holds``: its
+  refusals are read back from the engine's sentences by
+  ``recovery.reporting.legacy.legacy_holds_from_prose``, the one place that parses them
+  (see ``entry_holds``).
 * **closed by outcome**, and **recoveries per day** (UTC dates: count and amount per currency),
   drawn as a PNG chart next to a markdown report that links it.
 
@@ -29,19 +35,18 @@ Nothing here reads a clock: ``now`` is passed in.
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from recovery.domain.compliance import resolve_contact
+from recovery.domain.compliance import Hold, read_holds, resolve_contact
 from recovery.domain.models import (
     CaseStatus,
     ContactPoint,
@@ -52,26 +57,14 @@ from recovery.domain.models import (
 )
 from recovery.domain.policy import is_right_party
 from recovery.gateways.common import THREE_DECIMAL, ZERO_DECIMAL
+from recovery.reporting.legacy import legacy_holds_from_prose
 from recovery.store.tables import CaseRow, ContactRow, HistoryRow
 
 FUNNEL = ("failed", "reachable", "contacted", "right_party", "promised", "recovered")
 NO_DISPOSITION = "none"
 NO_CURRENCY = "unknown"
 _CHUNK = 500
-
-_DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
-# The compliance engine's refusals (recovery.domain.compliance.engine._refusals): a
-# jurisdiction, then the rule; found anywhere in a reason, since a withdrawn contact's note
-# joins several refusals in one line.
-_RULE = re.compile(
-    r"(?:^|; |: )(?P<jurisdiction>[A-Z]{2}(?:-[A-Z0-9]{1,3})?) (?P<rule>"
-    r"hours"
-    rf"|no calls on (?:public holidays|{_DAYS})"
-    r"|cap \d+ attempts per rolling \w+"
-    r"|no call within \w+ after a conversation"
-    r")(?= |:)"
-)
-_WITHDRAWN = re.compile(r"^attempt \d+ withdrawn before it was sent: ")
+_K = TypeVar("_K", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -153,7 +146,17 @@ class CaseFacts:
     days_to_recover: float | None
     amount: Decimal | None
     currency: str | None
-    blocks: list[set[tuple[str, str]]] = field(default_factory=list)
+    held: list[HeldEntry] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HeldEntry:
+    """A history entry that records compliance refusals: a decision (not to call yet), or a
+    contact withdrawn at the last check before sending (``withdrawal``)."""
+
+    case_id: int
+    withdrawal: bool
+    holds: tuple[Hold, ...]
 
 
 def case_facts(case: CaseRow, history: Sequence[HistoryRow], contacts_created: int) -> CaseFacts:
@@ -175,7 +178,7 @@ def case_facts(case: CaseRow, history: Sequence[HistoryRow], contacts_created: i
     last: tuple[datetime, int, str] | None = None
     success_at: datetime | None = None
     success_amount: tuple[Decimal | None, str | None] = (None, None)
-    blocks: list[set[tuple[str, str]]] = []
+    held: list[HeldEntry] = []
     for row in history:
         if row.kind == HistoryKind.disposition.value and row.disposition:
             disposition = Disposition(row.disposition)
@@ -189,10 +192,10 @@ def case_facts(case: CaseRow, history: Sequence[HistoryRow], contacts_created: i
             success_at = row.at
             data = row.data or {}
             success_amount = (_decimal(data.get("amount")), data.get("currency"))
-        elif row.kind in (HistoryKind.decision.value, HistoryKind.note.value):
-            found = compliance_rules(row.reasons or [], note=row.kind == HistoryKind.note.value)
-            if found:
-                blocks.append(found)
+        else:
+            entry = entry_holds(row)
+            if entry is not None:
+                held.append(entry)
     recovered = case.outcome == Outcome.recovered.value
     recovered_at = (success_at or case.closed_at) if recovered else None
     days = (
@@ -216,19 +219,87 @@ def case_facts(case: CaseRow, history: Sequence[HistoryRow], contacts_created: i
         days_to_recover=days,
         amount=amount,
         currency=currency.lower() if isinstance(currency, str) else None,
-        blocks=blocks,
+        held=held,
     )
 
 
-def compliance_rules(reasons: Iterable[str], *, note: bool = False) -> set[tuple[str, str]]:
-    """The (jurisdiction, rule) pairs the compliance engine cited in these reasons. For a
-    note, only a contact withdrawn at the last check counts."""
-    found: set[tuple[str, str]] = set()
-    for reason in reasons:
-        if not isinstance(reason, str) or (note and not _WITHDRAWN.match(reason)):
-            continue
-        for match in _RULE.finditer(reason):
-            found.add((match["jurisdiction"], match["rule"]))
+def entry_holds(row: HistoryRow) -> HeldEntry | None:
+    """The compliance refusals one history entry records; None when it is neither a decision
+    nor a withdrawn contact's note, or records none.
+
+    Read from ``data["holds"]``. An entry without that key was recorded before holds were
+    stored: its refusals are read back from its reasons by ``legacy_holds_from_prose`` (for
+    a note, only a contact withdrawn before it was sent, as such notes said then)."""
+    if row.kind == HistoryKind.decision.value:
+        withdrawal = False
+    elif row.kind == HistoryKind.note.value:
+        withdrawal = True
+    else:
+        return None
+    data = row.data or {}
+    holds = read_holds(data)
+    if holds is None:
+        holds = legacy_holds_from_prose(row.reasons or (), withdrawal=withdrawal)
+    elif withdrawal and data.get("withdrawn") is not True:
+        return None
+    return HeldEntry(case_id=row.case_id, withdrawal=withdrawal, holds=holds) if holds else None
+
+
+def rule_label(hold: Hold) -> str:
+    """A calling rule as the report names it next to its jurisdiction (``hours``,
+    ``no calls on Sunday``, ``no calls on public holidays``, ``cap 3 attempts per rolling
+    24h``, ``no call within 7d after a conversation``); any other hold by its rule."""
+    if hold.rule == "weekday":
+        return f"no calls on {hold.weekday}"
+    if hold.rule == "holiday":
+        return "no calls on public holidays"
+    if hold.rule == "attempt_cap":
+        return f"cap {hold.limit} attempts per rolling {hold.period}"
+    if hold.rule == "cooldown":
+        return f"no call within {hold.period} after a conversation"
+    return hold.rule
+
+
+def compliance_rules(holds: Iterable[Hold]) -> set[tuple[str, str]]:
+    """The (jurisdiction, rule label) pairs of the calling rules among these holds."""
+    return {key for key in map(_calling_rule, holds) if key is not None}
+
+
+def tally_holds(
+    entries: Iterable[HeldEntry], key: Callable[[Hold], _K | None]
+) -> list[tuple[_K, int, int]]:
+    """(key, entries, cases) for each key the entries' holds map to (None: not counted),
+    most entries first; an entry citing a key several times counts once for it."""
+    counts: Counter[_K] = Counter()
+    cases: dict[_K, set[int]] = defaultdict(set)
+    for entry in entries:
+        keys = {k for k in map(key, entry.holds) if k is not None}
+        counts.update(keys)
+        for k in keys:
+            cases[k].add(entry.case_id)
+    return [(k, n, len(cases[k])) for k, n in counts.most_common()]
+
+
+def held_entries(
+    *, session: Session, since: datetime | None = None, until: datetime | None = None
+) -> list[HeldEntry]:
+    """Every history entry recording compliance refusals, of the cases whose payment failed
+    in ``[since, until)``, in the order they were recorded."""
+    stmt = (
+        select(HistoryRow)
+        .join(CaseRow, CaseRow.id == HistoryRow.case_id)
+        .where(HistoryRow.kind.in_((HistoryKind.decision.value, HistoryKind.note.value)))
+        .order_by(HistoryRow.id)
+    )
+    if since is not None:
+        stmt = stmt.where(CaseRow.failed_at >= since)
+    if until is not None:
+        stmt = stmt.where(CaseRow.failed_at < until)
+    found: list[HeldEntry] = []
+    for row in session.scalars(stmt.execution_options(yield_per=_CHUNK)):
+        held = entry_holds(row)
+        if held is not None:
+            found.append(held)
     return found
 
 
@@ -326,7 +397,7 @@ def summarise(
         by_category=_groups(facts, lambda f: f.category, categories),
         by_last_disposition=_groups(facts, lambda f: f.last_disposition, dispositions),
         compliance_blocks=_blocks(facts),
-        blocked_decisions=sum(len(f.blocks) for f in facts),
+        blocked_decisions=sum(bool(compliance_rules(e.holds)) for f in facts for e in f.held),
         closed_by_outcome=dict(
             sorted(Counter(f.outcome for f in facts if f.outcome is not None).items())
         ),
@@ -372,13 +443,14 @@ def _groups(facts: Sequence[CaseFacts], key: Any, order: Sequence[str]) -> list[
 
 
 def _blocks(facts: Sequence[CaseFacts]) -> list[BlockFigures]:
-    decisions: Counter[tuple[str, str]] = Counter()
-    cases: Counter[tuple[str, str]] = Counter()
-    for f in facts:
-        for found in f.blocks:
-            decisions.update(found)
-        cases.update(set().union(*f.blocks) if f.blocks else set())
+    tallies = tally_holds((e for f in facts for e in f.held), _calling_rule)
     return [
-        BlockFigures(jurisdiction=j, rule=r, decisions=decisions[(j, r)], cases=cases[(j, r)])
-        for j, r in sorted(decisions, key=lambda k: (-decisions[k], k))
+        BlockFigures(jurisdiction=j, rule=r, decisions=decisions, cases=cases)
+        for (j, r), decisions, cases in sorted(tallies, key=lambda t: (-t[1], t[0]))
     ]
+
+
+def _calling_rule(hold: Hold) -> tuple[str, str] | None:
+    if not hold.calling_rule or hold.jurisdiction is None:
+        return None
+    return hold.jurisdiction, rule_label(hold)

@@ -38,7 +38,15 @@ from recovery.contact_center.errors import (
     ContactCenterError,
     TransientContactCenterError,
 )
-from recovery.domain.compliance import CallHistory, CallingRules, next_permitted, permitted
+from recovery.domain.compliance import (
+    CallHistory,
+    CallingRules,
+    Hold,
+    dial_margin_hold,
+    holds_data,
+    next_permitted,
+    permitted,
+)
 from recovery.domain.machine import Step, decide
 from recovery.domain.models import (
     CaseStatus,
@@ -261,6 +269,7 @@ def _respect_margin(
         at=at,
         status=CaseStatus.awaiting_window,
         reasons=(*reasons, *later.reasons),
+        holds=(dial_margin_hold(margin), *later.holds),
         timezones=step.timezones,
     )
 
@@ -377,7 +386,11 @@ def _apply(
         kind=HistoryKind.decision,
         status=step.status,
         reasons=reasons,
-        data={"action": step.action, "next_due_at": step.at.isoformat()},
+        data={
+            "action": step.action,
+            "next_due_at": step.at.isoformat(),
+            "holds": holds_data(step.holds),
+        },
     )
     return added
 
@@ -458,6 +471,7 @@ def _plan_contact(
             "contact_id": contact_id,
             "time_zone": zone,
             "timezones": list(step.timezones),
+            "holds": holds_data(step.holds),
         },
     )
     result.to_dispatch.append(int(row_id))
@@ -533,7 +547,7 @@ def dispatch(
         suppressions = _suppressions(session, [r.phone_e164 for r in rows], now)
         for row in rows:
             case = cases[row.case_id]
-            why = _withdraw_reason(
+            why, holds = _withdraw_reason(
                 case, row, histories[case.id], suppressions, rules, now, dial_margin
             )
             refusal: str | None = None
@@ -547,9 +561,11 @@ def dispatch(
                     refusal = _invalid_reason(exc)
             if _possibly_sent(histories[case.id], row):
                 # Recorded only once the contact centre no longer holds it.
-                removals.append(_Removal(row.id, row.contact_list_id, row.contact_id, why, refusal))
+                removals.append(
+                    _Removal(row.id, row.contact_list_id, row.contact_id, why, refusal, holds)
+                )
             elif why is not None:
-                _withdraw(session, case, row, why, now)
+                _withdraw(session, case, row, why, now, holds=holds)
                 outcome.cancelled += 1
                 outcome.reasons[why.split(":", 1)[0]] += 1
             elif refusal is not None:
@@ -654,6 +670,7 @@ class _Removal:
     contact_id: str
     why: str | None
     refusal: str | None
+    holds: tuple[Hold, ...] = ()
 
 
 def _remove_withdrawn(
@@ -695,7 +712,9 @@ def _remove_withdrawn(
                 continue  # recorded by someone else meanwhile
             item, case = items[row.id], cases[row.case_id]
             if item.why is not None:
-                _withdraw(session, case, row, item.why, now, removed=removed[row.id])
+                _withdraw(
+                    session, case, row, item.why, now, removed=removed[row.id], holds=item.holds
+                )
                 outcome.cancelled += 1
                 outcome.reasons[item.why.split(":", 1)[0]] += 1
             elif item.refusal is not None:
@@ -730,25 +749,29 @@ def _withdraw_reason(
     rules: CallingRules,
     now: datetime,
     dial_margin: timedelta,
-) -> str | None:
+) -> tuple[str | None, tuple[Hold, ...]]:
+    """Why this planned contact must not be sent now (None when it may be), and the
+    compliance refusals behind that as fields."""
     if case.status == CaseStatus.closed.value:
-        return f"case closed: {case.outcome}"
+        return f"case closed: {case.outcome}", ()
     reason = _suppressed(suppressions, row.phone_e164, case.customer_ref)
     if reason is not None:
-        return f"suppressed: {reason}"
+        return f"suppressed: {reason}", (Hold(rule="suppressed"),)
     contact = to_view(case).contact
     calls = call_history(entries, exclude_attempt=row.attempt)
     verdict = permitted(contact, calls, now, rules)
     if not verdict.permitted:
-        return "not permitted now: " + "; ".join(verdict.reasons)
+        return "not permitted now: " + "; ".join(verdict.reasons), verdict.holds
     if dial_margin > timedelta(0):
         later = permitted(contact, calls, now + dial_margin, rules)
         if not later.permitted:
             minutes = int(dial_margin.total_seconds() // 60)
-            return f"the window closes within the {minutes} min dial margin: " + "; ".join(
-                later.reasons
+            return (
+                f"the window closes within the {minutes} min dial margin: "
+                + "; ".join(later.reasons),
+                (dial_margin_hold(dial_margin), *later.holds),
             )
-    return None
+    return None, ()
 
 
 def _withdraw(
@@ -759,10 +782,11 @@ def _withdraw(
     now: datetime,
     *,
     removed: bool | None = None,
+    holds: Sequence[Hold] = (),
 ) -> None:
     """``removed``: None when the contact was never sent; else whether removing it from its
-    contact list found it there."""
-    record_withdrawal(session=session, row=row, why=why, now=now, removed=removed)
+    contact list found it there. ``holds``: the compliance refusals behind the withdrawal."""
+    record_withdrawal(session=session, row=row, why=why, now=now, removed=removed, holds=holds)
     if case.status != CaseStatus.closed.value:
         case.next_due_at = now
         case.updated_at = now

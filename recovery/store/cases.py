@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from recovery.domain.compliance.holds import Hold, holds_data
 from recovery.domain.models import (
     CaseStatus,
     CaseView,
@@ -444,10 +445,18 @@ def removal_data(data: dict[str, Any], removed: bool | None) -> dict[str, Any]:
 
 
 def record_withdrawal(
-    *, session: Session, row: ContactRow, why: str, now: datetime, removed: bool | None
+    *,
+    session: Session,
+    row: ContactRow,
+    why: str,
+    now: datetime,
+    removed: bool | None,
+    holds: Sequence[Hold] = (),
 ) -> None:
     """A planned contact withdrawn: cancelled, with a note in its case's history. ``removed``:
-    None when it was never sent; else whether removing it from its contact list found it."""
+    None when it was never sent; else whether removing it from its contact list found it.
+    ``holds``: the compliance refusals behind the withdrawal, recorded as ``data["holds"]``
+    (empty when none: a closed case, a person's close)."""
     row.state, row.error = "cancelled", why[:1000]
     if removed is None:
         reason = f"attempt {row.attempt} withdrawn before it was sent: {why}"
@@ -461,6 +470,12 @@ def record_withdrawal(
         kind=HistoryKind.note,
         reasons=[reason, *removal_note(row, removed)],
         data=removal_data(
-            {"attempt": row.attempt, "contact_id": row.contact_id, "withdrawn": True}, removed
+            {
+                "attempt": row.attempt,
+                "contact_id": row.contact_id,
+                "withdrawn": True,
+                "holds": holds_data(holds),
+            },
+            removed,
         ),
     )

@@ -1,6 +1,6 @@
 """``make demo``'s code path, shortened: the embedded default on a virtual clock (real Prefect
 server, served flows, emulator, receiver), a small campaign of signed webhooks, the funnel.
-Plus the demo's pure parts: the campaign it plays and how it reads decision reasons."""
+Plus the demo's pure parts: the campaign it plays and how it names compliance holds."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 from recovery import demo
-from recovery.domain.compliance import CallHistory, load_rules, permitted
+from recovery.domain.compliance import CallHistory, Hold, load_rules, permitted
 from recovery.domain.models import ContactPoint
 
 START = datetime(2026, 12, 7, 17, 0, tzinfo=UTC)
@@ -92,33 +92,44 @@ def test_the_campaign_has_the_shapes_it_promises() -> None:
     assert overtaken == plan.paid_before_failure_arrived == 5
 
 
-def test_decision_reasons_are_read_as_the_engine_writes_them() -> None:
+def test_compliance_holds_are_labelled_from_their_fields() -> None:
     rules = load_rules(None, "strict")
     pensacola = ContactPoint(phone_e164="+18505550101", state="FL", postal_code="32501")
     evening = datetime(2026, 12, 8, 2, 30, tzinfo=UTC)  # 20:30 in Pensacola, 21:30 in Miami
     found = {
-        demo.compliance_reason(r)
-        for r in permitted(pensacola, CallHistory(), evening, rules).reasons
+        demo.compliance_label(h) for h in permitted(pensacola, CallHistory(), evening, rules).holds
     }
-    assert "outside calling hours (US-FL)" in found
+    assert found == {"outside calling hours (US-FL)", "outside calling hours (US)"}
 
     noon = datetime(2026, 12, 8, 18, 0, tzinfo=UTC)
     calls = CallHistory(attempts=tuple(noon - timedelta(hours=h) for h in (1, 2, 3)))
-    found = {demo.compliance_reason(r) for r in permitted(pensacola, calls, noon, rules).reasons}
-    assert "cap of 3 calls per 24h (US-FL)" in found
+    found = {demo.compliance_label(h) for h in permitted(pensacola, calls, noon, rules).holds}
+    assert found == {"cap of 3 calls per 24h (US-FL)"}
 
     providence = ContactPoint(phone_e164="+14015550101", state="RI", postal_code="02903")
     christmas = datetime(2026, 12, 25, 16, 0, tzinfo=UTC)
     found = {
-        demo.compliance_reason(r)
-        for r in permitted(providence, CallHistory(), christmas, rules).reasons
+        demo.compliance_label(h)
+        for h in permitted(providence, CallHistory(), christmas, rules).holds
     }
     assert "public holiday (US-RI)" in found
 
-    assert demo.compliance_reason("the window closes within the 420 min dial margin") == (
+    talked = CallHistory(last_conversation=noon - timedelta(days=2))
+    found = {demo.compliance_label(h) for h in permitted(providence, talked, noon, rules).holds}
+    assert found == {"7d after a conversation (US)"}
+
+    sunday = datetime(2026, 12, 6, 18, 0, tzinfo=UTC)
+    found = {
+        demo.compliance_label(h) for h in permitted(providence, CallHistory(), sunday, rules).holds
+    }
+    assert found == {"no calls that weekday (US-RI)"}
+
+    assert demo.compliance_label(Hold(rule="dial_margin", period="7h")) == (
         "window closes within the dial margin"
     )
-    assert demo.compliance_reason("generic_decline: first contact 1d after the failure") is None
+    for other in ("suppressed", "timezone_unknown", "no_window"):
+        assert demo.compliance_label(Hold(rule=other)) is None
+    assert demo.compliance_label(Hold(rule="no_rules", jurisdiction="GB")) is None
 
 
 @pytest.mark.slow

@@ -6,7 +6,9 @@
 * a planned contact withdrawn by the last compliance check is removed from the contact list
   when the contact centre may already hold it (a resend after a lost answer), before it is
   recorded as withdrawn; if the removal fails it stays planned, and a fresh plan costs no
-  request at all.
+  request at all;
+* the compliance refusals behind a wait or a withdrawal are recorded as fields in the
+  history entry (``data["holds"]``), the dial margin's among them.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from recovery.contact_center.client import GenesysClient
 from recovery.contact_center.contacts import ContactRequest, contact_id_for
 from recovery.contact_center.errors import TransientContactCenterError
 from recovery.contact_center.throttle import RetryPolicy
-from recovery.domain.compliance import CallingRules, load_rules
+from recovery.domain.compliance import CallingRules, holds_data, load_rules
 from recovery.domain.models import CaseStatus, FailureCategory, HistoryKind
 from recovery.domain.policy import Policy, load_policy
+from recovery.reporting.figures import held_entries
 from recovery.services.advance import (
     INVALID_FOR_CONTACT_CENTRE,
     REMOVAL_FAILED,
@@ -52,6 +55,18 @@ from tests.integration.advance_support import (
 LEASE = timedelta(seconds=30)
 # 01:00 in New York, 22:00 in Los Angeles: after hours in every zone the seeded cases live in.
 AFTER_HOURS = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
+# What holds the first three seeded cases (California, New York, Texas) then, as recorded.
+AFTER_HOURS_HOLDS = [
+    [{"rule": "hours", "jurisdiction": "US", "zone": "America/Los_Angeles"}],
+    [{"rule": "hours", "jurisdiction": "US", "zone": "America/New_York"}],
+    [
+        {"rule": "hours", "jurisdiction": "US", "zone": "America/Chicago"},
+        {"rule": "hours", "jurisdiction": "US-TX", "zone": "America/Chicago"},
+    ],
+]
+# 20:50 in New York: calling is lawful there for ten more minutes.
+CLOSING = datetime(2026, 12, 2, 1, 50, tzinfo=UTC)
+MARGIN = timedelta(minutes=15)
 # A test card number (Luhn-valid).
 PAN = "4111111111111111"
 
@@ -261,17 +276,22 @@ def test_a_resend_withdrawn_after_hours_is_removed_from_the_contact_list(bench: 
     assert (sent.cancelled, sent.created, sent.requests) == (3, 0, 0)
     assert bench.held() == {}
     assert bench.emulator.counters()["deleted"] == 3
-    for key in keys:
+    for key, holds in zip(keys, AFTER_HOURS_HOLDS, strict=True):
         assert bench.contact(key).state == "cancelled"
         notes = [h.data for h in bench.history(key) if h.kind == HistoryKind.note]
         assert notes[-1] == {
             "attempt": 1,
             "contact_id": contact_id_for(key, 1),
             "withdrawn": True,
+            "holds": holds,
             "removed": True,
         }
         assert any(n.get("unconfirmed") for n in notes)
         assert bench.case(key).lease_owner is None
+    # The report counts them among the contacts blocked by compliance, from these fields.
+    with bench.sessions() as session:
+        withdrawn = [e for e in held_entries(session=session) if e.withdrawal]
+    assert [holds_data(e.holds) for e in withdrawn] == AFTER_HOURS_HOLDS
 
 
 def test_a_withdrawn_resend_stays_planned_while_the_contact_centre_is_down(bench: Bench) -> None:
@@ -320,10 +340,74 @@ def test_a_fresh_plan_withdrawn_costs_no_request(bench: Bench) -> None:
     sent = bench.dispatch(ids)
     assert sent.cancelled == 3 and sent.requests == 0
     assert bench.emulator.counters()["requests"] == before
-    for key in keys:
+    for key, holds in zip(keys, AFTER_HOURS_HOLDS, strict=True):
         notes = [h for h in bench.history(key) if h.kind == HistoryKind.note]
         assert "withdrawn before it was sent" in notes[-1].reasons[0]
         assert "removed" not in notes[-1].data
+        assert notes[-1].data["holds"] == holds
+
+
+# -- the compliance refusals recorded as fields ----------------------------------------------
+
+
+def test_a_wait_for_the_window_records_its_holds(bench: Bench) -> None:
+    keys = seed_due_cases(bench.sessions, count=3, at=CALLABLE_INSTANT)
+    bench.clock.set(AFTER_HOURS)
+    assert bench.decide("night").actions == {"wait": 3}
+    for key, holds in zip(keys, AFTER_HOURS_HOLDS, strict=True):
+        decision = [h for h in bench.history(key) if h.kind == HistoryKind.decision][-1]
+        assert decision.data["action"] == "wait"
+        assert decision.data["holds"] == holds
+
+
+def test_a_contact_records_no_holds(bench: Bench) -> None:
+    (key,) = seed_due_cases(bench.sessions, count=1, at=CALLABLE_INSTANT)
+    assert bench.decide("day").actions == {"contact": 1}
+    decision = [h for h in bench.history(key) if h.kind == HistoryKind.decision][-1]
+    assert decision.data["action"] == "contact" and decision.data["holds"] == []
+
+
+def test_the_dial_margin_is_recorded_as_a_hold(bench: Bench) -> None:
+    """Too close to the window's end: the decision waits, and a contact planned earlier is
+    withdrawn at dispatch; both record the margin and the rule it would have broken."""
+    late = [
+        {"rule": "dial_margin", "period": "15m"},
+        {"rule": "hours", "jurisdiction": "US", "zone": "America/New_York"},
+    ]
+    # Both in New York (the second of the seeded places).
+    first, second = seed_due_cases(bench.sessions, count=1, at=CALLABLE_INSTANT, start=1) + (
+        seed_due_cases(bench.sessions, count=1, at=CALLABLE_INSTANT, start=1, prefix="in_late")
+    )
+    bench.clock.set(CLOSING)
+    waited = decide_due(
+        sessions=bench.sessions,
+        policy=bench.policy,
+        rules=bench.rules,
+        now=CLOSING,
+        owner="margin",
+        limit=1,
+        lease=LEASE,
+        contact_list_id=CONTACT_LIST,
+        dial_margin=MARGIN,
+    )
+    assert waited.actions == {"wait": 1}
+    decision = [h for h in bench.history(first) if h.kind == HistoryKind.decision][-1]
+    assert decision.data["holds"] == late
+    assert "the window closes within the 15 min dial margin" in decision.reasons
+
+    planned = bench.decide("no-margin")  # the other case, planned without a margin
+    assert planned.actions == {"contact": 1}
+    sent = dispatch(
+        sessions=bench.sessions,
+        client=bench.client,
+        contact_row_ids=planned.to_dispatch,
+        rules=bench.rules,
+        now=CLOSING,
+        dial_margin=MARGIN,
+    )
+    assert sent.cancelled == 1 and sent.requests == 0
+    note = [h for h in bench.history(second) if h.kind == HistoryKind.note][-1]
+    assert note.data["withdrawn"] is True and note.data["holds"] == late
 
 
 def test_a_resend_the_contact_centre_can_no_longer_take_is_removed_then_refused(

@@ -2,8 +2,11 @@
 
 Ten cases fail in October 2026 (one more in September, outside the period). Their contacts,
 dispositions, payments and decisions are written with the repository functions, and the
-compliance reasons come from the compliance engine itself, so the report parses what the
-engine really writes. The expected figures below were worked out by hand from this table:
+compliance refusals come from the compliance engine itself (its verdicts' holds, recorded as
+``data["holds"]`` as the advance service records them), so the report counts what the engine
+really answers. One of K's decisions is recorded as before holds were stored (reasons only),
+which the report reads back from the engine's sentences. The expected figures below were
+worked out by hand from this table:
 
 | case | category           | phone | amount     | what happened                                  |
 |------|--------------------|-------|------------|------------------------------------------------|
@@ -35,7 +38,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from recovery.cli import app
-from recovery.domain.compliance import CallHistory, load_rules, permitted
+from recovery.domain.compliance import (
+    CallHistory,
+    Hold,
+    Verdict,
+    holds_data,
+    load_rules,
+    permitted,
+)
 from recovery.domain.models import (
     CaseStatus,
     ContactPoint,
@@ -48,12 +58,25 @@ from recovery.domain.models import (
     PaymentSucceeded,
 )
 from recovery.domain.policy import is_right_party
-from recovery.reporting.figures import compliance_rules, compute_report
+from recovery.reporting.figures import (
+    compliance_rules,
+    compute_report,
+    entry_holds,
+    held_entries,
+    rule_label,
+)
+from recovery.reporting.legacy import legacy_holds_from_prose
 from recovery.reporting.render import report_document
-from recovery.store.cases import append_history, apply_failure, apply_success, close_case
+from recovery.store.cases import (
+    append_history,
+    apply_failure,
+    apply_success,
+    close_case,
+    record_withdrawal,
+)
 from recovery.store.db import make_engine, make_sessionmaker, transaction
 from recovery.store.dispositions import record_disposition
-from recovery.store.tables import CaseRow, ContactRow
+from recovery.store.tables import CaseRow, ContactRow, HistoryRow
 
 F0 = datetime(2026, 10, 5, 14, 0, tzinfo=UTC)
 LATER = datetime(2026, 10, 20, 12, 0, tzinfo=UTC)  # when the successes were processed
@@ -142,22 +165,23 @@ class Store:
                 now=at + timedelta(minutes=5),
             )
 
-    def planned_only(self, key: str, attempt: int) -> None:
+    def planned_only(self, key: str, attempt: int) -> ContactRow:
         """A contact planned but never created at the contact centre (it does not count)."""
-        self.session.add(
-            ContactRow(
-                case_id=self.ids[key],
-                attempt=attempt,
-                contact_id=f"c-{key}-{attempt}",
-                contact_list_id="list",
-                phone_e164="+10000000000",
-                time_zone="America/New_York",
-                planned_at=F0,
-                requested_at=F0,
-                created_at=None,
-                state="cancelled",
-            )
+        row = ContactRow(
+            case_id=self.ids[key],
+            attempt=attempt,
+            contact_id=f"c-{key}-{attempt}",
+            contact_list_id="list",
+            phone_e164="+10000000000",
+            time_zone="America/New_York",
+            planned_at=F0,
+            requested_at=F0,
+            created_at=None,
+            state="requested",
         )
+        self.session.add(row)
+        self.session.flush()
+        return row
 
     def pay(self, key: str, days: float, amount: str) -> None:
         success = PaymentSucceeded(
@@ -176,7 +200,23 @@ class Store:
         at = F0 + timedelta(days=days)
         close_case(session=self.session, case=case, outcome=outcome, at=at, now=at, reasons=["t"])
 
+    def decide(self, key: str, *reasons: str, verdict: Verdict | None = None) -> None:
+        """A decision as the advance service records it: the step's reasons (the verdict's
+        among them) and the verdict's holds in ``data``."""
+        holds = verdict.holds if verdict is not None else ()
+        append_history(
+            session=self.session,
+            case_id=self.ids[key],
+            at=F0,
+            now=F0,
+            kind=HistoryKind.decision,
+            status=CaseStatus.awaiting_window,
+            reasons=[*reasons, *(verdict.reasons if verdict is not None else ())],
+            data={"action": "wait", "holds": holds_data(holds)},
+        )
+
     def note(self, key: str, kind: HistoryKind, *reasons: str) -> None:
+        """An entry with reasons only, as every entry was before holds were stored."""
         append_history(
             session=self.session,
             case_id=self.ids[key],
@@ -187,13 +227,13 @@ class Store:
             reasons=reasons,
         )
 
-    def refusals(self, where: tuple[str, str], at: datetime, history: CallHistory) -> list[str]:
-        """The compliance engine's own reasons for refusing a call."""
+    def refusals(self, where: tuple[str, str], at: datetime, history: CallHistory) -> Verdict:
+        """The compliance engine's own refusal of a call."""
         verdict = permitted(
             ContactPoint(phone_e164=where[0], state=where[1]), history, at, self.rules
         )
         assert not verdict.permitted
-        return list(verdict.reasons)
+        return verdict
 
 
 def build(sessions: sessionmaker[Session]) -> None:
@@ -213,19 +253,19 @@ def build(sessions: sessionmaker[Session]) -> None:
             FL, noon, CallHistory(attempts=tuple(noon - timedelta(hours=h) for h in (1, 2, 3)))
         )
         cooldown = s.refusals(CA, noon, CallHistory(last_conversation=noon - timedelta(days=1)))
-        assert compliance_rules(fl_hours) == {FL_HOURS, US_HOURS}
-        assert compliance_rules(ca_hours) == {US_HOURS}
+        assert compliance_rules(fl_hours.holds) == {FL_HOURS, US_HOURS}
+        assert compliance_rules(ca_hours.holds) == {US_HOURS}
 
         s.fail("A", ins, FL, "20.00")
-        s.note("A", HistoryKind.decision, "insufficient_funds: first contact", *fl_hours)
-        s.note("A", HistoryKind.decision, "insufficient_funds: first contact", "attempt 1 of 5")
+        s.decide("A", "insufficient_funds: first contact", verdict=fl_hours)
+        s.decide("A", "insufficient_funds: first contact", "attempt 1 of 5")
         s.call("A", 1, Disposition.promise_to_pay, hours=20)
         s.pay("A", 2.5, "20.00")
 
         s.fail("B", ins, CA, "35.50")
         s.call("B", 1, Disposition.no_answer, hours=20)
         s.call("B", 2, Disposition.callback_requested, hours=44)
-        s.note("B", HistoryKind.decision, "callback_requested: retry", *cooldown)
+        s.decide("B", "callback_requested: retry", verdict=cooldown)
         s.pay("B", 4, "35.50")
 
         s.fail("C", exp, FL, "10.00", currency="eur")
@@ -236,7 +276,7 @@ def build(sessions: sessionmaker[Session]) -> None:
         s.close("D", Outcome.recovered, days=6)
 
         s.fail("E", gen, FL, "50.00")
-        s.note("E", HistoryKind.decision, "attempt 4 of 5", *cap)
+        s.decide("E", "attempt 4 of 5", verdict=cap)
         s.call("E", 1, Disposition.do_not_call, hours=20)
         s.close("E", Outcome.suppressed, days=1)
 
@@ -245,25 +285,27 @@ def build(sessions: sessionmaker[Session]) -> None:
 
         s.fail("H", gen, FL, "12.00")
         s.call("H", 1, Disposition.no_answer, hours=20)
-        s.planned_only("H", 2)
-        s.note(
-            "H",
-            HistoryKind.note,
-            "attempt 2 withdrawn before it was sent: not permitted now: " + "; ".join(fl_hours),
+        record_withdrawal(
+            session=session,
+            row=s.planned_only("H", 2),
+            why="not permitted now: " + "; ".join(fl_hours.reasons),
+            now=F0,
+            removed=None,
+            holds=fl_hours.holds,
         )
-        s.note("H", HistoryKind.note, "operator remark: " + fl_hours[0])  # not a block
+        s.note("H", HistoryKind.note, "operator remark: " + fl_hours.reasons[0])  # not a block
         s.close("H", Outcome.exhausted, days=9)
 
         s.fail("I", ins, FL, "3000", currency="jpy")
         s.pay("I", 3, "3000")
 
         s.fail("K", ins, CA, "25.00")
-        s.note("K", HistoryKind.decision, *ca_hours)
-        s.note("K", HistoryKind.decision, *ca_hours)
+        s.decide("K", verdict=ca_hours)
+        s.note("K", HistoryKind.decision, *ca_hours.reasons)  # recorded before holds were
         s.call("K", 1, Disposition.promise_to_pay, hours=30)
 
         s.fail("J", ins, FL, "99.00", at=datetime(2026, 9, 20, 12, tzinfo=UTC))
-        s.note("J", HistoryKind.decision, *fl_hours)
+        s.decide("J", verdict=fl_hours)
         s.pay("J", 2, "99.00")
 
 
@@ -350,28 +392,178 @@ def test_an_open_period_includes_every_case(sessions: sessionmaker[Session]) -> 
     assert empty.by_category == [] and empty.recoveries_by_day == []
 
 
+def test_the_report_counts_the_recorded_fields_not_the_text(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A decision counts for the holds its data records, whatever its reasons say; only an
+    entry without ``holds`` (recorded before they were) is read from its reasons."""
+    with transaction(sessions) as session:
+        s = Store(session)
+        s.fail("A", FailureCategory.insufficient_funds, FL, "20.00")
+        sunday = Hold(
+            rule="weekday", jurisdiction="US-AL", zone="America/Chicago", weekday="Sunday"
+        )
+        append_history(
+            session=session,
+            case_id=s.ids["A"],
+            at=F0,
+            now=F0,
+            kind=HistoryKind.decision,
+            reasons=["waiting"],  # no rule named anywhere in the text
+            data={"action": "wait", "holds": holds_data([sunday, Hold(rule="dial_margin")])},
+        )
+        append_history(
+            session=session,
+            case_id=s.ids["A"],
+            at=F0,
+            now=F0,
+            kind=HistoryKind.decision,
+            reasons=["US-FL hours 08:00-20:00 in America/New_York: 21:30 local is outside"],
+            data={"action": "wait", "holds": []},  # the text is not read: nothing held it
+        )
+        s.note("A", HistoryKind.decision, "US cap 7 attempts per rolling 7d: 7 attempts")
+    with sessions() as session:
+        report = compute_report(session=session, now=LATER)
+        entries = held_entries(session=session)
+    blocks = [(b.jurisdiction, b.rule, b.decisions, b.cases) for b in report.compliance_blocks]
+    assert blocks == [
+        ("US", "cap 7 attempts per rolling 7d", 1, 1),  # the entry without holds
+        ("US-AL", "no calls on Sunday", 1, 1),
+    ]
+    assert report.blocked_decisions == 2
+    assert [e.holds for e in entries] == [
+        (sunday, Hold(rule="dial_margin")),
+        (Hold(rule="attempt_cap", jurisdiction="US", limit=7, period="7d"),),
+    ]
+
+
+def test_withdrawal_notes_and_decisions_are_read_from_history(
+    sessions: sessionmaker[Session],
+) -> None:
+    build(sessions)
+    with sessions() as session:
+        rows = list(session.scalars(select(HistoryRow).order_by(HistoryRow.id)))
+        entries = held_entries(session=session, since=SINCE, until=UNTIL)
+    withdrawals = [e for e in entries if e.withdrawal]
+    assert len(withdrawals) == 1
+    assert {(h.jurisdiction, h.rule, h.zone) for h in withdrawals[0].holds} == {
+        ("US", "hours", "America/New_York"),
+        ("US-FL", "hours", "America/New_York"),
+        ("US-FL", "hours", "America/Chicago"),  # the state's zones: the panhandle too
+    }
+    # J failed in September: outside the period.
+    assert len([e for e in entries if not e.withdrawal]) == 5  # A B E K K, not A's second
+    assert all(entry_holds(r) is None for r in rows if r.kind == HistoryKind.disposition.value)
+    # Every hold recorded is a JSON document of fields only.
+    recorded = [h for r in rows for h in (r.data or {}).get("holds", [])]
+    assert recorded and all(
+        set(h) <= {"rule", "jurisdiction", "zone", "weekday", "limit", "period"} for h in recorded
+    )
+    json.dumps(recorded)
+
+
+@pytest.mark.parametrize(
+    ("hold", "label"),
+    [
+        (Hold(rule="hours", jurisdiction="US-FL", zone="America/New_York"), "hours"),
+        (Hold(rule="weekday", jurisdiction="US", weekday="Sunday"), "no calls on Sunday"),
+        (Hold(rule="holiday", jurisdiction="US-MA"), "no calls on public holidays"),
+        (
+            Hold(rule="attempt_cap", jurisdiction="US-FL", limit=3, period="24h"),
+            "cap 3 attempts per rolling 24h",
+        ),
+        (
+            Hold(rule="cooldown", jurisdiction="US", period="7d"),
+            "no call within 7d after a conversation",
+        ),
+    ],
+)
+def test_rule_labels_come_from_the_fields(hold: Hold, label: str) -> None:
+    assert rule_label(hold) == label
+    assert compliance_rules([hold]) == {(hold.jurisdiction, label)}
+
+
+def test_holds_that_are_no_calling_rule_are_not_blocks() -> None:
+    others = [
+        Hold(rule="suppressed"),
+        Hold(rule="timezone_unknown"),
+        Hold(rule="no_rules", jurisdiction="GB"),
+        Hold(rule="no_window"),
+        Hold(rule="dial_margin", period="15m"),
+    ]
+    assert compliance_rules(others) == set()
+
+
 @pytest.mark.parametrize(
     ("reason", "expected"),
     [
         (
             "US no calls on Sunday in America/New_York: 2026-10-04 local",
-            {("US", "no calls on Sunday")},
+            [Hold(rule="weekday", jurisdiction="US", zone="America/New_York", weekday="Sunday")],
         ),
         (
             "US-MA no calls on public holidays in America/New_York: 2026-10-12 is Columbus Day",
-            {("US-MA", "no calls on public holidays")},
+            [Hold(rule="holiday", jurisdiction="US-MA", zone="America/New_York")],
         ),
         (
             "US-FL hours Sat 09:00-12:00, 13:00-17:00 in America/New_York: 18:00 local is outside",
-            {FL_HOURS},
+            [Hold(rule="hours", jurisdiction="US-FL", zone="America/New_York")],
         ),
-        ("suppressed: do_not_call", set()),
-        ("attempt 2 of 5", set()),
-        ("timezone_unknown: no zone for the number", set()),
+        (
+            "US-FL cap 3 attempts per rolling 24h: 3 attempts from 2026-10-06T13:00:00+00:00 to "
+            "2026-10-06T15:00:00+00:00",
+            [Hold(rule="attempt_cap", jurisdiction="US-FL", limit=3, period="24h")],
+        ),
+        (
+            "US no call within 7d after a conversation: last conversation 2026-10-05T16:00:00",
+            [Hold(rule="cooldown", jurisdiction="US", period="7d")],
+        ),
+        (
+            "the window closes within the 420 min dial margin",
+            [Hold(rule="dial_margin", period="7h")],
+        ),
+        ("suppressed: do_not_call", []),
+        ("attempt 2 of 5", []),
+        ("timezone_unknown: no zone for the number", []),
     ],
 )
-def test_compliance_reason_formats(reason: str, expected: set[tuple[str, str]]) -> None:
-    assert compliance_rules([reason]) == expected
+def test_legacy_entries_are_read_from_the_engines_sentences(
+    reason: str, expected: list[Hold]
+) -> None:
+    assert list(legacy_holds_from_prose([reason], withdrawal=False)) == expected
+    # A note counts only as a contact withdrawn before it was sent.
+    assert legacy_holds_from_prose([reason], withdrawal=True) == ()
+    withdrawn = f"attempt 2 withdrawn before it was sent: not permitted now: {reason}"
+    assert list(legacy_holds_from_prose([withdrawn], withdrawal=True)) == expected
+
+
+def test_legacy_sentences_are_the_engines_own() -> None:
+    """The engine still writes the sentences the legacy reader knows, hold for hold."""
+    rules = load_rules(None, "strict")
+    alabama = ContactPoint(phone_e164="+12055550123", state="AL")
+    sunday_night = datetime(2026, 10, 5, 3, 30, tzinfo=UTC)  # Sunday 22:30 in Birmingham
+    noon = datetime(2026, 10, 6, 16, 0, tzinfo=UTC)
+    histories = [
+        CallHistory(),
+        CallHistory(attempts=tuple(noon - timedelta(hours=h) for h in range(1, 8))),
+        CallHistory(last_conversation=noon - timedelta(days=1)),
+    ]
+    checked = 0
+    for contact, at in [
+        (alabama, sunday_night),
+        (ContactPoint(phone_e164=FL[0], state="FL"), noon),
+        (
+            ContactPoint(phone_e164="+14015550101", state="RI"),
+            datetime(2026, 12, 25, 16, tzinfo=UTC),
+        ),
+    ]:
+        for history in histories:
+            verdict = permitted(contact, history, at, rules)
+            for reason, hold in zip(verdict.reasons, verdict.holds, strict=True):
+                if hold.calling_rule:
+                    assert legacy_holds_from_prose([reason], withdrawal=False) == (hold,)
+                    checked += 1
+    assert checked >= 6
 
 
 @pytest.fixture

@@ -11,6 +11,15 @@ from recovery.domain.compliance.engine import (
     next_permitted,
     permitted,
 )
+from recovery.domain.compliance.holds import (
+    CALLING_RULES,
+    HOLD_RULES,
+    Hold,
+    HoldRule,
+    dial_margin_hold,
+    holds_data,
+    read_holds,
+)
 from recovery.domain.compliance.rules import (
     CallingRules,
     RulesFileError,
@@ -20,15 +29,22 @@ from recovery.domain.compliance.rules import (
 from recovery.domain.compliance.zones import Resolution, resolve_contact
 
 __all__ = [
+    "CALLING_RULES",
+    "HOLD_RULES",
     "CallHistory",
     "CallingRules",
     "Resolution",
     "RulesFileError",
     "Verdict",
+    "Hold",
+    "HoldRule",
     "default_rules_path",
+    "dial_margin_hold",
+    "holds_data",
     "load_rules",
     "naive_next_permitted",
     "next_permitted",
     "permitted",
+    "read_holds",
     "resolve_contact",
 ]

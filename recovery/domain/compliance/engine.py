@@ -4,7 +4,7 @@ Two views of the same rules, kept deliberately independent:
 
 * ``permitted`` checks one instant directly: the local wall-clock time and date in every
   candidate zone against every applicable row, then the caps and the conversation
-  cooldown. It also writes the reasons.
+  cooldown. It also writes the reasons, each as a sentence and as a ``Hold`` (fields).
 * ``next_permitted`` never steps through time. For each local day in each zone it turns
   the day's windows into UTC intervals (exact across daylight-saving changes, because each
   stretch of constant UTC offset is mapped on its own), intersects the zones, and skips
@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 import holidays
 from pydantic import AwareDatetime, BaseModel
 
+from recovery.domain.compliance.holds import Hold, HoldRule
 from recovery.domain.compliance.rules import (
     DAY_NAMES,
     CallingRules,
@@ -57,6 +58,8 @@ _DAY_MARGIN = 18 * _HOUR
 _CALENDAR_CACHE_LIMIT = 200_000
 
 Interval = tuple[int, int]
+# One refusal: the reason for people and the same refusal as fields.
+Refusal = tuple[str, Hold]
 
 
 class CallHistory(BaseModel, frozen=True):
@@ -74,6 +77,9 @@ class Verdict(BaseModel, frozen=True):
     ``next_permitted_at`` is UTC and equals ``at`` when the call is permitted; it is None
     when the number is suppressed, the zone is unknown, no rules cover the contact's
     country, or no window opens within the horizon.
+
+    ``holds`` are the reasons as fields (``recovery.domain.compliance.holds``): one per
+    reason, in the same order, so a refused verdict has at least one.
     """
 
     permitted: bool
@@ -82,6 +88,7 @@ class Verdict(BaseModel, frozen=True):
     timezones: tuple[str, ...]
     jurisdictions: tuple[str, ...]
     reasons: tuple[str, ...]
+    holds: tuple[Hold, ...]
 
 
 def _to_us(value: datetime) -> int:
@@ -326,6 +333,30 @@ def _search(
 
 # --- the direct check, with reasons -----------------------------------------------------
 
+# Holds are values drawn from a small set (rules x jurisdictions x zones): each is built once.
+
+
+@lru_cache(maxsize=8192)
+def _hold(
+    rule: HoldRule,
+    jurisdiction: str | None = None,
+    zone: str | None = None,
+    weekday: str | None = None,
+) -> Hold:
+    return Hold(rule=rule, jurisdiction=jurisdiction, zone=zone, weekday=weekday)
+
+
+@lru_cache(maxsize=1024)
+def _cap_hold(limit: int, window: int, jurisdiction: str) -> Hold:
+    period = format_duration(timedelta(microseconds=window))
+    return Hold(rule="attempt_cap", jurisdiction=jurisdiction, limit=limit, period=period)
+
+
+@lru_cache(maxsize=1024)
+def _cooldown_hold(period: int, jurisdiction: str) -> Hold:
+    text = format_duration(timedelta(microseconds=period))
+    return Hold(rule="cooldown", jurisdiction=jurisdiction, period=text)
+
 
 def _refusals(
     plan: Plan,
@@ -335,8 +366,8 @@ def _refusals(
     at: datetime,
     at_us: int,
     first_only: bool = False,
-) -> list[str]:
-    reasons: list[str] = []
+) -> list[Refusal]:
+    refusals: list[Refusal] = []
     for zone_key in zones:
         local = at.astimezone(_zone(zone_key))
         wall = ((local.hour * 60 + local.minute) * 60 + local.second) * _SECOND + local.microsecond
@@ -344,41 +375,53 @@ def _refusals(
         for jurisdiction, hours, uniform in plan.hours:
             windows = hours[weekday]
             if not windows:
-                reasons.append(
-                    f"{jurisdiction} no calls on {DAY_NAMES[weekday]} in {zone_key}: "
-                    f"{local.date().isoformat()} local"
+                refusals.append(
+                    (
+                        f"{jurisdiction} no calls on {DAY_NAMES[weekday]} in {zone_key}: "
+                        f"{local.date().isoformat()} local",
+                        _hold("weekday", jurisdiction, zone_key, DAY_NAMES[weekday]),
+                    )
                 )
             elif not any(a * _MINUTE <= wall < b * _MINUTE for a, b in windows):
                 day = "" if uniform else f"{DAY_NAMES[weekday][:3]} "
-                reasons.append(
-                    f"{jurisdiction} hours {day}{format_windows(windows)} in {zone_key}: "
-                    f"{local.hour:02d}:{local.minute:02d} local is outside"
+                refusals.append(
+                    (
+                        f"{jurisdiction} hours {day}{format_windows(windows)} in {zone_key}: "
+                        f"{local.hour:02d}:{local.minute:02d} local is outside",
+                        _hold("hours", jurisdiction, zone_key),
+                    )
                 )
             else:
                 continue
             if first_only:
-                return reasons
+                return refusals
         for country, subdiv, jurisdiction in plan.holiday_calendars:
             name = _holiday_names(country, subdiv, local.year).get(local.date())
             if name is not None:
-                reasons.append(
-                    f"{jurisdiction} no calls on public holidays in {zone_key}: "
-                    f"{local.date().isoformat()} is {name}"
+                refusals.append(
+                    (
+                        f"{jurisdiction} no calls on public holidays in {zone_key}: "
+                        f"{local.date().isoformat()} is {name}",
+                        _hold("holiday", jurisdiction, zone_key),
+                    )
                 )
                 if first_only:
-                    return reasons
+                    return refusals
     if plan.caps and attempts:
         for limit, window, jurisdiction in plan.caps:
             for i in range(len(attempts) - limit + 1):
                 first, last = attempts[i], attempts[i + limit - 1]
                 if max(at_us, last) - min(at_us, first) < window:
-                    reasons.append(
-                        f"{jurisdiction} cap {limit} attempts per rolling "
-                        f"{format_duration(timedelta(microseconds=window))}: {limit} attempts "
-                        f"from {_iso(first)} to {_iso(last)}"
+                    hold = _cap_hold(limit, window, jurisdiction)
+                    refusals.append(
+                        (
+                            f"{jurisdiction} cap {limit} attempts per rolling {hold.period}: "
+                            f"{limit} attempts from {_iso(first)} to {_iso(last)}",
+                            hold,
+                        )
                     )
                     if first_only:
-                        return reasons
+                        return refusals
                     break
     if plan.cooldowns and history.last_conversation is not None:
         talked = _to_us(history.last_conversation)
@@ -388,14 +431,17 @@ def _refusals(
                 continue
             if exempt and callback is not None and talked <= callback <= at_us:
                 continue
-            reasons.append(
-                f"{jurisdiction} no call within "
-                f"{format_duration(timedelta(microseconds=period))} after a conversation: "
-                f"last conversation {_iso(talked)}"
+            hold = _cooldown_hold(period, jurisdiction)
+            refusals.append(
+                (
+                    f"{jurisdiction} no call within {hold.period} after a conversation: "
+                    f"last conversation {_iso(talked)}",
+                    hold,
+                )
             )
             if first_only:
-                return reasons
-    return reasons
+                return refusals
+    return refusals
 
 
 # --- public API -------------------------------------------------------------------------
@@ -403,19 +449,30 @@ def _refusals(
 
 def _gate(
     contact: ContactPoint, history: CallHistory, rules: CallingRules
-) -> tuple[Resolution, Plan | None, tuple[str, ...]]:
-    """Resolution, plan, and the reasons that forbid any call at all (no next instant)."""
+) -> tuple[Resolution, Plan | None, tuple[Refusal, ...]]:
+    """Resolution, plan, and the refusals that forbid any call at all (no next instant)."""
     resolution = resolve_contact(contact)
     if history.suppression is not None:
-        return resolution, None, (f"{SUPPRESSED}: {history.suppression}",)
+        return (
+            resolution,
+            None,
+            ((f"{SUPPRESSED}: {history.suppression}", _hold("suppressed")),),
+        )
     if resolution.unknown:
-        return resolution, None, resolution.reasons
+        unknown = _hold("timezone_unknown")
+        return resolution, None, tuple((reason, unknown) for reason in resolution.reasons)
     plan = rules.plan(resolution.jurisdictions)
     if plan.missing:
         return (
             resolution,
             None,
-            tuple(f"{NO_RULES}: no calling rules for jurisdiction {j}" for j in plan.missing),
+            tuple(
+                (
+                    f"{NO_RULES}: no calling rules for jurisdiction {j}",
+                    _hold("no_rules", j),
+                )
+                for j in plan.missing
+            ),
         )
     return resolution, plan, ()
 
@@ -425,7 +482,7 @@ def _verdict(
     at: datetime,
     next_at: int | None,
     resolution: Resolution,
-    reasons: Sequence[str],
+    refusals: Sequence[Refusal],
 ) -> Verdict:
     return Verdict(
         permitted=ok,
@@ -433,12 +490,16 @@ def _verdict(
         next_permitted_at=None if next_at is None else _from_us(next_at),
         timezones=resolution.timezones,
         jurisdictions=resolution.jurisdictions,
-        reasons=tuple(reasons),
+        reasons=tuple(reason for reason, _ in refusals),
+        holds=tuple(hold for _, hold in refusals),
     )
 
 
-def _no_window(rules: CallingRules, after: int) -> str:
-    return f"{NO_WINDOW}: no permitted instant within {rules.horizon_days} days after {_iso(after)}"
+def _no_window(rules: CallingRules, after: int) -> Refusal:
+    return (
+        f"{NO_WINDOW}: no permitted instant within {rules.horizon_days} days after {_iso(after)}",
+        _hold("no_window"),
+    )
 
 
 def permitted(
@@ -451,15 +512,15 @@ def permitted(
         return _verdict(False, at, None, resolution, blocked)
     at_us = _to_us(at)
     attempts = _attempts_us(history)
-    reasons = _refusals(plan, resolution.timezones, history, attempts, at, at_us)
-    if not reasons:
+    refusals = _refusals(plan, resolution.timezones, history, attempts, at, at_us)
+    if not refusals:
         return _verdict(True, at, at_us, resolution, ())
     limit = at_us + rules.horizon_days * _DAY
     blackouts = _blackouts(plan, history, attempts)
     found = _search(plan, resolution.timezones, blackouts, at_us, limit)
     if found is None:
-        reasons.append(_no_window(rules, at_us))
-    return _verdict(False, at, found, resolution, reasons)
+        refusals.append(_no_window(rules, at_us))
+    return _verdict(False, at, found, resolution, refusals)
 
 
 def next_permitted(
@@ -481,10 +542,10 @@ def next_permitted(
     found = _search(plan, resolution.timezones, blackouts, after_us, limit)
     if found == after_us:
         return _verdict(True, after, found, resolution, ())
-    reasons = _refusals(plan, resolution.timezones, history, attempts, after, after_us)
+    refusals = _refusals(plan, resolution.timezones, history, attempts, after, after_us)
     if found is None:
-        reasons.append(_no_window(rules, after_us))
-    return _verdict(False, after, found, resolution, reasons)
+        refusals.append(_no_window(rules, after_us))
+    return _verdict(False, after, found, resolution, refusals)
 
 
 def naive_next_permitted(

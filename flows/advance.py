@@ -14,7 +14,7 @@ from prefect.futures import PrefectFuture
 
 from recovery.contact_center.throttle import RequestRateLimiter
 from recovery.runtime import Runtime
-from recovery.services.advance import Dispatched
+from recovery.services.dispatch import Dispatched
 from recovery.settings import Settings
 from recovery.store.work import any_due
 from tasks.advance import create_contacts, decide_due_cases

@@ -12,7 +12,8 @@ from prefect.tasks import exponential_backoff
 
 from recovery.contact_center.client import GenesysClient
 from recovery.runtime import Runtime
-from recovery.services.advance import Decided, Dispatched, decide_due, dispatch
+from recovery.services.advance import Decided, decide_due
+from recovery.services.dispatch import Dispatched, dispatch
 from tasks.retry import retry_transient
 
 

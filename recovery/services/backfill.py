@@ -53,7 +53,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.domain.models import Gateway, PaymentFailure, PaymentSucceeded
@@ -64,8 +63,7 @@ from recovery.gateways import stripe as stripe_gateway
 from recovery.gateways.common import Ignored, PayloadError
 from recovery.services.intake import CustomerLookup, drain
 from recovery.store.db import transaction
-from recovery.store.inbox import record_delivery, storable_problem
-from recovery.store.tables import InboxRow
+from recovery.store.inbox import record_delivery, recorded_events, storable_problem
 
 log = logging.getLogger("recovery.services.backfill")
 
@@ -647,16 +645,8 @@ def _count_dry(
     seen: set[tuple[str, str]],
 ) -> None:
     keys = [(p.gateway, p.result.event_id[:255]) for p in parsed]
-    wanted = sorted({event_id for _, event_id in keys})
-    stored: set[tuple[str, str]] = set()
     with sessions() as session:
-        for start in range(0, len(wanted), 500):
-            rows = session.execute(
-                select(InboxRow.gateway, InboxRow.event_id).where(
-                    InboxRow.event_id.in_(wanted[start : start + 500])
-                )
-            )
-            stored.update((gateway, event_id) for gateway, event_id in rows)
+        stored = recorded_events(session=session, event_ids=[event_id for _, event_id in keys])
     for item, key in zip(parsed, keys, strict=True):
         new = key not in stored and key not in seen
         seen.add(key)

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from recovery.domain.models import CaseStatus, HistoryKind, Outcome, storable
 from recovery.domain.pan import redact_text
-from recovery.store.cases import append_history, case_key, close_case, find_case, record_withdrawal
+from recovery.store.cases import append_history, case_key, close_case, find_case
+from recovery.store.contacts import record_withdrawal
 from recovery.store.tables import CaseRow, ContactRow
 
 # Descriptive fields a person may empty before releasing a review: values the contact centre's

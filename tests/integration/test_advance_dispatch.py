@@ -28,12 +28,11 @@ from recovery.contact_center.throttle import RetryPolicy
 from recovery.domain.compliance import CallingRules, load_rules
 from recovery.domain.models import CaseStatus, FailureCategory, HistoryKind
 from recovery.domain.policy import Policy, load_policy
-from recovery.services.advance import (
+from recovery.services.advance import Decided, decide_due
+from recovery.services.dispatch import (
     INVALID_FOR_CONTACT_CENTRE,
     REMOVAL_FAILED,
-    Decided,
     Dispatched,
-    decide_due,
     dispatch,
 )
 from recovery.store.cases import append_history, case_key

@@ -10,14 +10,16 @@ its history says the contact centre may already hold it.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from recovery.clock import Clock
 from recovery.contact_center.contacts import contact_id_for
 from recovery.domain.compliance import CallingRules
 from recovery.domain.machine import Step, decide
@@ -40,7 +42,10 @@ from recovery.store.suppression import (
     suppression_reason,
 )
 from recovery.store.tables import CaseRow, SuppressionRow
-from recovery.store.work import claim_due, leased_cases, release
+from recovery.store.work import any_due, claim_due, leased_cases, release
+
+# How often a lingering advance run looks for newly due cases (real seconds).
+LINGER_POLL_SECONDS = 0.25
 
 
 @dataclass
@@ -191,6 +196,26 @@ def contact_zone(zones: Sequence[str], at: datetime) -> str:
     if not zones:
         raise ValueError("a contact needs at least one time zone")
     return max(zones, key=lambda z: (at.astimezone(ZoneInfo(z)).utcoffset() or timedelta(), z))
+
+
+def wait_for_due(
+    *,
+    sessions: sessionmaker[Session],
+    clock: Clock,
+    deadline: float,
+    poll_seconds: float = LINGER_POLL_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> bool:
+    """Watch the store (one indexed read a look) until a case is due and free to claim, or
+    until the ``monotonic`` instant ``deadline``: whether one is."""
+    while True:
+        with sessions() as session:
+            if any_due(session=session, now=clock.now()):
+                return True
+        if monotonic() >= deadline:
+            return False
+        sleep(poll_seconds)
 
 
 def release_unfinished(*, sessions: sessionmaker[Session], case_ids: list[int], owner: str) -> int:

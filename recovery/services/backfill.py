@@ -529,6 +529,30 @@ class BackfillSummary:
             "ignored_columns": list(self.ignored_columns),
         }
 
+    def counts(self) -> list[tuple[str, int]]:
+        """The summary as (what, count) rows, for a table: every skip reason, the cases, and
+        the first 200 problems (one each)."""
+        rows = [
+            ("records read", self.records),
+            ("recorded failures", self.recorded.get("failure", 0)),
+            ("recorded successes", self.recorded.get("success", 0)),
+        ]
+        rows += [(f"skipped: {r}", self.skipped.get(r, 0)) for r in SKIP_REASONS]
+        rows += [(f"cases {k}", v) for k, v in sorted(self.cases.items())]
+        if self.pan_redacted:
+            rows.append(("records with a card number redacted", self.pan_redacted))
+        rows += [(problem, 1) for problem in self.problems[:200]]
+        return rows
+
+    def describe(self) -> str:
+        """One line: the file, and what was recorded and skipped."""
+        return (
+            f"Backfill of {Path(self.path).name}"
+            + (" (dry run: nothing written)" if self.dry_run else "")
+            + f": {self.records} records, {sum(self.recorded.values())} recorded, "
+            f"{sum(self.skipped.values())} skipped"
+        )
+
     def lines(self) -> list[str]:
         """The summary as text, one fact a line."""
         verb = "would record" if self.dry_run else "recorded"

@@ -38,7 +38,7 @@ def advance(max_chunks: int = 1000, linger_seconds: float | None = None) -> dict
             if decided.suppressed_numbers:
                 # The contact centre's own DNC list is a second guard; ours is the first.
                 numbers = decided.suppressed_numbers
-                tally.later.append(append_dnc.submit(len(numbers), numbers))
+                tally.later.append(append_dnc.submit(len(numbers), tuple(numbers)))
             held = tally.settle(
                 [
                     create_contacts.submit(f"{chunk_no}.{group_no}.{batch_no}", len(batch), batch)
@@ -47,7 +47,7 @@ def advance(max_chunks: int = 1000, linger_seconds: float | None = None) -> dict
                 ]
             )
             if held:
-                tally.settle([withdraw_contacts.submit(chunk_no, len(held), held)])
+                tally.settle([withdraw_contacts.submit(chunk_no, len(held), tuple(held))])
             tally.log_chunk(chunk_no, decided)
         tally.settle_later()
     publish_summary("advance-summary", tally.description(), tally.counts())

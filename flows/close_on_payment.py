@@ -20,7 +20,7 @@ def close_on_payment(limit: int = 10_000) -> dict[str, int]:
         contacts = find_closed_case_contacts(limit)
         size = built.settings.genesys_batch_size
         for batch_no, start in enumerate(range(0, len(contacts), size), 1):
-            batch = contacts[start : start + size]
+            batch = tuple(contacts[start : start + size])
             totals.update(remove_contacts(batch_no, len(batch), batch))
     publish_summary(
         "close-on-payment-summary",

@@ -58,7 +58,7 @@ def decide_due_cases(chunk_no: int, limit: int, owner: str) -> Decided:
     cache_policy=NO_CACHE,
     tags=["recovery", "contact-centre"],
 )
-def create_contacts(batch_no: str, size: int, row_ids: list[int]) -> Dispatched:
+def create_contacts(batch_no: str, size: int, row_ids: tuple[int, ...]) -> Dispatched:
     """Check once more, then add one batch of contacts to the contact list (an upsert) and
     record the answer; contacts to withdraw that the contact centre may hold come back in
     ``held``, for ``withdraw_contacts``."""
@@ -83,7 +83,7 @@ def create_contacts(batch_no: str, size: int, row_ids: list[int]) -> Dispatched:
     cache_policy=NO_CACHE,
     tags=["recovery", "contact-centre"],
 )
-def withdraw_contacts(chunk_no: int, size: int, held: list[Held]) -> Dispatched:
+def withdraw_contacts(chunk_no: int, size: int, held: tuple[Held, ...]) -> Dispatched:
     """Remove withdrawn contacts the contact centre may hold from their contact lists, then
     record them as withdrawn (or refused); one that could not be removed stays planned."""
     built = runtime()

@@ -34,7 +34,7 @@ from tasks.runtime import runtime
     cache_policy=NO_CACHE,
     tags=["recovery", "contact-centre"],
 )
-def append_dnc(size: int, phones: list[str]) -> int:
+def append_dnc(size: int, phones: tuple[str, ...]) -> int:
     """Add suppressed numbers to the contact centre's internal DNC list (a second guard)."""
     built = runtime()
     return built.shared_contact_center.append_dnc(built.settings.genesys_dnc_list_id, phones)
@@ -66,7 +66,9 @@ def find_overdue_contacts(limit: int) -> list[tuple[str, str]]:
     cache_policy=NO_CACHE,
     tags=["recovery", "contact-centre"],
 )
-def reconcile_contacts(batch_no: int, size: int, contacts: list[tuple[str, str]]) -> Counter[str]:
+def reconcile_contacts(
+    batch_no: int, size: int, contacts: tuple[tuple[str, str], ...]
+) -> Counter[str]:
     """Bulk-read overdue contacts and record the outcomes the push did not deliver."""
     built = runtime()
     return reconcile_overdue(
@@ -104,7 +106,9 @@ def find_closed_case_contacts(limit: int) -> list[tuple[int, str, str]]:
     cache_policy=NO_CACHE,
     tags=["recovery", "contact-centre"],
 )
-def remove_contacts(batch_no: int, size: int, contacts: list[tuple[int, str, str]]) -> Counter[str]:
+def remove_contacts(
+    batch_no: int, size: int, contacts: tuple[tuple[int, str, str], ...]
+) -> Counter[str]:
     """Delete contacts of closed cases from the contact list, so nobody paid is called."""
     built = runtime()
     return remove_closed(

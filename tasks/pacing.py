@@ -4,7 +4,7 @@ own): the contact centre's request budget, and watching the store for cases that
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from prefect.concurrency.sync import rate_limit
 
@@ -29,9 +29,9 @@ class Pacer:
             settings.genesys_requests_per_minute * 0.97, burst=settings.rate_limit_occupy
         )
 
-    def groups(self, ids: list[int]) -> Iterator[tuple[int, list[list[int]]]]:
+    def groups(self, ids: Sequence[int]) -> Iterator[tuple[int, list[tuple[int, ...]]]]:
         """(group number, its batches), each once its requests may be sent."""
-        batches = [ids[i : i + self.batch] for i in range(0, len(ids), self.batch)]
+        batches = [tuple(ids[i : i + self.batch]) for i in range(0, len(ids), self.batch)]
         for start in range(0, len(batches), self.per_group):
             group = batches[start : start + self.per_group]
             self.local(len(group))

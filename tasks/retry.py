@@ -1,24 +1,24 @@
 """Which failures a task retries, so that each class of error is retried in exactly one layer.
 
-| error                                               | retried by                  |
-|-----------------------------------------------------|-----------------------------|
-| contact centre 429 (with or without Retry-After)    | the client (waits as told)  |
-| contact centre 502, 503, 504; connection, timeout   | the client (3 s, 9 s, 27 s) |
-| contact centre other 5xx (500, 501, 505, ...)       | the task                    |
-| contact centre 2xx that leaves out contacts sent     | the task                    |
-| store: locked, unreachable, connection dropped      | the task                    |
-| raw HTTP errors of a client without retries of its own (429, 5xx, connection) | the task |
-| anything else: 4xx, refused credentials, bad data, business outcomes | nobody      |
+| error                                                          | retried by                  |
+|----------------------------------------------------------------|-----------------------------|
+| contact centre 429 (with or without Retry-After)               | the client (waits as told)  |
+| contact centre 502, 503, 504; connection refused, timeout      | the client (3 s, 9 s, 27 s) |
+| contact centre other 5xx (500, 501, 505, ...)                  | the task                    |
+| contact centre 2xx that leaves out contacts it was sent        | the task                    |
+| store: locked, unreachable, connection dropped                 | the task                    |
+| raw HTTP 429, 5xx, connection errors (a client with no retries) | the task                   |
+| anything else: 4xx, refused credentials, bad data, outcomes    | nobody                      |
 
 The Genesys client (``recovery.contact_center.client``) retries rate limits and gateway errors
-in place, where it knows the ``Retry-After`` header and the rate-limit budget; once it gives up
-(``TransientContactCenterError`` with the status it gave up on, or none for a connection that
-never answered), retrying the task would only repeat the same waits nested inside the task's own
-(up to 4 x 6 requests for one 503 outage), so the task fails: its contacts stay planned and
-leased, and the next run sends them again under the same ids (an upsert). A 500 the client
-does not retry (the contact centre may have applied the request before failing), so the task
-retries it, once the contact centre has had a moment. The store has no retries of its own:
-the task retries its transient failures, and every task is idempotent.
+in place, where it knows the ``Retry-After`` header and the rate-limit budget. Once it gives up
+(``TransientContactCenterError`` with the status it gave up on, or raised from the transport
+error of a connection that never answered), a task retry would only repeat the same waits
+nested in its own (up to 4 x 6 requests for one 503 outage), so the task fails: its contacts
+stay planned and leased, and the next run sends them again under the same ids (an upsert).
+The client does not retry a 500 (the contact centre may have applied the request before
+failing), so the task does, once the contact centre has had a moment. The store has no
+retries of its own: the task retries its transient failures, and every task is idempotent.
 """
 
 from __future__ import annotations

@@ -8,41 +8,13 @@ sums up what was recorded and skipped, and why.
 
 from __future__ import annotations
 
-from uuid import UUID
-
 from prefect import flow, get_run_logger
-from prefect.artifacts import (
-    create_progress_artifact,
-    create_table_artifact,
-    update_progress_artifact,
-)
 
-from recovery.runtime import Runtime
-from recovery.services.backfill import (
-    SKIP_REASONS,
-    BackfillSummary,
-    check_range,
-    open_export,
-    parse_bound,
-)
-from recovery.settings import Settings
+from flows._support import Progress, publish_summary
+from recovery.services.backfill import BackfillSummary, check_range, open_export, parse_bound
 from tasks.backfill import record_export_chunk
-from tasks.events import emit_case_events
-from tasks.ingest import apply_inbox_batch
-
-
-def _summary_table(total: BackfillSummary) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = [
-        {"what": "records read", "count": total.records},
-        {"what": "recorded failures", "count": total.recorded.get("failure", 0)},
-        {"what": "recorded successes", "count": total.recorded.get("success", 0)},
-    ]
-    rows += [{"what": f"skipped: {r}", "count": total.skipped.get(r, 0)} for r in SKIP_REASONS]
-    rows += [{"what": f"cases {k}", "count": v} for k, v in sorted(total.cases.items())]
-    if total.pan_redacted:
-        rows.append({"what": "records with a card number redacted", "count": total.pan_redacted})
-    rows += [{"what": problem, "count": 1} for problem in total.problems[:200]]
-    return rows
+from tasks.ingest import InboxDrain
+from tasks.runtime import flow_runtime
 
 
 @flow(name="backfill")
@@ -59,37 +31,28 @@ def backfill(
     end = parse_bound(until, "until") if until else None
     check_range(start, end)
     export = open_export(path)
-    runtime = Runtime(Settings())
-    runtime.require_schema()
     total = BackfillSummary(
         path=str(export.path),
         format=export.description,
         dry_run=dry_run,
         ignored_columns=export.ignored_columns,
     )
-    progress = create_progress_artifact(
-        0.0, key="backfill-progress", description=f"Backfill of {export.path.name}"
-    )
-    assert isinstance(progress, UUID)  # a flow run is synchronous
+    progress = Progress("backfill-progress", f"Backfill of {export.path.name}")
     seen: frozenset[tuple[str, str]] = frozenset()
-    position, done, chunk_no, batch_no = export.start, False, 0, 0
-    try:
+    position, done, chunk_no = export.start, False, 0
+    with flow_runtime() as built:
+        drain = InboxDrain(built.settings.ingest_batch_size)
         while not done:
             chunk_no += 1
             chunk, position, done, seen = record_export_chunk(
-                runtime, export, position, chunk_no, chunk_lines, start, end, dry_run, seen
+                export, position, chunk_no, chunk_lines, start, end, dry_run, seen
             )
             total.add(chunk)
-            limit = runtime.settings.ingest_batch_size
-            while not dry_run:
-                batch_no += 1
-                batch = apply_inbox_batch(runtime, batch_no, limit)
-                total.cases.update(batch.results)
-                total.inbox_rows_applied += batch.rows
-                emit_case_events(batch.events)
-                if batch.rows < limit:  # the inbox is drained (anything newer: next chunk)
-                    break
-            update_progress_artifact(progress, 100.0 * position.offset / max(export.size, 1))
+            if not dry_run:
+                drained = drain()
+                total.cases.update(drained.results)
+                total.inbox_rows_applied += drained.rows
+            progress.update(position.offset, export.size)
             logger.info(
                 "chunk %d: %d records, recorded %s, skipped %s",
                 chunk_no,
@@ -97,15 +60,6 @@ def backfill(
                 dict(chunk.recorded),
                 dict(chunk.skipped),
             )
-    finally:
-        runtime.close()
-    update_progress_artifact(progress, 100.0)
-    create_table_artifact(
-        key="backfill-summary",
-        table=_summary_table(total),
-        description=f"Backfill of {export.path.name}"
-        + (" (dry run: nothing written)" if dry_run else "")
-        + f": {total.records} records, {sum(total.recorded.values())} recorded, "
-        f"{sum(total.skipped.values())} skipped",
-    )
+    progress.update(1, 1)
+    publish_summary("backfill-summary", total.describe(), total.counts())
     return total.as_dict()

@@ -6,33 +6,27 @@ from __future__ import annotations
 from collections import Counter
 
 from prefect import flow
-from prefect.artifacts import create_table_artifact
 
-from recovery.runtime import Runtime
-from recovery.services.closing import closed_case_contacts
-from recovery.settings import Settings
-from tasks.contact_center import remove_contacts
+from flows._support import publish_summary
+from tasks.contact_center import find_closed_case_contacts, remove_contacts
+from tasks.runtime import flow_runtime
 
 
 @flow(name="close-on-payment")
 def close_on_payment(limit: int = 10_000) -> dict[str, int]:
     """Remove every contact still queued for a closed case (paid, suppressed, expired...)."""
-    runtime = Runtime(Settings())
-    client = runtime.contact_center()
     totals: Counter[str] = Counter()
-    try:
-        contacts = closed_case_contacts(sessions=runtime.sessions, limit=limit)
-        size = runtime.settings.genesys_batch_size
+    with flow_runtime(check_schema=False) as built:
+        contacts = find_closed_case_contacts(limit)
+        size = built.settings.genesys_batch_size
         for batch_no, start in enumerate(range(0, len(contacts), size), 1):
-            batch = contacts[start : start + size]
-            totals.update(remove_contacts(runtime, client, batch_no, len(batch), batch))
-    finally:
-        client.close()
-        runtime.close()
-    create_table_artifact(
-        key="close-on-payment-summary",
-        table=[{"result": k, "contacts": v} for k, v in sorted(totals.items())]
-        or [{"result": "nothing to remove", "contacts": 0}],
-        description=f"{sum(totals.values())} contacts of closed cases handled",
+            batch = tuple(contacts[start : start + size])
+            totals.update(remove_contacts(batch_no, len(batch), batch))
+    publish_summary(
+        "close-on-payment-summary",
+        f"{sum(totals.values())} contacts of closed cases handled",
+        sorted(totals.items()),
+        columns=("result", "contacts"),
+        empty="nothing to remove",
     )
     return dict(totals)

@@ -1,104 +1,78 @@
-"""Serving every flow with its schedule from one process (the embedded default), the same
-deployments that ``prefect.yaml`` declares for a work pool.
-
-Run as ``python -m flows.deployments``; ``recovery serve`` starts it.
-"""
+"""Serving every flow from one process (``python -m flows.deployments``, which ``recovery
+serve`` starts): the deployments as ``prefect.yaml`` declares them (entrypoints, schedules,
+concurrency limits, triggers, tags, descriptions, parameters), with the intervals the settings
+give (``INTERVAL_SETTINGS``). The work pool and pull steps are for ``prefect deploy``."""
 
 from __future__ import annotations
 
-from prefect import serve
-from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
-from prefect.events import DeploymentEventTrigger
+import importlib
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
-from flows.advance import advance
-from flows.backfill import backfill
-from flows.close_on_payment import close_on_payment
-from flows.dispositions import dispositions
-from flows.ingest import ingest
-from flows.reconcile import reconcile
-from flows.report import report
-from flows.review import review_queue
+import yaml
+from prefect import Flow, serve
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.deployments.runner import RunnerDeployment
+from prefect.events import DeploymentEventTrigger
+from prefect.schedules import Cron, Interval, Schedule
+
 from recovery.settings import Settings
 
-
-def one_at_a_time(strategy: ConcurrencyLimitStrategy) -> ConcurrencyLimitConfig:
-    return ConcurrencyLimitConfig(limit=1, collision_strategy=strategy)
-
-
-def deployments(settings: Settings) -> list[object]:
-    skip, queue = ConcurrencyLimitStrategy.CANCEL_NEW, ConcurrencyLimitStrategy.ENQUEUE
-    return [
-        ingest.to_deployment(
-            "ingest",
-            interval=300,
-            concurrency_limit=one_at_a_time(queue),
-            tags=["recovery", "purpose:ingest"],
-            description="Drain the webhook inbox into cases (the receiver starts it too).",
-        ),
-        advance.to_deployment(
-            "advance",
-            interval=settings.advance_interval_seconds,
-            concurrency_limit=one_at_a_time(skip),
-            tags=["recovery", "purpose:advance"],
-            description="Decide every due case; create due contacts within the rate limit.",
-        ),
-        dispositions.to_deployment(
-            "dispositions",
-            interval=settings.dispositions_interval_seconds,
-            concurrency_limit=one_at_a_time(skip),
-            tags=["recovery", "purpose:dispositions"],
-            description="Publish recorded call outcomes.",
-        ),
-        close_on_payment.to_deployment(
-            "close-on-payment",
-            interval=settings.close_on_payment_interval_seconds,
-            concurrency_limit=one_at_a_time(skip),
-            tags=["recovery", "purpose:payments"],
-            description="Remove contacts of closed cases from the contact list.",
-        ),
-        reconcile.to_deployment(
-            "reconcile",
-            interval=settings.reconcile_interval_seconds,
-            concurrency_limit=one_at_a_time(skip),
-            tags=["recovery", "purpose:reconcile"],
-            description="Read back overdue outcomes from the contact centre.",
-        ),
-        backfill.to_deployment(
-            "backfill",
-            concurrency_limit=one_at_a_time(queue),
-            tags=["recovery", "purpose:backfill"],
-            description="Replay an export file into cases (run with path=FILE).",
-        ),
-        report.to_deployment(
-            "report",
-            cron="0 6 * * *",
-            parameters={"days": 30},
-            concurrency_limit=one_at_a_time(skip),
-            tags=["recovery", "purpose:report"],
-            description="The recovery report for the last 30 days.",
-        ),
-        review_queue.to_deployment(
-            "review-queue",
-            concurrency_limit=one_at_a_time(skip),
-            tags=["recovery", "purpose:review"],
-            description="Publish the cases that need a person; started by every dispute.",
-            triggers=[
-                DeploymentEventTrigger(
-                    name="dispute recorded",
-                    expect={"recovery.disposition.recorded"},
-                    match={"recovery.disposition": "dispute"},
-                    posture="Reactive",
-                    threshold=1,
-                )
-            ],
-        ),
-    ]
+PREFECT_YAML = Path(__file__).resolve().parent.parent / "prefect.yaml"
+INTERVAL_SETTINGS = {
+    "advance": "advance_interval_seconds",
+    "dispositions": "dispositions_interval_seconds",
+    "close-on-payment": "close_on_payment_interval_seconds",
+    "reconcile": "reconcile_interval_seconds",
+}
 
 
-def main() -> None:
-    settings = Settings()
-    serve(*deployments(settings), limit=4)  # type: ignore[arg-type]
+def load_flow(entrypoint: str) -> Flow[..., Any]:
+    """The flow ``flows/name.py:function`` names, imported as a module of this project."""
+    file, _, name = entrypoint.partition(":")
+    found = getattr(importlib.import_module(file.removesuffix(".py").replace("/", ".")), name)
+    if not isinstance(found, Flow):
+        raise TypeError(f"{entrypoint} is not a flow")
+    return found
+
+
+def schedules(spec: dict[str, Any], settings: Settings) -> list[Schedule]:
+    override = INTERVAL_SETTINGS.get(spec["name"])
+    built: list[Schedule] = []
+    for item in spec.get("schedules") or []:
+        if "interval" in item:
+            seconds = getattr(settings, override) if override else item["interval"]
+            built.append(Interval(timedelta(seconds=seconds), timezone=item.get("timezone")))
+        else:
+            built.append(Cron(item["cron"], timezone=item.get("timezone")))
+    return built
+
+
+def deployment(spec: dict[str, Any], settings: Settings) -> RunnerDeployment:
+    """One served deployment, as ``prefect.yaml`` declares it."""
+    limit = spec.get("concurrency_limit")
+    return RunnerDeployment.from_flow(
+        load_flow(spec["entrypoint"]),
+        spec["name"],
+        schedules=schedules(spec, settings),
+        concurrency_limit=None
+        if limit is None
+        else ConcurrencyLimitConfig(
+            limit=limit["limit"],
+            collision_strategy=ConcurrencyLimitStrategy(limit["collision_strategy"]),
+        ),
+        triggers=[DeploymentEventTrigger(**t) for t in spec.get("triggers") or []],
+        tags=list(spec.get("tags") or []),
+        description=spec.get("description"),
+        parameters=dict(spec.get("parameters") or {}),
+    )
+
+
+def deployments(settings: Settings) -> list[RunnerDeployment]:
+    document = yaml.safe_load(PREFECT_YAML.read_text(encoding="utf-8"))
+    return [deployment(spec, settings) for spec in document["deployments"]]
 
 
 if __name__ == "__main__":
-    main()
+    serve(*deployments(Settings()), limit=4)

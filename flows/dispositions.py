@@ -3,35 +3,28 @@ at once and makes its case due; the advance flow decides the next step)."""
 
 from __future__ import annotations
 
-from prefect import flow
-from prefect.artifacts import create_markdown_artifact
+from collections import Counter
 
-from recovery.runtime import Runtime
-from recovery.services.outcomes import publish_recorded
-from recovery.settings import Settings
+from prefect import flow
+
+from flows._support import publish_summary
 from tasks.events import emit_case_events
+from tasks.outcomes import publish_outcomes
+from tasks.runtime import flow_runtime
 
 
 @flow(name="dispositions")
 def dispositions(limit: int = 5000) -> int:
     """Emit a ``recovery.disposition.recorded`` event per new outcome and mark it applied."""
-    runtime = Runtime(Settings())
-    try:
-        events = publish_recorded(sessions=runtime.sessions, now=runtime.clock.now(), limit=limit)
-    finally:
-        runtime.close()
+    with flow_runtime(check_schema=False):
+        events = publish_outcomes(limit)
     emit_case_events(events)
-    counts: dict[str, int] = {}
-    for _, _, payload in events:
-        counts[payload["disposition"]] = counts.get(payload["disposition"], 0) + 1
-    lines = [f"| {name} | {count} |" for name, count in sorted(counts.items())]
-    create_markdown_artifact(
-        key="dispositions-summary",
-        markdown="\n".join(
-            ["# Outcomes published", "", "| disposition | count |", "|---|---|", *lines]
-        )
-        if lines
-        else "No new outcomes.",
-        description=f"{len(events)} outcomes published",
+    counts = Counter(payload["disposition"] for _, _, payload in events)
+    publish_summary(
+        "dispositions-summary",
+        f"{len(events)} outcomes published",
+        sorted(counts.items()),
+        columns=("disposition", "count"),
+        empty="no new outcomes",
     )
     return len(events)

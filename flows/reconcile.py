@@ -5,33 +5,27 @@ from __future__ import annotations
 from collections import Counter
 
 from prefect import flow
-from prefect.artifacts import create_table_artifact
 
-from recovery.runtime import Runtime
-from recovery.services.reconcile import overdue_contacts
-from recovery.settings import Settings
-from tasks.contact_center import reconcile_contacts
+from flows._support import publish_summary
+from tasks.contact_center import find_overdue_contacts, reconcile_contacts
+from tasks.runtime import flow_runtime
 
 
 @flow(name="reconcile")
 def reconcile(limit: int = 10_000) -> dict[str, int]:
     """Bulk-read overdue contacts, batch by batch, and record the outcomes found."""
-    runtime = Runtime(Settings())
-    client = runtime.contact_center()
     totals: Counter[str] = Counter()
-    try:
-        contacts = overdue_contacts(sessions=runtime.sessions, now=runtime.clock.now(), limit=limit)
-        size = runtime.settings.genesys_batch_size
+    with flow_runtime(check_schema=False) as built:
+        contacts = find_overdue_contacts(limit)
+        size = built.settings.genesys_batch_size
         for batch_no, start in enumerate(range(0, len(contacts), size), 1):
-            batch = contacts[start : start + size]
-            totals.update(reconcile_contacts(runtime, client, batch_no, len(batch), batch))
-    finally:
-        client.close()
-        runtime.close()
-    create_table_artifact(
-        key="reconcile-summary",
-        table=[{"result": k, "contacts": v} for k, v in sorted(totals.items())]
-        or [{"result": "nothing overdue", "contacts": 0}],
-        description=f"Reconcile: {sum(totals.values())} overdue contacts read back",
+            batch = tuple(contacts[start : start + size])
+            totals.update(reconcile_contacts(batch_no, len(batch), batch))
+    publish_summary(
+        "reconcile-summary",
+        f"Reconcile: {sum(totals.values())} overdue contacts read back",
+        sorted(totals.items()),
+        columns=("result", "contacts"),
+        empty="nothing overdue",
     )
     return dict(totals)

@@ -12,19 +12,12 @@ from datetime import timedelta
 from pathlib import Path
 
 from prefect import flow
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from recovery.reporting.figures import Report
-from recovery.reporting.render import render_markdown, table_rows
-from recovery.runtime import Runtime
+from flows._support import publish_summary
+from recovery.reporting.render import render_markdown, table_dicts
 from recovery.services.backfill import check_range, parse_bound
-from recovery.settings import Settings
 from tasks.report import compute, write
-
-
-def _table(report: Report, title: str) -> list[dict[str, str]]:
-    header, rows = table_rows(report)[title]
-    return [dict(zip(header, row, strict=True)) for row in rows]
+from tasks.runtime import flow_runtime
 
 
 @flow(name="report")
@@ -37,36 +30,30 @@ def report(
     """Compute the recovery report for a period and publish it as artifacts.
 
     ``days``: the period is the last ``days`` days up to now (when ``since`` is not given)."""
-    runtime = Runtime(Settings())
-    try:
-        runtime.require_schema()
+    with flow_runtime() as built:
         start = parse_bound(since, "since") if since else None
         end = parse_bound(until, "until") if until else None
         if start is None and days is not None:
-            start = (end or runtime.clock.now()) - timedelta(days=days)
+            start = (end or built.clock.now()) - timedelta(days=days)
         check_range(start, end)
-        figures = compute(runtime, start, end)
-        folder = Path(out) if out else runtime.settings.data_dir / "reports"
+        figures = compute(start, end)
+        folder = Path(out) if out else built.settings.data_dir / "reports"
         markdown_path, chart_path = write(figures, folder)
-    finally:
-        runtime.close()
     chart = chart_path.resolve()
     body = render_markdown(figures, chart_name=None)
     body += f"\nChart: [{chart.name}]({chart.as_uri()}) (`{chart}`)\n"
-    create_markdown_artifact(
-        markdown=body,
-        key="recovery-report",
-        description=f"Recovery report: {figures.cases} cases",
+    publish_summary("recovery-report", f"Recovery report: {figures.cases} cases", markdown=body)
+    publish_summary(
+        "recovery-funnel",
+        "Failed -> reachable -> contacted -> right party -> promised -> recovered",
+        table=table_dicts(figures, "Funnel"),
     )
-    create_table_artifact(
-        key="recovery-funnel",
-        table=_table(figures, "Funnel"),
-        description="Failed -> reachable -> contacted -> right party -> promised -> recovered",
-    )
-    create_table_artifact(
-        key="recovery-by-category",
-        table=_table(figures, "By failure category") or [{"group": "no cases"}],
-        description="Recovery rate and median days to recover by failure category",
+    publish_summary(
+        "recovery-by-category",
+        "Recovery rate and median days to recover by failure category",
+        table=table_dicts(figures, "By failure category"),
+        columns=("group", ""),
+        empty="no cases",
     )
     return {
         "cases": figures.cases,

@@ -4,40 +4,24 @@ could not explain, contacts it refused), as one table. Started by a dispute, and
 from __future__ import annotations
 
 from prefect import flow
-from prefect.artifacts import create_table_artifact
 
-from recovery.runtime import Runtime
-from recovery.services.review import queue
-from recovery.settings import Settings
+from flows._support import publish_summary
+from tasks.review import read_review_queue
+from tasks.runtime import flow_runtime
+
+COLUMNS = ("key", "status", "outcome", "category", "phone", "amount", "currency", "reason")
 
 
 @flow(name="review-queue")
 def review_queue(limit: int = 500) -> int:
     """Publish the cases flagged for review (phones masked) as a table artifact."""
-    runtime = Runtime(Settings())
-    try:
-        rows = queue(sessions=runtime.sessions, limit=limit)
-    finally:
-        runtime.close()
-    create_table_artifact(
-        key="review-queue",
-        table=[
-            {
-                k: r[k]
-                for k in (
-                    "key",
-                    "status",
-                    "outcome",
-                    "category",
-                    "phone",
-                    "amount",
-                    "currency",
-                    "reason",
-                )
-            }
-            for r in rows
-        ]
-        or [{"key": "nothing to review"}],
-        description=f"{len(rows)} cases need a person",
+    with flow_runtime(check_schema=False):
+        rows = read_review_queue(limit)
+    publish_summary(
+        "review-queue",
+        f"{len(rows)} cases need a person",
+        table=[{k: row[k] for k in COLUMNS} for row in rows],
+        columns=("key", ""),
+        empty="nothing to review",
     )
     return len(rows)

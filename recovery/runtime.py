@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
@@ -26,6 +27,17 @@ from recovery.store.migrate import ensure_schema
 class Runtime:
     settings: Settings
     clock_override: Clock | None = field(default=None)
+    # Threads of one process share a runtime (a flow's tasks): what they build is built once.
+    _guard: threading.RLock = field(
+        default_factory=threading.RLock, init=False, repr=False, compare=False
+    )
+    _engine: Engine | None = field(default=None, init=False, repr=False, compare=False)
+    _sessions: sessionmaker[Session] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    _shared_client: GenesysClient | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         # Every process that builds a runtime (CLI, receiver, flow run) scrubs its logs.
@@ -35,13 +47,19 @@ class Runtime:
     def clock(self) -> Clock:
         return self.clock_override or parse_clock(self.settings.clock, self.settings.data_dir)
 
-    @cached_property
+    @property
     def engine(self) -> Engine:
-        return make_engine(self.settings.database_url)
+        with self._guard:
+            if self._engine is None:
+                self._engine = make_engine(self.settings.database_url)
+            return self._engine
 
-    @cached_property
+    @property
     def sessions(self) -> sessionmaker[Session]:
-        return make_sessionmaker(self.engine)
+        with self._guard:
+            if self._sessions is None:
+                self._sessions = make_sessionmaker(self.engine)
+            return self._sessions
 
     @cached_property
     def failure_codes(self) -> FailureCodes:
@@ -72,6 +90,16 @@ class Runtime:
         """A client for the configured region or emulator; close it when done."""
         return GenesysClient.from_settings(self.settings, clock=self.clock, acquire=acquire)
 
+    @property
+    def shared_contact_center(self) -> GenesysClient:
+        """One client for everything this runtime runs at once (a flow's tasks, in threads,
+        share its token, throttle and connections); ``close`` closes it, and the next use
+        builds a new one."""
+        with self._guard:
+            if self._shared_client is None:
+                self._shared_client = self.contact_center()
+            return self._shared_client
+
     def interactive_contact_center(self) -> GenesysClient:
         """A client for a person waiting at a terminal: it gives up within seconds rather than
         the minute a flow's task may wait; the person is told that nothing changed and runs
@@ -97,5 +125,12 @@ class Runtime:
         )
 
     def close(self) -> None:
-        if "engine" in self.__dict__:
-            self.engine.dispose()
+        """Close the shared contact-centre client and the store's pooled connections (the
+        engine stays usable: it opens new connections when next asked)."""
+        with self._guard:
+            client, self._shared_client = self._shared_client, None
+            engine = self._engine
+        if client is not None:
+            client.close()
+        if engine is not None:
+            engine.dispose()

@@ -1,75 +1,95 @@
-"""Tasks of the advance flow: decide a chunk of due cases; send one batch of contacts."""
+"""Tasks of the advance flow: decide a chunk of due cases; send one batch of contacts; withdraw
+the contacts the contact centre may hold that the last check would not send."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.concurrency.sync import rate_limit
-from prefect.tasks import exponential_backoff
 
-from recovery.contact_center.client import GenesysClient
-from recovery.runtime import Runtime
-from recovery.services.advance import Decided, Dispatched, decide_due, dispatch
-from tasks.retry import retry_transient
+from recovery.services.advance import Decided, decide_due
+from recovery.services.dispatch import Dispatched, Held, check_and_send, withdraw_held
+from tasks.retry import (
+    CONTACT_CENTRE_BACKOFF,
+    CONTACT_CENTRE_RETRIES,
+    JITTER,
+    STORE_BACKOFF,
+    STORE_RETRIES,
+    retry_transient,
+)
+from tasks.runtime import runtime
 
 
 @task(
     name="decide-due-cases",
     task_run_name="decide chunk {chunk_no} (up to {limit} due cases)",
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_jitter_factor=0.5,
+    retries=STORE_RETRIES,
+    retry_delay_seconds=STORE_BACKOFF,
+    retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
     tags=["recovery", "store"],
 )
-def decide_due_cases(runtime: Runtime, chunk_no: int, limit: int, owner: str) -> Decided:
+def decide_due_cases(chunk_no: int, limit: int, owner: str) -> Decided:
     """Lease due cases, run the state machine on each, apply its step or plan a contact."""
-    settings = runtime.settings
+    built = runtime()
+    settings = built.settings
     return decide_due(
-        sessions=runtime.sessions,
-        policy=runtime.policy,
-        rules=runtime.rules,
-        now=runtime.clock.now(),
+        sessions=built.sessions,
+        policy=built.policy,
+        rules=built.rules,
+        now=built.clock.now(),
         owner=owner,
         limit=limit,
-        lease=runtime.real_seconds(settings.lease_seconds),
+        lease=built.real_seconds(settings.lease_seconds),
         contact_list_id=settings.genesys_contact_list_id,
         dial_margin=timedelta(minutes=settings.dial_margin_minutes),
     )
 
 
-def prefect_rate_limit(name: str) -> Callable[[int], None]:
-    """The client's ``acquire`` hook: every request waits for the strict global rate limit."""
-
-    def acquire(requests: int) -> None:
-        rate_limit(name, occupy=requests, strict=True)
-
-    return acquire
-
-
 @task(
     name="create-contacts",
     task_run_name="create contacts batch {batch_no} ({size} cases)",
-    retries=5,
-    retry_delay_seconds=exponential_backoff(backoff_factor=3),
-    retry_jitter_factor=0.5,
+    retries=CONTACT_CENTRE_RETRIES,
+    retry_delay_seconds=CONTACT_CENTRE_BACKOFF,
+    retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
     tags=["recovery", "contact-centre"],
 )
-def create_contacts(
-    runtime: Runtime, client: GenesysClient, batch_no: str, size: int, row_ids: list[int]
-) -> Dispatched:
-    """Check once more, then add one batch of contacts to the contact list (an upsert)."""
-    return dispatch(
-        sessions=runtime.sessions,
-        client=client,
+def create_contacts(batch_no: str, size: int, row_ids: tuple[int, ...]) -> Dispatched:
+    """Check once more, then add one batch of contacts to the contact list (an upsert) and
+    record the answer; contacts to withdraw that the contact centre may hold come back in
+    ``held``, for ``withdraw_contacts``."""
+    built = runtime()
+    return check_and_send(
+        sessions=built.sessions,
+        client=built.shared_contact_center,
         contact_row_ids=row_ids,
-        rules=runtime.rules,
-        now=runtime.clock.now(),
-        dial_margin=timedelta(minutes=runtime.settings.dial_margin_minutes),
+        rules=built.rules,
+        now=built.clock.now(),
+        dial_margin=timedelta(minutes=built.settings.dial_margin_minutes),
+    )
+
+
+@task(
+    name="withdraw-contacts",
+    task_run_name="withdraw {size} contacts of chunk {chunk_no}",
+    retries=STORE_RETRIES,
+    retry_delay_seconds=STORE_BACKOFF,
+    retry_jitter_factor=JITTER,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+    tags=["recovery", "contact-centre"],
+)
+def withdraw_contacts(chunk_no: int, size: int, held: tuple[Held, ...]) -> Dispatched:
+    """Remove withdrawn contacts the contact centre may hold from their contact lists, then
+    record them as withdrawn (or refused); one that could not be removed stays planned."""
+    built = runtime()
+    return withdraw_held(
+        sessions=built.sessions,
+        client=built.shared_contact_center,
+        held=held,
+        now=built.clock.now(),
     )

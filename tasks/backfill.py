@@ -6,25 +6,23 @@ from datetime import datetime
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 
-from recovery.runtime import Runtime
 from recovery.services.backfill import BackfillSummary, Export, Position, read_chunk, record_chunk
-from tasks.retry import retry_transient
+from tasks.retry import JITTER, STORE_BACKOFF, STORE_RETRIES, retry_transient
+from tasks.runtime import runtime
 
 
 @task(
     name="record-export-chunk",
     task_run_name="record chunk {chunk_no} (up to {limit} lines)",
-    retries=4,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_jitter_factor=0.5,
+    retries=STORE_RETRIES,
+    retry_delay_seconds=STORE_BACKOFF,
+    retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
     tags=["recovery", "store"],
 )
 def record_export_chunk(
-    runtime: Runtime,
     export: Export,
     start: Position,
     chunk_no: int,
@@ -36,16 +34,17 @@ def record_export_chunk(
 ) -> tuple[BackfillSummary, Position, bool, frozenset[tuple[str, str]]]:
     """Read one chunk of the export and record it in the inbox in one transaction (a dry
     run records nothing; ``seen`` carries the events met so far, to find duplicates)."""
+    built = runtime()
     known = set(seen) if dry_run else set()
     items, after, done = read_chunk(export, start, limit)
     summary = record_chunk(
-        sessions=runtime.sessions,
+        sessions=built.sessions,
         items=items,
-        now=runtime.clock.now(),
+        now=built.clock.now(),
         since=since,
         until=until,
         dry_run=dry_run,
         seen=known,
-        marker=runtime.settings.redaction_marker(),
+        marker=built.settings.redaction_marker(),
     )
     return summary, after, done, frozenset(known)

@@ -1,4 +1,5 @@
-"""Tasks that keep the contact centre in step: DNC appends, read-backs, removals."""
+"""Tasks that keep the contact centre in step: DNC appends, read-backs of overdue outcomes,
+removals of contacts of closed cases, and finding the contacts the last two work on."""
 
 from __future__ import annotations
 
@@ -6,81 +7,113 @@ from collections import Counter
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 
-from recovery.contact_center.client import GenesysClient
-from recovery.runtime import Runtime
-from recovery.services.closing import remove_closed
-from recovery.services.reconcile import reconcile_overdue
-from tasks.retry import retry_transient
+from recovery.services.closing import closed_case_contacts, remove_closed
+from recovery.services.reconcile import overdue_contacts, reconcile_overdue
+from tasks.retry import (
+    CONTACT_CENTRE_BACKOFF,
+    CONTACT_CENTRE_RETRIES,
+    JITTER,
+    STORE_BACKOFF,
+    STORE_RETRIES,
+    retry_transient,
+)
+from tasks.runtime import runtime
 
-# Retried only on transient failures (429, 5xx, connection errors): a retry sends the same
-# contact ids again, which the contact centre treats as an update.
-RETRIES = 5
-BACKOFF = exponential_backoff(backoff_factor=3)
+# A retried task sends the same contact ids again, which the contact centre treats as an
+# update; tasks/retry.py says which failures are retried here and which by the client.
 
 
 @task(
     name="append-dnc",
     task_run_name="append {size} numbers to the DNC list",
-    retries=RETRIES,
-    retry_delay_seconds=BACKOFF,
-    retry_jitter_factor=0.5,
+    retries=CONTACT_CENTRE_RETRIES,
+    retry_delay_seconds=CONTACT_CENTRE_BACKOFF,
+    retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
     tags=["recovery", "contact-centre"],
 )
-def append_dnc(runtime: Runtime, client: GenesysClient, size: int, phones: list[str]) -> int:
+def append_dnc(size: int, phones: tuple[str, ...]) -> int:
     """Add suppressed numbers to the contact centre's internal DNC list (a second guard)."""
-    return client.append_dnc(runtime.settings.genesys_dnc_list_id, phones)
+    built = runtime()
+    return built.shared_contact_center.append_dnc(built.settings.genesys_dnc_list_id, phones)
+
+
+@task(
+    name="find-overdue-contacts",
+    task_run_name="find contacts with an overdue outcome (up to {limit})",
+    retries=STORE_RETRIES,
+    retry_delay_seconds=STORE_BACKOFF,
+    retry_jitter_factor=JITTER,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+    tags=["recovery", "store"],
+)
+def find_overdue_contacts(limit: int) -> list[tuple[str, str]]:
+    """(contact list id, contact id) of contacts whose outcome is overdue, oldest first."""
+    built = runtime()
+    return overdue_contacts(sessions=built.sessions, now=built.clock.now(), limit=limit)
 
 
 @task(
     name="reconcile-contacts",
     task_run_name="read back batch {batch_no} ({size} contacts)",
-    retries=RETRIES,
-    retry_delay_seconds=BACKOFF,
-    retry_jitter_factor=0.5,
+    retries=CONTACT_CENTRE_RETRIES,
+    retry_delay_seconds=CONTACT_CENTRE_BACKOFF,
+    retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
     tags=["recovery", "contact-centre"],
 )
 def reconcile_contacts(
-    runtime: Runtime,
-    client: GenesysClient,
-    batch_no: int,
-    size: int,
-    contacts: list[tuple[str, str]],
+    batch_no: int, size: int, contacts: tuple[tuple[str, str], ...]
 ) -> Counter[str]:
     """Bulk-read overdue contacts and record the outcomes the push did not deliver."""
+    built = runtime()
     return reconcile_overdue(
-        sessions=runtime.sessions,
-        client=client,
+        sessions=built.sessions,
+        client=built.shared_contact_center,
         contacts=contacts,
-        mapping=runtime.disposition_map,
-        phone_column=runtime.settings.genesys_phone_column,
-        now=runtime.clock.now(),
+        mapping=built.disposition_map,
+        phone_column=built.settings.genesys_phone_column,
+        now=built.clock.now(),
     )
+
+
+@task(
+    name="find-closed-case-contacts",
+    task_run_name="find contacts queued for closed cases (up to {limit})",
+    retries=STORE_RETRIES,
+    retry_delay_seconds=STORE_BACKOFF,
+    retry_jitter_factor=JITTER,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+    tags=["recovery", "store"],
+)
+def find_closed_case_contacts(limit: int) -> list[tuple[int, str, str]]:
+    """(row id, contact list id, contact id) of contacts still queued for closed cases."""
+    return closed_case_contacts(sessions=runtime().sessions, limit=limit)
 
 
 @task(
     name="remove-contacts",
     task_run_name="remove batch {batch_no} ({size} contacts)",
-    retries=RETRIES,
-    retry_delay_seconds=BACKOFF,
-    retry_jitter_factor=0.5,
+    retries=CONTACT_CENTRE_RETRIES,
+    retry_delay_seconds=CONTACT_CENTRE_BACKOFF,
+    retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
     tags=["recovery", "contact-centre"],
 )
 def remove_contacts(
-    runtime: Runtime,
-    client: GenesysClient,
-    batch_no: int,
-    size: int,
-    contacts: list[tuple[int, str, str]],
+    batch_no: int, size: int, contacts: tuple[tuple[int, str, str], ...]
 ) -> Counter[str]:
     """Delete contacts of closed cases from the contact list, so nobody paid is called."""
+    built = runtime()
     return remove_closed(
-        sessions=runtime.sessions, client=client, contacts=contacts, now=runtime.clock.now()
+        sessions=built.sessions,
+        client=built.shared_contact_center,
+        contacts=contacts,
+        now=built.clock.now(),
     )

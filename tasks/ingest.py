@@ -1,32 +1,53 @@
-"""Task: apply one batch of inbox rows to the store (one transaction)."""
+"""Task: apply one batch of inbox rows to the store (one transaction); draining the inbox
+batch by batch after a backfill chunk."""
 
 from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 
-from recovery.runtime import Runtime
 from recovery.services.intake import IngestSummary, ingest_batch
-from tasks.retry import retry_transient
+from tasks.events import emit_case_events
+from tasks.retry import JITTER, STORE_BACKOFF, STORE_RETRIES, retry_transient
+from tasks.runtime import runtime
 
 
 @task(
     name="apply-inbox-batch",
     task_run_name="ingest batch {batch_no} (up to {limit} rows)",
-    retries=4,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_jitter_factor=0.5,
+    retries=STORE_RETRIES,
+    retry_delay_seconds=STORE_BACKOFF,
+    retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
     tags=["recovery", "store"],
 )
-def apply_inbox_batch(runtime: Runtime, batch_no: int, limit: int) -> IngestSummary:
+def apply_inbox_batch(batch_no: int, limit: int) -> IngestSummary:
     """Apply up to ``limit`` unprocessed inbox rows: open, update or close cases."""
+    built = runtime()
     return ingest_batch(
-        sessions=runtime.sessions,
-        codes=runtime.failure_codes,
-        now=runtime.clock.now(),
+        sessions=built.sessions,
+        codes=built.failure_codes,
+        now=built.clock.now(),
         limit=limit,
-        lookup=runtime.customer_lookup(),
+        lookup=built.customer_lookup(),
     )
+
+
+class InboxDrain:
+    """Ingest batches until the inbox holds less than a batch (anything newer is for the next
+    call), numbering the batches across calls."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.batch_no = 0
+
+    def __call__(self) -> IngestSummary:
+        total = IngestSummary()
+        while True:
+            self.batch_no += 1
+            batch = apply_inbox_batch(self.batch_no, self.limit)
+            total.add(batch)
+            emit_case_events(batch.events)
+            if batch.rows < self.limit:
+                return total

@@ -7,27 +7,27 @@ from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 
 from recovery.reporting.figures import Report, compute_report
 from recovery.reporting.files import write_report
-from recovery.runtime import Runtime
-from tasks.retry import retry_transient
+from tasks.retry import JITTER, STORE_BACKOFF, STORE_RETRIES, retry_transient
+from tasks.runtime import runtime
 
 
 @task(
     name="compute-report",
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_jitter_factor=0.5,
+    retries=STORE_RETRIES,
+    retry_delay_seconds=STORE_BACKOFF,
+    retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
     tags=["recovery", "store"],
 )
-def compute(runtime: Runtime, since: datetime | None, until: datetime | None) -> Report:
+def compute(since: datetime | None, until: datetime | None) -> Report:
     """Read the cases of the period and their histories; compute every figure."""
-    with runtime.sessions() as session:
-        return compute_report(session=session, now=runtime.clock.now(), since=since, until=until)
+    built = runtime()
+    with built.sessions() as session:
+        return compute_report(session=session, now=built.clock.now(), since=since, until=until)
 
 
 @task(name="write-report", cache_policy=NO_CACHE, tags=["recovery", "files"])

@@ -22,6 +22,10 @@ the compliance engine's ``next_permitted``, never from the policy alone.
 A step shaped by a compliance verdict carries that verdict's ``holds`` (the refusals as fields:
 rule, jurisdiction, zone), which the caller records with the step.
 
+Two rules then hold back a contact step: an attempt the contact centre refused before it was
+sent (a value its columns cannot take) parks the case for a person until one releases it, and a
+contact the dialer could not call within ``dial_margin`` of now waits for the next window.
+
 A wait's status says what holds the case: ``cooling_down`` while the policy's delay after an
 attempt (or a promise) has not passed, ``awaiting_window`` while only the calling rules do, and
 ``awaiting_disposition`` while a call's outcome is awaited. A ``review`` step's ``at`` is the
@@ -30,7 +34,7 @@ case's expiry, so that a parked case still closes in the end.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
@@ -42,12 +46,16 @@ from recovery.domain.compliance import (
     CallHistory,
     CallingRules,
     Hold,
+    dial_margin_hold,
     next_permitted,
+    permitted,
     resolve_contact,
 )
+from recovery.domain.history import call_history, refusal_resolved
 from recovery.domain.models import (
     CaseStatus,
     CaseView,
+    ContactPoint,
     Disposition,
     HistoryEntry,
     HistoryKind,
@@ -182,12 +190,84 @@ def decide(
     rules: CallingRules,
     *,
     suppression: str | None = None,
+    dial_margin: timedelta = timedelta(0),
+    refused: Mapping[int, str | None] | None = None,
 ) -> Step:
     """The next step of a case at ``now`` (aware), from its history, the policy and the rules.
 
     ``suppression`` is the reason when the case's number is on the suppression list for this
-    customer (looked up by the caller).
+    customer (looked up by the caller). ``refused``: attempts planned before that the contact
+    centre could never take (refused before sending; attempt -> why): planning one of them
+    again parks the case for a person, unless a person released it since. ``dial_margin``: a
+    contact is only planned when calling stays lawful for that long after ``now``, so that the
+    dialer has time to call it inside the window; otherwise the case waits for the next one.
     """
+    step = _next_step(case, history, now, policy, rules, suppression=suppression)
+    if step.action != "contact" or step.attempt is None:
+        return step
+    if refused and step.attempt in refused:
+        if not refusal_resolved(history, attempt=step.attempt):
+            return _park_refused(case, step.attempt, refused[step.attempt], _utc(now), policy)
+    if dial_margin > timedelta(0):
+        return _respect_margin(case.contact, step, history, _utc(now), dial_margin, rules)
+    return step
+
+
+def _park_refused(
+    case: CaseView, attempt: int, why: str | None, now: datetime, policy: Policy
+) -> Step:
+    """A case whose contact the contact centre cannot take waits for a person, not for the
+    same refusal again; it is looked at again at its expiry, so that it still closes."""
+    expires_at = case.failed_at + policy.for_category(case.category).expires_after
+    return Step(
+        action="review",
+        at=max(now, expires_at),
+        status=CaseStatus.review,
+        flag_review=True,
+        reasons=(
+            f"attempt {attempt} cannot be sent: {why or 'refused'}",
+            "a person must correct the case",
+        ),
+    )
+
+
+def _respect_margin(
+    contact: ContactPoint,
+    step: Step,
+    history: Sequence[HistoryEntry],
+    now: datetime,
+    margin: timedelta,
+    rules: CallingRules,
+) -> Step:
+    """A contact planned so late in the window that the dialer could not call it in time
+    waits for the next window instead."""
+    calls = call_history(history, exclude_attempt=None)
+    if permitted(contact, calls, now + margin, rules).permitted:
+        return step
+    later = next_permitted(contact, calls, now + margin, rules)
+    minutes = int(margin.total_seconds() // 60)
+    reasons = (*step.reasons, f"the window closes within the {minutes} min dial margin")
+    at = later.next_permitted_at or now + timedelta(days=rules.horizon_days)
+    return Step(
+        action="wait",
+        at=at,
+        status=CaseStatus.awaiting_window,
+        reasons=(*reasons, *later.reasons),
+        holds=(dial_margin_hold(margin), *later.holds),
+        timezones=step.timezones,
+    )
+
+
+def _next_step(
+    case: CaseView,
+    history: Sequence[HistoryEntry],
+    now: datetime,
+    policy: Policy,
+    rules: CallingRules,
+    *,
+    suppression: str | None,
+) -> Step:
+    """The next step by the sequence's own rules (see the module's docstring)."""
     if now.tzinfo is None:
         raise ValueError("decide needs a timezone-aware now")
     now = _utc(now)

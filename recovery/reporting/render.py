@@ -142,6 +142,12 @@ def table_rows(report: Report) -> dict[str, tuple[list[str], list[list[str]]]]:
     return tables
 
 
+def table_dicts(report: Report, title: str) -> list[dict[str, str]]:
+    """One of ``table_rows``' tables as rows keyed by its header (for a table artifact)."""
+    header, rows = table_rows(report)[title]
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
 def period_text(report: Report) -> str:
     since = report.since.isoformat() if report.since else "the beginning"
     until = report.until.isoformat() if report.until else "now"

@@ -53,7 +53,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.domain.models import Gateway, PaymentFailure, PaymentSucceeded
@@ -64,8 +63,7 @@ from recovery.gateways import stripe as stripe_gateway
 from recovery.gateways.common import Ignored, PayloadError
 from recovery.services.intake import CustomerLookup, drain
 from recovery.store.db import transaction
-from recovery.store.inbox import record_delivery, storable_problem
-from recovery.store.tables import InboxRow
+from recovery.store.inbox import record_delivery, recorded_events, storable_problem
 
 log = logging.getLogger("recovery.services.backfill")
 
@@ -531,6 +529,30 @@ class BackfillSummary:
             "ignored_columns": list(self.ignored_columns),
         }
 
+    def counts(self) -> list[tuple[str, int]]:
+        """The summary as (what, count) rows, for a table: every skip reason, the cases, and
+        the first 200 problems (one each)."""
+        rows = [
+            ("records read", self.records),
+            ("recorded failures", self.recorded.get("failure", 0)),
+            ("recorded successes", self.recorded.get("success", 0)),
+        ]
+        rows += [(f"skipped: {r}", self.skipped.get(r, 0)) for r in SKIP_REASONS]
+        rows += [(f"cases {k}", v) for k, v in sorted(self.cases.items())]
+        if self.pan_redacted:
+            rows.append(("records with a card number redacted", self.pan_redacted))
+        rows += [(problem, 1) for problem in self.problems[:200]]
+        return rows
+
+    def describe(self) -> str:
+        """One line: the file, and what was recorded and skipped."""
+        return (
+            f"Backfill of {Path(self.path).name}"
+            + (" (dry run: nothing written)" if self.dry_run else "")
+            + f": {self.records} records, {sum(self.recorded.values())} recorded, "
+            f"{sum(self.skipped.values())} skipped"
+        )
+
     def lines(self) -> list[str]:
         """The summary as text, one fact a line."""
         verb = "would record" if self.dry_run else "recorded"
@@ -647,16 +669,8 @@ def _count_dry(
     seen: set[tuple[str, str]],
 ) -> None:
     keys = [(p.gateway, p.result.event_id[:255]) for p in parsed]
-    wanted = sorted({event_id for _, event_id in keys})
-    stored: set[tuple[str, str]] = set()
     with sessions() as session:
-        for start in range(0, len(wanted), 500):
-            rows = session.execute(
-                select(InboxRow.gateway, InboxRow.event_id).where(
-                    InboxRow.event_id.in_(wanted[start : start + 500])
-                )
-            )
-            stored.update((gateway, event_id) for gateway, event_id in rows)
+        stored = recorded_events(session=session, event_ids=[event_id for _, event_id in keys])
     for item, key in zip(parsed, keys, strict=True):
         new = key not in stored and key not in seen
         seen.add(key)

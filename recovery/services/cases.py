@@ -6,12 +6,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.log_scrubbing import mask_phone
 from recovery.store.cases import case_key, find_case, history_of, list_cases
-from recovery.store.tables import CaseRow, ContactRow, DispositionRow
+from recovery.store.contacts import contacts_of_case
+from recovery.store.dispositions import dispositions_of_case
+from recovery.store.tables import CaseRow
 
 
 class UnknownCase(LookupError):
@@ -73,12 +74,9 @@ def case_detail(session: Session, case: CaseRow, *, reveal: bool = False) -> dic
         }
         for row in history_of(session=session, case_id=case.id)
     ]
-    contacts = session.scalars(
-        select(ContactRow).where(ContactRow.case_id == case.id).order_by(ContactRow.attempt)
-    )
+    contacts = contacts_of_case(session=session, case_id=case.id)
     dispositions = {
-        (d.contact_id, d.attempt): d
-        for d in session.scalars(select(DispositionRow).where(DispositionRow.case_id == case.id))
+        (d.contact_id, d.attempt): d for d in dispositions_of_case(session=session, case_id=case.id)
     }
     detail["contacts"] = []
     for contact in contacts:

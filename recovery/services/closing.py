@@ -7,14 +7,11 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.contact_center.client import GenesysClient
-from recovery.domain.models import HistoryKind
-from recovery.store.cases import append_history
+from recovery.store.contacts import queued_for_closed_cases, record_removed
 from recovery.store.db import transaction
-from recovery.store.tables import CaseRow, ContactRow
 
 
 def closed_case_contacts(
@@ -22,14 +19,7 @@ def closed_case_contacts(
 ) -> list[tuple[int, str, str]]:
     """(row id, contact list id, contact id) of contacts still queued for closed cases."""
     with sessions() as session:
-        rows = session.execute(
-            select(ContactRow.id, ContactRow.contact_list_id, ContactRow.contact_id)
-            .join(CaseRow, CaseRow.id == ContactRow.case_id)
-            .where(ContactRow.state == "created", CaseRow.status == "closed")
-            .order_by(ContactRow.id)
-            .limit(limit)
-        )
-        return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+        return queued_for_closed_cases(session=session, limit=limit)
 
 
 def remove_closed(
@@ -42,23 +32,9 @@ def remove_closed(
     """Delete these contacts from their lists and record it on their cases."""
     counts: Counter[str] = Counter()
     for row_id, list_id, contact_id in contacts:
-        removed = client.remove_contact(list_id, contact_id)
+        found = client.remove_contact(list_id, contact_id)
         with transaction(sessions) as session:
-            row = session.get(ContactRow, row_id)
-            if row is None or row.state != "created":
-                continue
-            row.state = "removed"
-            append_history(
-                session=session,
-                case_id=row.case_id,
-                at=now,
-                now=now,
-                kind=HistoryKind.contact_removed,
-                reasons=[
-                    f"contact {contact_id} removed from list {list_id}: the case closed"
-                    + ("" if removed else " (it was already gone)")
-                ],
-                data={"attempt": row.attempt, "contact_id": contact_id},
-            )
-        counts["removed" if removed else "already_gone"] += 1
+            moved = record_removed(session=session, row_id=row_id, found=found, now=now)
+        if moved is not None:
+            counts["removed" if found else "already_gone"] += 1
     return counts

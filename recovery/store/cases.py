@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +25,7 @@ from recovery.domain.models import (
     PaymentFailure,
     PaymentSucceeded,
 )
-from recovery.store.tables import CaseRow, ContactRow, HistoryRow, PaymentSuccessRow
+from recovery.store.tables import CaseRow, HistoryRow, PaymentSuccessRow
 from recovery.store.upsert import insert_ignore
 
 
@@ -341,7 +342,8 @@ def close_case(
     reasons: Sequence[str],
     data: dict[str, Any] | None = None,
     kind: HistoryKind = HistoryKind.closed,
-) -> None:
+) -> CaseMoved:
+    """Close a case with ``outcome``: released, never due again, the close in its history."""
     case.status = CaseStatus.closed.value
     case.outcome = outcome.value
     case.status_reason = "; ".join(reasons)
@@ -360,6 +362,111 @@ def close_case(
         reasons=reasons,
         data={"outcome": outcome.value, **(data or {})},
     )
+    return _case_moved(case)
+
+
+@dataclass(frozen=True)
+class CaseMoved:
+    """What a case transition did: the case's status, outcome and next due time after it."""
+
+    case_id: int
+    status: str
+    outcome: str | None
+    next_due_at: datetime | None
+
+
+def _case_moved(case: CaseRow) -> CaseMoved:
+    return CaseMoved(case.id, case.status, case.outcome, case.next_due_at)
+
+
+def close_decided(
+    *,
+    session: Session,
+    case: CaseRow,
+    outcome: Outcome,
+    reasons: Sequence[str],
+    flag_review: bool,
+    now: datetime,
+) -> CaseMoved:
+    """The state machine closed the case (``close_case``; a case already closed keeps its
+    close), flagged for a person when the step says so, and released."""
+    if case.status != CaseStatus.closed.value:
+        close_case(
+            session=session, case=case, outcome=outcome, at=now, now=now, reasons=list(reasons)
+        )
+    case.flagged_for_review = case.flagged_for_review or flag_review
+    case.lease_owner, case.lease_until = None, None
+    return _case_moved(case)
+
+
+def record_decision(
+    *,
+    session: Session,
+    case: CaseRow,
+    action: str,
+    status: CaseStatus,
+    at: datetime,
+    reasons: Sequence[str],
+    now: datetime,
+    holds: Sequence[Hold] = (),
+) -> CaseMoved:
+    """The state machine's wait or review: the case's status and reason, due again at ``at``,
+    released (a review also flags it for a person), and the decision in its history, with the
+    compliance ``holds`` behind it as ``data["holds"]``."""
+    case.status = status.value
+    case.status_reason = "; ".join(reasons)[:2000]
+    case.next_due_at = at
+    case.updated_at = now
+    case.lease_owner, case.lease_until = None, None
+    if action == "review":
+        case.flagged_for_review = True
+    append_history(
+        session=session,
+        case_id=case.id,
+        at=now,
+        now=now,
+        kind=HistoryKind.decision,
+        status=status,
+        reasons=reasons,
+        data={"action": action, "next_due_at": at.isoformat(), "holds": holds_data(holds)},
+    )
+    return _case_moved(case)
+
+
+def make_number_due(
+    *, session: Session, phone_e164: str, except_case_id: int, now: datetime
+) -> int:
+    """Make every other open case on this number due now (its next decision finds the number
+    suppressed and closes it; a worker holding one of them does the same); how many."""
+    result = session.execute(
+        update(CaseRow)
+        .where(
+            CaseRow.phone_e164 == phone_e164,
+            CaseRow.id != except_case_id,
+            CaseRow.status != CaseStatus.closed.value,
+        )
+        .values(next_due_at=now, updated_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def cases_by_id(*, session: Session, case_ids: Iterable[int]) -> dict[int, CaseRow]:
+    return {
+        case.id: case
+        for case in session.scalars(select(CaseRow).where(CaseRow.id.in_(list(case_ids))))
+    }
+
+
+def case_histories(
+    *, session: Session, case_ids: Sequence[int]
+) -> defaultdict[int, list[HistoryEntry]]:
+    """Each case's history as plain entries, oldest first (an empty list for any other id)."""
+    rows: dict[int, list[HistoryRow]] = defaultdict(list)
+    for row in session.scalars(
+        select(HistoryRow).where(HistoryRow.case_id.in_(case_ids)).order_by(HistoryRow.id)
+    ):
+        rows[row.case_id].append(row)
+    return defaultdict(list, {case_id: to_entries(items) for case_id, items in rows.items()})
 
 
 def find_case(*, session: Session, key: str) -> CaseRow | None:
@@ -427,55 +534,3 @@ def to_entries(rows: Iterable[HistoryRow]) -> list[HistoryEntry]:
         )
         for row in rows
     ]
-
-
-# --- planned contacts not sent ------------------------------------------------------------
-
-
-def removal_note(row: ContactRow, removed: bool | None) -> list[str]:
-    """What removing a contact from its list found (nothing when it was never sent)."""
-    if removed is None:
-        return []
-    where = f"contact list {row.contact_list_id}"
-    return [f"removed from {where}" if removed else f"it was not in {where}"]
-
-
-def removal_data(data: dict[str, Any], removed: bool | None) -> dict[str, Any]:
-    return data if removed is None else {**data, "removed": removed}
-
-
-def record_withdrawal(
-    *,
-    session: Session,
-    row: ContactRow,
-    why: str,
-    now: datetime,
-    removed: bool | None,
-    holds: Sequence[Hold] = (),
-) -> None:
-    """A planned contact withdrawn: cancelled, with a note in its case's history. ``removed``:
-    None when it was never sent; else whether removing it from its contact list found it.
-    ``holds``: the compliance refusals behind the withdrawal, recorded as ``data["holds"]``
-    (empty when none: a closed case, a person's close)."""
-    row.state, row.error = "cancelled", why[:1000]
-    if removed is None:
-        reason = f"attempt {row.attempt} withdrawn before it was sent: {why}"
-    else:
-        reason = f"attempt {row.attempt} withdrawn: {why}"
-    append_history(
-        session=session,
-        case_id=row.case_id,
-        at=now,
-        now=now,
-        kind=HistoryKind.note,
-        reasons=[reason, *removal_note(row, removed)],
-        data=removal_data(
-            {
-                "attempt": row.attempt,
-                "contact_id": row.contact_id,
-                "withdrawn": True,
-                "holds": holds_data(holds),
-            },
-            removed,
-        ),
-    )

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from recovery.domain.models import CaseStatus, Disposition, HistoryKind
-from recovery.store.cases import append_history
+from recovery.store.cases import append_history, case_key
 from recovery.store.tables import CaseRow, ContactRow, DispositionRow
 from recovery.store.upsert import insert_ignore
 
@@ -138,3 +138,50 @@ def contacts_awaiting_disposition(
         .limit(limit)
     )
     return list(rows.scalars())
+
+
+@dataclass(frozen=True)
+class Published:
+    """A recorded outcome marked as published, with what its business event carries."""
+
+    case_key: str
+    disposition: str
+    wrapup_code: str
+    attempt: int
+    source: str
+
+
+def mark_published(*, session: Session, limit: int, now: datetime) -> list[Published]:
+    """Mark up to ``limit`` recorded outcomes not yet published (oldest first) as applied at
+    ``now``; what they were."""
+    rows = session.execute(
+        select(DispositionRow, CaseRow.gateway, CaseRow.business_key)
+        .join(CaseRow, CaseRow.id == DispositionRow.case_id)
+        .where(DispositionRow.applied_at.is_(None))
+        .order_by(DispositionRow.id)
+        .limit(limit)
+    ).all()
+    published = []
+    for disposition, gateway, business_key in rows:
+        disposition.applied_at = now
+        published.append(
+            Published(
+                case_key=case_key(gateway, business_key),
+                disposition=disposition.disposition,
+                wrapup_code=disposition.wrapup_code,
+                attempt=disposition.attempt,
+                source=disposition.source,
+            )
+        )
+    return published
+
+
+def dispositions_of_case(*, session: Session, case_id: int) -> list[DispositionRow]:
+    """A case's recorded outcomes, as received."""
+    return list(
+        session.scalars(
+            select(DispositionRow)
+            .where(DispositionRow.case_id == case_id)
+            .order_by(DispositionRow.id)
+        )
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -105,6 +106,21 @@ def record_delivery(
             received_at=now,
         ),
     )
+
+
+def recorded_events(*, session: Session, event_ids: Iterable[str]) -> set[tuple[str, str]]:
+    """(gateway, event id) of the events among ``event_ids`` already in the inbox (one read
+    per 500 ids)."""
+    wanted = sorted(set(event_ids))
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(wanted), 500):
+        rows = session.execute(
+            select(InboxRow.gateway, InboxRow.event_id).where(
+                InboxRow.event_id.in_(wanted[start : start + 500])
+            )
+        )
+        found.update((gateway, event_id) for gateway, event_id in rows)
+    return found
 
 
 def next_unprocessed(*, session: Session, limit: int) -> list[InboxRow]:

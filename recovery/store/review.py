@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from recovery.domain.models import CaseStatus, HistoryKind, Outcome, storable
 from recovery.domain.pan import redact_text
-from recovery.store.cases import append_history, case_key, close_case, find_case, record_withdrawal
+from recovery.store.cases import CaseMoved, append_history, case_key, close_case, find_case
+from recovery.store.contacts import record_withdrawal
 from recovery.store.tables import CaseRow, ContactRow
 
 # Descriptive fields a person may empty before releasing a review: values the contact centre's
@@ -191,13 +192,15 @@ def hold_for_closing(
     return hold
 
 
-def release_hold(*, session: Session, hold: Hold) -> None:
-    """Give the case back as it was held before (the closing did not happen)."""
-    session.execute(
+def release_hold(*, session: Session, hold: Hold) -> bool:
+    """Give the case back as it was held before (the closing did not happen); False when the
+    hold had lapsed and another owner holds the case."""
+    result = session.execute(
         update(CaseRow)
         .where(CaseRow.id == hold.case_id, CaseRow.lease_owner == hold.owner)
         .values(lease_owner=hold.previous_owner, lease_until=hold.previous_until)
     )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def close_by_hand(
@@ -208,7 +211,7 @@ def close_by_hand(
     note: str,
     now: datetime,
     withdrawn: Mapping[int, bool],
-) -> None:
+) -> CaseMoved:
     """Close a held case with a person's outcome and note (``close_case``: the same history
     and fields as every close), and clear its review flag: a person has looked at it.
 
@@ -239,7 +242,7 @@ def close_by_hand(
             now=now,
             removed=withdrawn[row.id],
         )
-    close_case(
+    closed = close_case(
         session=session,
         case=case,
         outcome=outcome,
@@ -249,6 +252,7 @@ def close_by_hand(
         data={"by_person": True},
     )
     case.flagged_for_review = False
+    return closed
 
 
 def review_queue(*, session: Session, limit: int) -> list[CaseRow]:

@@ -9,7 +9,8 @@ join the caller's transaction.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, delete, or_, select
@@ -17,6 +18,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from recovery.domain.models import HistoryKind
+from recovery.log_scrubbing import mask_phone
+from recovery.store.cases import append_history
 from recovery.store.tables import SuppressionRow
 
 ALL_CUSTOMERS = "*"
@@ -148,3 +152,62 @@ def preferred_suppression(
         if customer_ref is not None and row.scope == customer_ref:
             return row
     return None
+
+
+def active_suppressions(
+    *, session: Session, phones: Iterable[str], now: datetime
+) -> defaultdict[str, list[SuppressionRow]]:
+    """Every active suppression of these numbers, by number (one read per 500 numbers)."""
+    found: defaultdict[str, list[SuppressionRow]] = defaultdict(list)
+    wanted = sorted(set(phones))
+    for start in range(0, len(wanted), 500):
+        for row in session.scalars(
+            select(SuppressionRow).where(SuppressionRow.phone_e164.in_(wanted[start : start + 500]))
+        ):
+            if row.expires_at is None or row.expires_at > now:
+                found[row.phone_e164].append(row)
+    return found
+
+
+def suppression_reason(
+    found: Mapping[str, Sequence[SuppressionRow]], phone: str | None, customer_ref: str | None
+) -> str | None:
+    """Why this number may not be called for this customer, from ``active_suppressions``."""
+    if not phone:
+        return None
+    row = preferred_suppression(found.get(phone, []), customer_ref)
+    return row.reason if row is not None else None
+
+
+def suppress_for_case(
+    *,
+    session: Session,
+    case_id: int,
+    phone_e164: str,
+    reason: str,
+    scope: str,
+    now: datetime,
+) -> SuppressionRow:
+    """A disposition asked never to call this number again (for everyone, or for this case's
+    customer): the suppression (``add_suppression``) and a note in the case's history."""
+    row = add_suppression(
+        session=session,
+        phone_e164=phone_e164,
+        reason=reason,
+        source="disposition",
+        now=now,
+        scope=scope,
+    )
+    append_history(
+        session=session,
+        case_id=case_id,
+        at=now,
+        now=now,
+        kind=HistoryKind.suppressed,
+        reasons=[
+            f"{mask_phone(phone_e164)} suppressed ({reason})"
+            f" for {'every customer' if scope == ALL_CUSTOMERS else 'this customer'}"
+        ],
+        data={"reason": reason, "scope": "all" if scope == ALL_CUSTOMERS else "customer"},
+    )
+    return row

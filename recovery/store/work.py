@@ -7,6 +7,7 @@ claimed by exactly one owner until its lease ends or is released.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
@@ -47,6 +48,15 @@ def claim_due(
         .returning(CaseRow.id)
     )
     return sorted(claimed)
+
+
+def leased_cases(*, session: Session, case_ids: Sequence[int], owner: str) -> list[CaseRow]:
+    """The cases among ``case_ids`` that ``owner`` holds (claimed by ``claim_due``)."""
+    return list(
+        session.scalars(
+            select(CaseRow).where(CaseRow.id.in_(list(case_ids)), CaseRow.lease_owner == owner)
+        )
+    )
 
 
 def release(*, session: Session, case_ids: list[int], owner: str) -> int:

@@ -39,9 +39,9 @@ from recovery.clock import SystemClock
 from recovery.contact_center.contacts import contact_id_for
 from recovery.contact_center.emulator.server import serve_in_thread
 from recovery.domain.compliance import permitted
+from recovery.domain.history import call_history
 from recovery.gateways.signing import sign
 from recovery.runtime import Runtime
-from recovery.services.advance import call_history
 from recovery.services.intake import drain
 from recovery.store.cases import to_entries, to_view
 from recovery.store.tables import CaseRow, ContactRow, HistoryRow, InboxRow

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from recovery.contact_center.errors import ContactCenterError
 from recovery.runtime import Runtime
-from recovery.services.advance import decide_due, dispatch
+from recovery.services.advance import decide_due
+from recovery.services.dispatch import dispatch
 from recovery.settings import Settings
 
 

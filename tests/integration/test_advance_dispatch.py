@@ -31,12 +31,11 @@ from recovery.domain.compliance import CallingRules, holds_data, load_rules
 from recovery.domain.models import CaseStatus, FailureCategory, HistoryKind
 from recovery.domain.policy import Policy, load_policy
 from recovery.reporting.figures import held_entries
-from recovery.services.advance import (
+from recovery.services.advance import Decided, decide_due
+from recovery.services.dispatch import (
     INVALID_FOR_CONTACT_CENTRE,
     REMOVAL_FAILED,
-    Decided,
     Dispatched,
-    decide_due,
     dispatch,
 )
 from recovery.store.cases import append_history, case_key

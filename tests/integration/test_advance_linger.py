@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
-from flows.advance import _wait_for_due
 from recovery.clock import FixedClock
 from recovery.runtime import Runtime
+from recovery.services.advance import wait_for_due
 from recovery.store.db import transaction
 from recovery.store.tables import CaseRow
 from recovery.store.work import any_due
@@ -33,14 +33,14 @@ def test_a_lingering_run_sees_a_case_fall_due_and_gives_up_at_its_deadline(
             assert any_due(session=session, now=NOW + timedelta(hours=1))
 
         started = time.monotonic()
-        assert _wait_for_due(runtime, started + 0.6) is False
+        assert wait_for_due(sessions=runtime.sessions, clock=clock, deadline=started + 0.6) is False
         assert 0.6 <= time.monotonic() - started < 2.0
 
         # The clock reaches the case's due time while the run watches.
         timer = threading.Timer(0.3, clock.set, args=(NOW + timedelta(hours=2),))
         timer.start()
         started = time.monotonic()
-        assert _wait_for_due(runtime, started + 10) is True
+        assert wait_for_due(sessions=runtime.sessions, clock=clock, deadline=started + 10) is True
         assert time.monotonic() - started < 2.0
         timer.join()
 

@@ -36,8 +36,9 @@ from recovery.domain.compliance import CallingRules, load_rules
 from recovery.domain.models import CaseStatus, HistoryKind, Outcome
 from recovery.domain.pan import REDACTED
 from recovery.domain.policy import Policy, load_policy
-from recovery.services.advance import Decided, Dispatched, decide_due, dispatch
+from recovery.services.advance import Decided, decide_due
 from recovery.services.closing import closed_case_contacts
+from recovery.services.dispatch import Dispatched, dispatch
 from recovery.store.cases import case_key, close_case
 from recovery.store.db import make_engine, make_sessionmaker, transaction
 from recovery.store.review import MANUAL_OUTCOMES

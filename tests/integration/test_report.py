@@ -72,8 +72,8 @@ from recovery.store.cases import (
     apply_failure,
     apply_success,
     close_case,
-    record_withdrawal,
 )
+from recovery.store.contacts import record_withdrawal
 from recovery.store.db import make_engine, make_sessionmaker, transaction
 from recovery.store.dispositions import record_disposition
 from recovery.store.tables import CaseRow, ContactRow, HistoryRow

@@ -517,3 +517,59 @@ def test_decide_refuses_a_naive_now() -> None:
     case, history, now = one_attempt(FailureCategory.generic_decline, Disposition.busy)
     with pytest.raises(ValueError, match="timezone-aware"):
         run(case, history, now.replace(tzinfo=None))
+
+
+# --- the dial margin and a contact the contact centre cannot take ---
+
+
+def test_a_contact_too_late_for_the_dial_margin_waits_for_the_next_window() -> None:
+    at = local(LA, 2026, 12, 1, 20, 40)  # Tuesday, 20 minutes before California's 21:00
+    case = make_case(FailureCategory.card_invalid_or_lost, at)
+    assert run(case, [failed(at)], at).action == "contact"
+    step = run(case, [failed(at)], at, dial_margin=timedelta(minutes=30))
+    expected = next_permitted(CA, CallHistory(), at + timedelta(minutes=30), RULES)
+    assert step.action == "wait" and step.status is CaseStatus.awaiting_window
+    assert step.at == expected.next_permitted_at == local(LA, 2026, 12, 2, 8, 0)
+    assert "the window closes within the 30 min dial margin" in step.reasons
+    assert step.timezones == ("America/Los_Angeles",)
+
+
+def test_a_contact_well_inside_the_window_ignores_the_dial_margin() -> None:
+    at = local(LA, 2026, 12, 1, 10, 0)
+    case = make_case(FailureCategory.card_invalid_or_lost, at)
+    plain = run(case, [failed(at)], at)
+    margin = run(case, [failed(at)], at, dial_margin=timedelta(minutes=30))
+    assert margin == plain and margin.action == "contact"
+
+
+def refused_note(at: datetime, attempt: int) -> HistoryEntry:
+    return HistoryEntry(at=at, kind=HistoryKind.note, data={"attempt": attempt, "refused": True})
+
+
+def test_an_attempt_the_contact_centre_cannot_take_parks_the_case_until_its_expiry() -> None:
+    at = local(LA, 2026, 12, 1, 10, 0)
+    case = make_case(FailureCategory.card_invalid_or_lost, at)
+    history = [failed(at), refused_note(at, 1)]
+    why = "invalid for the contact centre: currency: too long"
+    step = run(case, history, at + timedelta(minutes=1), refused={1: why})
+    expires = at + POLICY.for_category(FailureCategory.card_invalid_or_lost).expires_after
+    assert step.action == "review" and step.status is CaseStatus.review
+    assert step.flag_review and step.at == expires
+    assert step.reasons == (f"attempt 1 cannot be sent: {why}", "a person must correct the case")
+    # Without a recorded reason the refusal is named as such; the margin never undoes a park.
+    bare = run(case, history, at, refused={1: None}, dial_margin=timedelta(minutes=30))
+    assert bare.reasons[0] == "attempt 1 cannot be sent: refused" and bare.action == "review"
+
+
+def test_a_refused_attempt_released_by_a_person_is_planned_again() -> None:
+    at = local(LA, 2026, 12, 1, 10, 0)
+    case = make_case(FailureCategory.card_invalid_or_lost, at)
+    later = at + timedelta(minutes=5)
+    released = [failed(at), refused_note(at, 1), resolved_note(later)]
+    step = run(case, released, later, refused={1: "bad value"})
+    assert (step.action, step.attempt) == ("contact", 1)
+    # Refused again after the release: parked again.
+    again = [*released, refused_note(later + timedelta(minutes=1), 1)]
+    assert run(case, again, later, refused={1: "bad value"}).action == "review"
+    # A refusal of another attempt does not hold this one back.
+    assert run(case, [failed(at)], at, refused={2: "bad value"}).action == "contact"

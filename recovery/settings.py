@@ -6,6 +6,7 @@ file in the working folder). In production mode placeholder or empty secrets are
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -167,6 +168,30 @@ class Settings(BaseSettings):
     def redaction_marker(self) -> Marker:
         """The marker a redacted card number leaves in what the receiver and backfill store."""
         return keyed_marker(self.redaction_key.get_secret_value().encode("utf-8"))
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def bind_problem(host: str, mode: str) -> str | None:
+    """Why the receiver must not listen on ``host`` in this mode, or None.
+
+    Development mode runs with the development secrets published in the source, so it only
+    listens on loopback; production mode (which refuses those secrets) may bind anywhere."""
+    if mode == "production":
+        return None
+    name = host.strip().strip("[]").lower()
+    try:
+        loopback = ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        loopback = name in LOOPBACK_NAMES
+    if loopback:
+        return None
+    return (
+        f"development mode listens on loopback only (127.0.0.1, ::1, localhost), not "
+        f"{host!r}: its secrets are public; set RECOVERY_MODE=production with real secrets "
+        "to listen elsewhere"
+    )
 
 
 def _is_placeholder(value: str) -> bool:

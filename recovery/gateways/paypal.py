@@ -427,9 +427,10 @@ def _parse_time(value: Any) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        # Year 1 at +14:00 (or 9999 at -14:00) has no UTC time: out of range, not a crash.
+        return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
 
 
 def _key_time(value: Any) -> str | None:

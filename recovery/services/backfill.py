@@ -295,6 +295,9 @@ def _parse_json_line(raw: bytes, line_no: int) -> list[Record | Bad]:
         value = json.loads(text)
     except (json.JSONDecodeError, RecursionError):
         return [Bad(f"{where}: malformed JSON")]
+    except ValueError:
+        # Python refuses to convert an integer of more than 4300 digits.
+        return [Bad(f"{where}: malformed JSON (a number too long)")]
     if isinstance(value, list):
         items: Any = value
     elif not isinstance(value, dict):
@@ -455,7 +458,10 @@ def _stripe_time(event: Mapping[str, Any], result: Normalised) -> datetime | Non
         return result.occurred_at
     created = event.get("created")
     if isinstance(created, int) and not isinstance(created, bool):
-        return datetime.fromtimestamp(created, UTC)
+        try:
+            return stripe_gateway.created_at(created)
+        except PayloadError:
+            return None
     return None
 
 
@@ -468,7 +474,7 @@ def _generic_time(body: Mapping[str, Any], result: Normalised) -> datetime | Non
             parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
         except ValueError:
             return None
-        return parsed if parsed.tzinfo is not None else None
+        return parsed if parsed.utcoffset() is not None else None
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -134,3 +135,46 @@ def count_unprocessed(*, session: Session) -> int:
     from sqlalchemy import func
 
     return int(session.scalar(select(func.count()).where(InboxRow.processed_at.is_(None))) or 0)
+
+
+# A row that could never be applied: ingest marked it processed with this result.
+PARKED = "error"
+
+
+def parked_rows(*, session: Session, event_ids: Sequence[str] | None = None) -> list[InboxRow]:
+    """Parked rows, oldest first; only those with one of ``event_ids`` when given."""
+    stmt = select(InboxRow).where(InboxRow.result == PARKED).order_by(InboxRow.id)
+    if event_ids is not None:
+        stmt = stmt.where(InboxRow.event_id.in_(list(event_ids)))
+    return list(session.scalars(stmt))
+
+
+def rows_with_event_ids(*, session: Session, event_ids: Sequence[str]) -> list[InboxRow]:
+    return list(
+        session.scalars(
+            select(InboxRow).where(InboxRow.event_id.in_(list(event_ids))).order_by(InboxRow.id)
+        )
+    )
+
+
+def requeue(*, session: Session, row_ids: Sequence[int]) -> int:
+    """Parked rows made unprocessed again, for the next ingest to apply; how many."""
+    if not row_ids:
+        return 0
+    result = session.execute(
+        update(InboxRow)
+        .where(InboxRow.id.in_(list(row_ids)), InboxRow.result == PARKED)
+        .values(processed_at=None, result=None, error=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def rows_by_id(*, session: Session, row_ids: Sequence[int]) -> list[InboxRow]:
+    if not row_ids:
+        return []
+    return list(
+        session.scalars(
+            select(InboxRow).where(InboxRow.id.in_(list(row_ids))).order_by(InboxRow.id)
+        )
+    )

@@ -61,7 +61,7 @@ from recovery.domain.pan import Marker, plain_marker, redact_parsed_json, redact
 from recovery.domain.taxonomy import FailureCodes
 from recovery.gateways import generic as generic_gateway
 from recovery.gateways import stripe as stripe_gateway
-from recovery.gateways.common import Ignored, PayloadError
+from recovery.gateways.common import Ignored, PayloadError, guard_normalised
 from recovery.services.intake import CustomerLookup, drain
 from recovery.store.db import transaction
 from recovery.store.inbox import record_delivery, storable_problem
@@ -403,7 +403,8 @@ def normalise_record(record: Record, marker: Marker = plain_marker) -> Parsed | 
         value, found = redact_payload(record.value, marker)
     try:
         if record.source == "stripe":
-            result = stripe_gateway.normalise(value)
+            result, again = guard_normalised(stripe_gateway.normalise(value), marker)
+            found += again
             return _storable(
                 Parsed(record.where, "stripe", result, _stripe_time(value, result), found)
             )
@@ -421,7 +422,10 @@ def normalise_record(record: Record, marker: Marker = plain_marker) -> Parsed | 
         return Bad(f"{record.where}: {_field_problem(record, value, exc)}")
     if gateway != "generic":
         result = result.model_copy(update={"gateway": Gateway(gateway)})
-    return _storable(Parsed(record.where, gateway, result, _generic_time(value, result), found))
+    result, again = guard_normalised(result, marker)
+    return _storable(
+        Parsed(record.where, gateway, result, _generic_time(value, result), found + again)
+    )
 
 
 def _storable(parsed: Parsed) -> Parsed | Bad:

@@ -28,7 +28,7 @@ from recovery.api.requests import (
     Rejected,
     check_storable,
     decode,
-    parse_redacted,
+    normalise_text,
     read_body,
     require_form,
     require_json,
@@ -119,15 +119,7 @@ def build_webhooks_router(
     def normalised(
         text: str, normalise: Callable[[Any], Normalised], label: str, *, object_only: bool
     ) -> tuple[Normalised, int]:
-        """Parse, redact card numbers, normalise: a 400 with ``label`` for what is not an
-        event of the source."""
-        event, found = parse_redacted(text, marker)
-        if object_only and not isinstance(event, dict):
-            raise Rejected(400, "body must be a JSON object")
-        try:
-            return normalise(event), found
-        except PayloadError as exc:
-            raise Rejected(400, f"{label}: {exc}") from None
+        return normalise_text(text, normalise, marker, label=label, object_only=object_only)
 
     def check_stripe(body: bytes, signature: str | None) -> tuple[Normalised, int]:
         text = decode(body)

@@ -55,6 +55,18 @@ class Settings(BaseSettings):
     braintree_public_key: str = "dev-public-key"
     braintree_private_key: SecretStr = SecretStr("dev-private-key")
     paypal_webhook_id: str = "dev-webhook-id"
+    # PayPal: which environment's certificate hosts and signing-certificate name are trusted;
+    # offline verification against pinned anchors, or PayPal's verify-webhook-signature API.
+    paypal_environment: Literal["live", "sandbox"] = "live"
+    paypal_cert_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    paypal_trust_anchors_file: Path | None = None
+    paypal_intermediates_file: Path | None = None
+    paypal_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    paypal_max_concurrent_fetches: int = Field(default=4, ge=1, le=64)
+    paypal_verification: Literal["offline", "api"] = "offline"
+    paypal_api_base: str = ""
+    paypal_client_id: str = ""
+    paypal_client_secret: SecretStr = SecretStr("")
     max_body_bytes: int = 1024 * 1024
 
     # Receiver
@@ -108,7 +120,9 @@ class Settings(BaseSettings):
     dispositions_interval_seconds: int = Field(default=60, ge=1)
     rate_limit_occupy: int = Field(default=5, ge=1, le=50)
 
-    @field_validator("stripe_webhook_secrets", "generic_signing_secrets", mode="before")
+    @field_validator(
+        "stripe_webhook_secrets", "generic_signing_secrets", "paypal_cert_hosts", mode="before"
+    )
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
@@ -150,6 +164,11 @@ class Settings(BaseSettings):
         for name, value in identifiers.items():
             if value.strip().lower().startswith("dev-") or not value.strip():
                 found.append(f"{name} is empty or a placeholder")
+        if self.paypal_verification == "api":
+            if _is_placeholder(self.paypal_client_secret.get_secret_value()):
+                found.append("RECOVERY_PAYPAL_CLIENT_SECRET is empty or a placeholder")
+            if not self.paypal_client_id.strip():
+                found.append("RECOVERY_PAYPAL_CLIENT_ID is empty")
         for name, secrets in lists.items():
             if not secrets:
                 found.append(f"{name} is empty")

@@ -17,6 +17,7 @@ from flows.dispositions import dispositions
 from flows.ingest import ingest
 from flows.reconcile import reconcile
 from flows.report import report
+from flows.retention import retention
 from flows.review import review_queue
 from recovery.settings import Settings
 
@@ -76,6 +77,13 @@ def deployments(settings: Settings) -> list[object]:
             concurrency_limit=one_at_a_time(skip),
             tags=["recovery", "purpose:report"],
             description="The recovery report for the last 30 days.",
+        ),
+        retention.to_deployment(
+            "retention",
+            cron="30 3 * * *",
+            concurrency_limit=one_at_a_time(skip),
+            tags=["recovery", "purpose:privacy"],
+            description="Erase personal data of cases closed longer than the retention period.",
         ),
         review_queue.to_deployment(
             "review-queue",

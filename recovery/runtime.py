@@ -41,7 +41,7 @@ class Runtime:
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
-        return make_sessionmaker(self.engine)
+        return make_sessionmaker(self.engine, fingerprint=self.settings.fingerprint())
 
     @cached_property
     def failure_codes(self) -> FailureCodes:

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from recovery.domain.fingerprint import Fingerprint, keyed_fingerprint
 from recovery.domain.pan import Marker, keyed_marker
 
 STRIPE_API_BASE = "https://api.stripe.com"
@@ -77,6 +78,12 @@ class Settings(BaseSettings):
     # Keys the fingerprint in a redacted card number's marker, so ids that look like card
     # numbers stay distinct once redacted (see recovery/domain/pan.py).
     redaction_key: SecretStr = SecretStr("redaction-dev-local-only")
+    # Keys the fingerprint that replaces a phone number or customer reference once personal
+    # data is erased (``recovery forget``, retention); a suppressed number stays blocked.
+    privacy_key: SecretStr = SecretStr("privacy-dev-local-only")
+    # Personal fields of cases closed longer than this many days are erased by the retention
+    # flow (unset: never).
+    retention_days: int | None = Field(default=None, ge=1, le=36_500)
 
     # Prefect (the API URL falls back to PREFECT_API_URL)
     prefect_api_url: str | None = Field(
@@ -145,6 +152,7 @@ class Settings(BaseSettings):
             "RECOVERY_ADMIN_TOKEN": self.admin_token,
             "RECOVERY_CALLBACK_SECRET": self.callback_secret,
             "RECOVERY_REDACTION_KEY": self.redaction_key,
+            "RECOVERY_PRIVACY_KEY": self.privacy_key,
             "RECOVERY_STRIPE_API_KEY": self.stripe_api_key,
             "RECOVERY_BRAINTREE_PRIVATE_KEY": self.braintree_private_key,
             "RECOVERY_GENESYS_CLIENT_SECRET": self.genesys_client_secret,
@@ -183,6 +191,10 @@ class Settings(BaseSettings):
         checkout): no request could succeed, so none is made."""
         own = self.stripe_api_base.rstrip("/") == STRIPE_API_BASE
         return not (own and _is_placeholder(self.stripe_api_key.get_secret_value()))
+
+    def fingerprint(self) -> Fingerprint:
+        """The keyed fingerprint of personal data (see recovery/domain/fingerprint.py)."""
+        return keyed_fingerprint(self.privacy_key.get_secret_value().encode("utf-8"))
 
     def redaction_marker(self) -> Marker:
         """The marker a redacted card number leaves in what the receiver and backfill store."""

@@ -17,6 +17,7 @@ from recovery.cli import (  # noqa: F401  (each module registers its commands)
     intake,
     plan,
     prefect,
+    privacy,
     receiver,
     report,
 )

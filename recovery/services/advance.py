@@ -62,7 +62,12 @@ from recovery.store.cases import (
     to_view,
 )
 from recovery.store.db import transaction
-from recovery.store.suppression import ALL_CUSTOMERS, add_suppression, preferred_suppression
+from recovery.store.suppression import (
+    ALL_CUSTOMERS,
+    add_suppression,
+    preferred_suppression,
+    suppressions_by_phone,
+)
 from recovery.store.tables import CaseRow, ContactRow, HistoryRow, SuppressionRow
 from recovery.store.upsert import insert_ignore
 from recovery.store.work import claim_due, release
@@ -277,15 +282,8 @@ def _histories(session: Session, case_ids: Sequence[int]) -> dict[int, list[Hist
 def _suppressions(
     session: Session, phones: Iterable[str], now: datetime
 ) -> dict[str, list[SuppressionRow]]:
-    found: dict[str, list[SuppressionRow]] = defaultdict(list)
-    wanted = sorted(set(phones))
-    for start in range(0, len(wanted), 500):
-        for row in session.scalars(
-            select(SuppressionRow).where(SuppressionRow.phone_e164.in_(wanted[start : start + 500]))
-        ):
-            if row.expires_at is None or row.expires_at > now:
-                found[row.phone_e164].append(row)
-    return found
+    # Under the number or, once its owner's data was erased, its fingerprint.
+    return suppressions_by_phone(session=session, phones=phones, now=now)
 
 
 def _suppressed(

@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from recovery.domain.fingerprint import Fingerprint
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for the store; SQLite gets WAL with a sync at every commit, a busy timeout and
@@ -55,8 +57,23 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(
+    engine: Engine, *, fingerprint: Fingerprint | None = None
+) -> sessionmaker[Session]:
+    """Sessions on the store. ``fingerprint``: the keyed fingerprint erased personal data was
+    replaced with, so that lookups (a suppressed number) match erased rows too; the runtime
+    gives it, read from the settings."""
+    info = {FINGERPRINT: fingerprint} if fingerprint is not None else {}
+    return sessionmaker(engine, expire_on_commit=False, info=info)
+
+
+FINGERPRINT = "recovery.fingerprint"
+
+
+def fingerprint_of(session: Session) -> Fingerprint | None:
+    """The store's fingerprint of erased personal data, when its sessions were given one."""
+    found = session.info.get(FINGERPRINT)
+    return found if callable(found) else None
 
 
 @contextmanager

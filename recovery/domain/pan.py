@@ -119,8 +119,13 @@ def normalise_digits(text: str) -> str:
     return text if text.isascii() else text.translate(_DIGIT_TABLE)
 
 
-def _digit_count(text: str) -> int:
-    return sum(map(text.count, _ASCII_DIGITS))
+# Whether a text holds 13 ASCII digits: one pass, stopping at the 13th (possessive, so a
+# text with fewer fails without backtracking).
+_THIRTEEN = re.compile(rf"(?:[^0-9]*+[0-9]){{{SHORTEST}}}")
+
+
+def _has_thirteen_digits(text: str) -> bool:
+    return _THIRTEEN.match(text) is not None
 
 
 def luhn_valid(digits: str) -> bool:
@@ -198,7 +203,7 @@ def redact_text(
     if len(text) < SHORTEST:
         return text, 0
     normal = normalise_digits(text)
-    if _digit_count(normal) < SHORTEST:
+    if not _has_thirteen_digits(normal):
         return text, 0
     count = 0
     parts: list[str] = []
@@ -277,7 +282,7 @@ class FloatWatch:
 _CONTROL_ESCAPE = re.compile(r"\\[bfnrt]")
 # In the raw text one parsed separator may take two characters (an escape), so chains there
 # are joined across twice the separator run: every chain of a parsed value is one here too.
-_RAW_CHAIN = re.compile(rf"[0-9](?:[\W_]{{0,{2 * MAX_SEPARATOR}}}+[0-9]){{{SHORTEST - 1},}}+")
+_RAW_CHAIN = re.compile(rf"[0-9](?:[\W_]{{0,{2 * MAX_SEPARATOR}}}+[0-9])*+")
 
 
 def json_may_hold_pan(raw: str, *, risky_floats: bool | None = None) -> bool:
@@ -296,11 +301,12 @@ def json_may_hold_pan(raw: str, *, risky_floats: bool | None = None) -> bool:
     if "\\u" in raw:
         return True
     text = normalise_digits(raw)
-    if _digit_count(text) >= SHORTEST:
+    if _has_thirteen_digits(text):
         if "\\" in text:
             text = _CONTROL_ESCAPE.sub("  ", text)
-        if _RAW_CHAIN.search(text) is not None:
-            return True
+        for chain in _RAW_CHAIN.finditer(text):
+            if chain.end() - chain.start() >= SHORTEST and _has_thirteen_digits(chain.group()):
+                return True
     return _may_be_float_pan(raw) if risky_floats is None else risky_floats
 
 

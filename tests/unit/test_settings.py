@@ -60,3 +60,19 @@ def test_empty_secret_list_refused_in_production(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("RECOVERY_STRIPE_WEBHOOK_SECRETS", "")
     with pytest.raises(ValidationError, match="RECOVERY_STRIPE_WEBHOOK_SECRETS is empty"):
         Settings()
+
+
+def test_paypal_api_verification_needs_real_credentials_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RECOVERY_MODE", "production")
+    monkeypatch.setenv("RECOVERY_PAYPAL_VERIFICATION", "api")
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    message = str(info.value)
+    assert "RECOVERY_PAYPAL_CLIENT_SECRET" in message and "RECOVERY_PAYPAL_CLIENT_ID" in message
+
+
+def test_paypal_cert_hosts_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECOVERY_PAYPAL_CERT_HOSTS", "api.paypal.com, api-m.paypal.com")
+    assert Settings().paypal_cert_hosts == ["api.paypal.com", "api-m.paypal.com"]

@@ -11,6 +11,7 @@ import logging
 import re
 from typing import Any
 
+from recovery.domain.fingerprint import is_fingerprint
 from recovery.domain.pan import redact_text
 
 _PHONE = re.compile(
@@ -21,9 +22,12 @@ _installed = False
 
 
 def mask_phone(phone: str | None) -> str:
-    """``+14155552671`` -> ``***2671``; empty for None."""
+    """``+14155552671`` -> ``***2671``; empty for None; an erased number's keyed fingerprint
+    as it is (it is no phone number)."""
     if not phone:
         return ""
+    if is_fingerprint(phone):
+        return phone
     digits = re.sub(r"[^0-9]", "", phone)
     return f"***{digits[-4:]}" if len(digits) >= 4 else "***"
 

@@ -58,7 +58,9 @@ class Runtime:
     def sessions(self) -> sessionmaker[Session]:
         with self._guard:
             if self._sessions is None:
-                self._sessions = make_sessionmaker(self.engine)
+                self._sessions = make_sessionmaker(
+                    self.engine, fingerprint=self.settings.fingerprint()
+                )
             return self._sessions
 
     @cached_property

@@ -6,12 +6,14 @@ file in the working folder). In production mode placeholder or empty secrets are
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from recovery.domain.fingerprint import Fingerprint, keyed_fingerprint
 from recovery.domain.pan import Marker, keyed_marker
 
 STRIPE_API_BASE = "https://api.stripe.com"
@@ -54,6 +56,18 @@ class Settings(BaseSettings):
     braintree_public_key: str = "dev-public-key"
     braintree_private_key: SecretStr = SecretStr("dev-private-key")
     paypal_webhook_id: str = "dev-webhook-id"
+    # PayPal: which environment's certificate hosts and signing-certificate name are trusted;
+    # offline verification against pinned anchors, or PayPal's verify-webhook-signature API.
+    paypal_environment: Literal["live", "sandbox"] = "live"
+    paypal_cert_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    paypal_trust_anchors_file: Path | None = None
+    paypal_intermediates_file: Path | None = None
+    paypal_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    paypal_max_concurrent_fetches: int = Field(default=4, ge=1, le=64)
+    paypal_verification: Literal["offline", "api"] = "offline"
+    paypal_api_base: str = ""
+    paypal_client_id: str = ""
+    paypal_client_secret: SecretStr = SecretStr("")
     max_body_bytes: int = 1024 * 1024
 
     # Receiver
@@ -64,6 +78,12 @@ class Settings(BaseSettings):
     # Keys the fingerprint in a redacted card number's marker, so ids that look like card
     # numbers stay distinct once redacted (see recovery/domain/pan.py).
     redaction_key: SecretStr = SecretStr("redaction-dev-local-only")
+    # Keys the fingerprint that replaces a phone number or customer reference once personal
+    # data is erased (``recovery forget``, retention); a suppressed number stays blocked.
+    privacy_key: SecretStr = SecretStr("privacy-dev-local-only")
+    # Personal fields of cases closed longer than this many days are erased by the retention
+    # flow (unset: never).
+    retention_days: int | None = Field(default=None, ge=1, le=36_500)
 
     # Prefect (the API URL falls back to PREFECT_API_URL)
     prefect_api_url: str | None = Field(
@@ -107,7 +127,9 @@ class Settings(BaseSettings):
     dispositions_interval_seconds: int = Field(default=60, ge=1)
     rate_limit_occupy: int = Field(default=5, ge=1, le=50)
 
-    @field_validator("stripe_webhook_secrets", "generic_signing_secrets", mode="before")
+    @field_validator(
+        "stripe_webhook_secrets", "generic_signing_secrets", "paypal_cert_hosts", mode="before"
+    )
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
@@ -130,6 +152,7 @@ class Settings(BaseSettings):
             "RECOVERY_ADMIN_TOKEN": self.admin_token,
             "RECOVERY_CALLBACK_SECRET": self.callback_secret,
             "RECOVERY_REDACTION_KEY": self.redaction_key,
+            "RECOVERY_PRIVACY_KEY": self.privacy_key,
             "RECOVERY_STRIPE_API_KEY": self.stripe_api_key,
             "RECOVERY_BRAINTREE_PRIVATE_KEY": self.braintree_private_key,
             "RECOVERY_GENESYS_CLIENT_SECRET": self.genesys_client_secret,
@@ -149,6 +172,11 @@ class Settings(BaseSettings):
         for name, value in identifiers.items():
             if value.strip().lower().startswith("dev-") or not value.strip():
                 found.append(f"{name} is empty or a placeholder")
+        if self.paypal_verification == "api":
+            if _is_placeholder(self.paypal_client_secret.get_secret_value()):
+                found.append("RECOVERY_PAYPAL_CLIENT_SECRET is empty or a placeholder")
+            if not self.paypal_client_id.strip():
+                found.append("RECOVERY_PAYPAL_CLIENT_ID is empty")
         for name, secrets in lists.items():
             if not secrets:
                 found.append(f"{name} is empty")
@@ -164,9 +192,37 @@ class Settings(BaseSettings):
         own = self.stripe_api_base.rstrip("/") == STRIPE_API_BASE
         return not (own and _is_placeholder(self.stripe_api_key.get_secret_value()))
 
+    def fingerprint(self) -> Fingerprint:
+        """The keyed fingerprint of personal data (see recovery/domain/fingerprint.py)."""
+        return keyed_fingerprint(self.privacy_key.get_secret_value().encode("utf-8"))
+
     def redaction_marker(self) -> Marker:
         """The marker a redacted card number leaves in what the receiver and backfill store."""
         return keyed_marker(self.redaction_key.get_secret_value().encode("utf-8"))
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def bind_problem(host: str, mode: str) -> str | None:
+    """Why the receiver must not listen on ``host`` in this mode, or None.
+
+    Development mode runs with the development secrets published in the source, so it only
+    listens on loopback; production mode (which refuses those secrets) may bind anywhere."""
+    if mode == "production":
+        return None
+    name = host.strip().strip("[]").lower()
+    try:
+        loopback = ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        loopback = name in LOOPBACK_NAMES
+    if loopback:
+        return None
+    return (
+        f"development mode listens on loopback only (127.0.0.1, ::1, localhost), not "
+        f"{host!r}: its secrets are public; set RECOVERY_MODE=production with real secrets "
+        "to listen elsewhere"
+    )
 
 
 def _is_placeholder(value: str) -> bool:

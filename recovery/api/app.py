@@ -22,6 +22,7 @@ from recovery.api.routes.webhooks import build_webhooks_router
 from recovery.api.trigger import IngestTrigger
 from recovery.api.writer import InboxWriter
 from recovery.clock import Clock
+from recovery.gateways import paypal as paypal_gateway
 from recovery.settings import Settings
 
 
@@ -41,11 +42,14 @@ def create_app(
     wall_time: Callable[[], float] = time.time,
     extra_routers: list[Any] | None = None,
     writer: InboxWriter | None = None,
+    paypal: paypal_gateway.Verifier | None = None,
 ) -> FastAPI:
     """The receiver. ``wall_time`` checks signature freshness (a transport concern, always real
     time); ``clock`` stamps what is recorded (it may be virtual). The inbox writer starts on
-    the first delivery and stops with the app's lifespan (``app.state.inbox_writer``)."""
+    the first delivery and stops with the app's lifespan (``app.state.inbox_writer``), which
+    also closes the PayPal verifier's connections (``app.state.paypal_verifier``)."""
     inbox = writer or InboxWriter(_engine_of(sessions))
+    verifier = paypal or paypal_gateway.verifier_from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -58,6 +62,7 @@ def create_app(
             yield
         finally:
             await asyncio.to_thread(inbox.stop)
+            verifier.close()
 
     app = FastAPI(
         title="Payment recovery receiver",
@@ -66,6 +71,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.inbox_writer = inbox
+    app.state.paypal_verifier = verifier
 
     @app.exception_handler(Rejected)
     async def _rejected(_request: Request, exc: Rejected) -> JSONResponse:
@@ -73,7 +79,12 @@ def create_app(
 
     app.include_router(
         build_webhooks_router(
-            settings=settings, clock=clock, inbox=inbox, trigger=trigger, wall_time=wall_time
+            settings=settings,
+            clock=clock,
+            inbox=inbox,
+            trigger=trigger,
+            wall_time=wall_time,
+            paypal=verifier,
         )
     )
     app.include_router(build_health_router(sessions=sessions))

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from recovery.domain.models import PaymentFailure, PaymentSucceeded
 from recovery.domain.pan import FloatWatch, Marker, plain_marker, redact_parsed_json
-from recovery.gateways.common import Ignored
+from recovery.gateways.common import Ignored, PayloadError, guard_normalised
 from recovery.store.inbox import storable_problem
 
 # Bodies up to this size are checked in the event loop (tens of microseconds for a typical
@@ -104,6 +104,28 @@ def parse_redacted(text: str, marker: Marker = plain_marker) -> tuple[Any, int]:
         # The card-number walk needs more stack than the parser: what cannot be scanned is
         # refused, never stored unscanned.
         raise Rejected(400, "JSON nested too deeply") from None
+
+
+def normalise_text(
+    text: str,
+    normalise: Callable[[Any], Normalised],
+    marker: Marker,
+    *,
+    label: str,
+    object_only: bool,
+) -> tuple[Normalised, int]:
+    """Parse, redact card numbers, normalise, and check what the normaliser built once more:
+    a 400 with ``label`` for what is not an event of the source. The count is of every card
+    number found, in the body and in the fields built from it."""
+    event, found = parse_redacted(text, marker)
+    if object_only and not isinstance(event, dict):
+        raise Rejected(400, "body must be a JSON object")
+    try:
+        result = normalise(event)
+    except PayloadError as exc:
+        raise Rejected(400, f"{label}: {exc}") from None
+    result, again = guard_normalised(result, marker)
+    return result, found + again
 
 
 def check_storable(result: Normalised) -> None:

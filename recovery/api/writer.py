@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
-from recovery.store.inbox import Delivery, insert_delivery
+from recovery.store.inbox import Delivery, TransmissionReplayed, insert_delivery
 
 log = logging.getLogger("recovery.api.writer")
 
@@ -51,7 +51,7 @@ class _Waiting:
 
 def _belongs_to_one_row(exc: BaseException) -> bool:
     """A failure caused by one row's values rather than by the store or the transaction."""
-    if isinstance(exc, DataError | IntegrityError):
+    if isinstance(exc, DataError | IntegrityError | TransmissionReplayed):
         return True
     # Raised while converting one row's values, before the database saw the statement.
     return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)

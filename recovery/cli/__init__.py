@@ -13,9 +13,11 @@ from recovery.cli import (  # noqa: F401  (each module registers its commands)
     compliance,
     db,
     emulator,
+    inbox,
     intake,
     plan,
     prefect,
+    privacy,
     receiver,
     report,
 )

@@ -70,7 +70,7 @@ def existing_store(config: Settings, table: str) -> sessionmaker[Session] | None
     if not inspect(engine).has_table(table):
         engine.dispose()
         return None
-    return make_sessionmaker(engine)
+    return make_sessionmaker(engine, fingerprint=config.fingerprint())
 
 
 def store_or_fail(config: Settings, table: str) -> sessionmaker[Session]:

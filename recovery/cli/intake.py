@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from recovery.cli.common import app, print_json, runtime
+from recovery.cli.common import FAILED, app, fail, print_json, runtime
 
 
 @app.command("ingest")
@@ -15,17 +15,24 @@ def ingest_command(
     json_output: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Drain the inbox into cases now, in this process (the ingest deployment does the same)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from recovery.services.intake import drain
 
     built = runtime()
-    summary = drain(
-        sessions=built.sessions,
-        codes=built.failure_codes,
-        clock_now=built.clock.now,
-        batch_size=batch_size or built.settings.ingest_batch_size,
-        lookup=built.customer_lookup(),
-    )
-    built.close()
+    try:
+        summary = drain(
+            sessions=built.sessions,
+            codes=built.failure_codes,
+            clock_now=built.clock.now,
+            batch_size=batch_size or built.settings.ingest_batch_size,
+            lookup=built.customer_lookup(),
+        )
+    except SQLAlchemyError as exc:
+        # Rows of the failed batch stay unprocessed: nothing is lost, the next run applies them.
+        fail(f"the store failed ({type(exc).__name__}); nothing was lost, run it again", FAILED)
+    finally:
+        built.close()
     if json_output:
         print_json(summary.as_dict())
     else:

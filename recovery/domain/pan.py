@@ -1,9 +1,27 @@
-"""The PAN guard: finds card numbers (13-19 digits, optionally split by spaces or dashes,
-Luhn-valid) in any string of a payload and replaces them before anything is stored or logged.
+"""The PAN guard: finds card numbers in any string of a payload and replaces them before
+anything is stored, logged or sent.
 
-A digit run (separators allowed) is redacted whole when any 13-19 digit window inside it is
-Luhn-valid, so a card number cannot survive glued to other digits ("5 4242 4242 4242 4242").
-This errs on the side of redaction: some innocent long numbers are replaced too, and the
+A card number is 13 to 19 digits passing the Luhn check, however it is spelled:
+
+- any script's decimal digits count (full-width ``４``, Arabic-Indic ``٤``...): they are read as
+  ASCII digits first, one character for one, so positions do not move;
+- digits are joined across a run of up to ``MAX_SEPARATOR`` characters that are neither letters
+  nor digits (spaces of every kind, ``-``, ``.``, ``/``, `` - ``...), so every grouping (``41 11
+  11 ...``, ``411 111 ...``, ``4 1 1 1 ...``) is one *chain* of digits; a letter, or a longer run,
+  ends the chain;
+- a chain is redacted whole when any 13-19 digit window inside it is Luhn-valid, so a card
+  number cannot survive glued to other digits ("5 4242 4242 4242 4242").
+
+The one exception is an ISO 8601 date and time of the years 1900-2199 written with a colon
+(``2026-12-01 13:00:00+00:00``): its digits would otherwise make a chain of 14 to 23 digits,
+Luhn-valid about half the time, and times must stay readable. It is read as a boundary: digits
+before and after it are chains of their own. No card number is issued in the ranges such a
+time spells (its digits start 19, 20 or 21).
+
+The work is linear in the text: chains are found by one regular-expression pass with
+possessive quantifiers (no backtracking), and each chain's windows are checked with prefix sums
+(a rolling Luhn check), in chunks, by C-level iteration; a chain stops at its first Luhn-valid
+window. This errs on the side of redaction: some innocent long numbers are replaced too, and the
 event is flagged, which is the right trade for cardholder data.
 
 Where a redacted value may be an identity (an event id, an invoice number), the receiver
@@ -17,14 +35,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 REDACTED = "[redacted-card-number]"
 
-# The replacement for one digit run (separators removed) that holds a card number.
+# The replacement for one chain of digits (separators removed) that holds a card number.
 Marker = Callable[[str], str]
+
+# The longest run of characters that are neither letters nor digits still read as a separator
+# between two digits of one number (" - ", ". ", a double space with a no-break space...).
+MAX_SEPARATOR = 3
+SHORTEST, LONGEST = 13, 19
 
 
 def plain_marker(_digits: str) -> str:
@@ -44,12 +69,63 @@ def keyed_marker(key: bytes) -> Marker:
     return marker
 
 
-# Digits with single optional separators; at least 13 digits in the run.
-_CANDIDATE = re.compile(r"(?<![0-9])[0-9](?:[ \-]?[0-9]){12,}(?![0-9])")
-_QUICK = re.compile(r"[0-9]{4}")
-# Every match of _CANDIDATE is a stretch of 13 or more digits, spaces and dashes starting with a
-# digit: a cheap necessary condition to test before the costlier pattern itself.
-_STRETCH = re.compile(r"[0-9][0-9 \-]{12,}")
+@dataclass
+class ScanWork:
+    """What a scan examined: characters read and Luhn windows checked (for tests of the
+    guard's cost, which count rather than time)."""
+
+    chars: int = 0
+    windows: int = 0
+
+
+# One chain: a digit, then (separator run, digit) as often as they come. Possessive: a failed
+# extension never backtracks, and each chain is matched once from its first digit (a minimum
+# length in the pattern would retry from every digit of a short chain), so the pass is linear.
+_SEPARATOR = rf"[\W_]{{0,{MAX_SEPARATOR}}}+"
+_CHAIN = re.compile(rf"[0-9](?:{_SEPARATOR}[0-9])*+")
+_NOT_DIGIT = re.compile(r"[^0-9]")
+_DATETIME = re.compile(
+    r"(?<![0-9])(?:19|20|21)[0-9]{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[Tt ]"
+    r"(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:[.,][0-9]{1,9})?)?"
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9])?(?![0-9])"
+)
+_ASCII_DIGITS = "0123456789"
+# ASCII digits to their values (bytes 0-9), and values to their doubled Luhn value.
+_TO_VALUES = bytes.maketrans(b"0123456789", bytes(range(10)))
+_TO_DOUBLED = bytes.maketrans(
+    bytes(range(10)), bytes(d * 2 - 9 if d > 4 else d * 2 for d in range(10))
+)
+# A window sum (a byte) to 0 when divisible by 10, else to 1.
+_LUHN_ZERO = bytes(0 if n % 10 == 0 else 1 for n in range(256))
+_CHUNK = 65536
+
+
+class _DigitTable(dict[int, int]):
+    """``str.translate`` table: a decimal digit of any script to its ASCII digit, any other
+    character to itself. Filled as characters are first seen, so every later lookup is a plain
+    dictionary hit (there are some 650 digits among a million code points)."""
+
+    def __missing__(self, code: int) -> int:
+        value = unicodedata.decimal(chr(code), None)
+        self[code] = mapped = code if value is None else 48 + value
+        return mapped
+
+
+_DIGIT_TABLE = _DigitTable()
+
+
+def normalise_digits(text: str) -> str:
+    """``text`` with every decimal digit of any script as its ASCII digit (same length)."""
+    return text if text.isascii() else text.translate(_DIGIT_TABLE)
+
+
+# Whether a text holds 13 ASCII digits: one pass, stopping at the 13th (possessive, so a
+# text with fewer fails without backtracking).
+_THIRTEEN = re.compile(rf"(?:[^0-9]*+[0-9]){{{SHORTEST}}}")
+
+
+def _has_thirteen_digits(text: str) -> bool:
+    return _THIRTEEN.match(text) is not None
 
 
 def luhn_valid(digits: str) -> bool:
@@ -65,30 +141,87 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _has_pan(digits: str) -> bool:
+def _has_pan(digits: str, work: ScanWork | None = None) -> bool:
+    """Whether any 13-19 digit window of ``digits`` (ASCII) is Luhn-valid: linear time.
+
+    For a window ending at ``e`` the digits doubled are those at an odd distance from ``e``, so
+    two value sequences serve every window: one doubling the digits at even index (for windows
+    ending at an odd index), one doubling those at odd index. A sequence is read as a big
+    integer, one byte per digit; adding it to itself shifted by one byte, L times, leaves in
+    byte ``e`` the sum of the L values ending at ``e`` (at most 19 x 9, no carry). A byte
+    table then marks the sums divisible by 10 (Luhn-valid), and a zero byte at a position of
+    the right parity is a valid window. Every step is one C-level operation over a chunk; the
+    first hit ends the scan."""
     length = len(digits)
-    for size in range(13, min(19, length) + 1):
-        for start in range(0, length - size + 1):
-            if luhn_valid(digits[start : start + size]):
-                return True
+    if length < SHORTEST:
+        return False
+    values = digits.encode("ascii").translate(_TO_VALUES)
+    start = 0
+    while start < length:
+        stop = min(length, start + _CHUNK + LONGEST - 1)
+        plain = values[start:stop]
+        doubled = plain.translate(_TO_DOUBLED)
+        size = len(plain)
+        at_even, at_odd = bytearray(plain), bytearray(plain)
+        at_even[0::2] = doubled[0::2]
+        at_odd[1::2] = doubled[1::2]
+        for sequence, end_parity in ((at_even, 1), (at_odd, 0)):
+            whole = int.from_bytes(sequence, "little")
+            sums = 0
+            for taken in range(min(LONGEST, size)):
+                sums += whole << (8 * taken)
+                window = taken + 1
+                if window < SHORTEST:
+                    continue
+                # Bytes window-1 .. size-1: the complete windows, ending at e = window-1+i.
+                ends = sums.to_bytes(size + LONGEST, "little")[window - 1 : size]
+                if work is not None:
+                    work.windows += len(ends)
+                first = (end_parity - (window - 1)) % 2
+                if 0 in ends[first::2].translate(_LUHN_ZERO):
+                    return True
+        if stop == length:
+            return False
+        start = stop - (LONGEST - 1)
     return False
 
 
-def redact_text(text: str, marker: Marker = plain_marker) -> tuple[str, int]:
+def _chains(text: str, work: ScanWork | None) -> list[re.Match[str]]:
+    """The chains of 13 digits or more in ``text`` (digits already ASCII)."""
+    if ":" in text and "-" in text:
+        # Times are boundaries: blanked in a copy of the same length, positions unchanged.
+        text = _DATETIME.sub(lambda m: "x" * len(m.group()), text)
+    if work is not None:
+        work.chars += len(text)
+    return [chain for chain in _CHAIN.finditer(text) if chain.end() - chain.start() >= SHORTEST]
+
+
+def redact_text(
+    text: str, marker: Marker = plain_marker, *, work: ScanWork | None = None
+) -> tuple[str, int]:
     """The text with card numbers replaced, and how many were replaced."""
-    if len(text) < 13 or not _QUICK.search(text):
+    if len(text) < SHORTEST:
+        return text, 0
+    normal = normalise_digits(text)
+    if not _has_thirteen_digits(normal):
         return text, 0
     count = 0
-
-    def replace(match: re.Match[str]) -> str:
-        nonlocal count
-        digits = match.group(0).replace(" ", "").replace("-", "")
-        if not _has_pan(digits):
-            return match.group(0)
+    parts: list[str] = []
+    last = 0
+    for chain in _chains(normal, work):
+        digits = _NOT_DIGIT.sub("", chain.group())
+        if work is not None:
+            work.chars += len(digits)
+        if not _has_pan(digits, work):
+            continue
         count += 1
-        return marker(digits)
-
-    return _CANDIDATE.sub(replace, text), count
+        parts.append(text[last : chain.start()])
+        parts.append(marker(digits))
+        last = chain.end()
+    if not count:
+        return text, 0
+    parts.append(text[last:])
+    return "".join(parts), count
 
 
 def contains_pan(text: str) -> bool:
@@ -144,20 +277,36 @@ class FloatWatch:
         return float(literal)
 
 
+# A JSON escape that decodes to a control character: in the raw text a backslash and a letter,
+# once parsed a separator. Read as two separator characters in the raw text.
+_CONTROL_ESCAPE = re.compile(r"\\[bfnrt]")
+# In the raw text one parsed separator may take two characters (an escape), so chains there
+# are joined across twice the separator run: every chain of a parsed value is one here too.
+_RAW_CHAIN = re.compile(rf"[0-9](?:[\W_]{{0,{2 * MAX_SEPARATOR}}}+[0-9])*+")
+
+
 def json_may_hold_pan(raw: str, *, risky_floats: bool | None = None) -> bool:
     """False when nothing parsed from the JSON text ``raw`` can hold a card number.
 
-    JSON escapes other than ``\\u`` decode to a quote, a slash, a backslash or a control
-    character, never to a digit, a space or a dash, so without ``\\u`` every digit run of every
-    parsed key, string and integer appears verbatim in the raw text, bounded by characters that
-    are not digits either. When the raw text has no candidate run, no parsed value has one.
-    Floats are the exception: ``41589062.76223013e8`` parses to 4158906276223013.0, so any
-    number with an exponent, or with a fraction and 13 digits or more, means a walk.
-    ``risky_floats``: what a ``FloatWatch`` saw while parsing ``raw`` (None: scan the text)."""
+    Any other script's digits are read as ASCII digits, as the guard reads them. JSON escapes
+    other than ``\\u`` decode to a quote, a slash, a backslash (separators, as they are in
+    the raw text) or a control character (a separator once parsed, a backslash and a letter
+    in the raw text, read here as two separators); one parsed separator is at most two raw
+    characters, so the raw text is read with chains joined across twice the usual run: a chain
+    in any parsed key, string or integer is a chain here too. Without one, no parsed value has
+    a card number. ``\\u`` escapes mean a walk. Floats are the exception: ``41589062.76223013e8``
+    parses to 4158906276223013.0, so any number with an exponent, or with a fraction and 13
+    digits or more, means a walk. ``risky_floats``: what a ``FloatWatch`` saw while parsing
+    ``raw`` (None: scan the text)."""
     if "\\u" in raw:
         return True
-    if _STRETCH.search(raw) is not None and _CANDIDATE.search(raw) is not None:
-        return True
+    text = normalise_digits(raw)
+    if _has_thirteen_digits(text):
+        if "\\" in text:
+            text = _CONTROL_ESCAPE.sub("  ", text)
+        for chain in _RAW_CHAIN.finditer(text):
+            if chain.end() - chain.start() >= SHORTEST and _has_thirteen_digits(chain.group()):
+                return True
     return _may_be_float_pan(raw) if risky_floats is None else risky_floats
 
 

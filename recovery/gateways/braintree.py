@@ -50,6 +50,7 @@ from recovery.gateways.common import (
     address_postal_code,
     address_state,
     amount_in_range,
+    guard_normalised,
     normalise_phone,
     text_or_none,
 )
@@ -129,7 +130,9 @@ def read_notification(
     plain, found = redact_payload(_plain(notification, ()), marker)
     if not isinstance(plain, dict):
         raise PayloadError("malformed Braintree notification")
-    return normalise(plain), found
+    # The name is joined from the first and last names: checked again as a whole.
+    result, again = guard_normalised(normalise(plain), marker)
+    return result, found + again
 
 
 def normalise(notification: Mapping[str, Any]) -> Normalised:

@@ -9,7 +9,8 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict
 
 from recovery.domain.compliance.zones import US_TERRITORIES, normalise_state
-from recovery.domain.models import Gateway
+from recovery.domain.models import Gateway, PaymentFailure, PaymentSucceeded
+from recovery.domain.pan import Marker, redact_payload
 
 # ISO 4217 currencies without minor units (Stripe's list of zero-decimal currencies).
 ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
@@ -29,6 +30,20 @@ class Ignored(BaseModel):
     event_id: str
     event_type: str
     reason: str
+
+
+def guard_normalised(
+    result: PaymentFailure | PaymentSucceeded | Ignored, marker: Marker
+) -> tuple[PaymentFailure | PaymentSucceeded | Ignored, int]:
+    """The normalised event with every field checked for card numbers again, and how many
+    were found. A normaliser builds fields from several of the event's (a name from a given
+    name and a surname, a phone from a country code and a national number); each part was
+    clean, the whole may not be."""
+    data = result.model_dump(mode="python")
+    cleaned, found = redact_payload(data, marker)
+    if not found:
+        return result, 0
+    return type(result).model_validate(cleaned), found
 
 
 def text_or_none(value: Any) -> str | None:

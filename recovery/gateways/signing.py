@@ -29,23 +29,24 @@ def verify(
     if not header:
         raise SignatureError("missing signature header")
     timestamp: int | None = None
-    candidates: list[str] = []
+    candidates: list[bytes] = []
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
         if key == "t":
-            try:
-                timestamp = int(value)
-            except ValueError as exc:
-                raise SignatureError("signature timestamp is not an integer") from exc
+            # ASCII digits only: int() would also take "+1", "1_0" and other scripts' digits.
+            if not (value.isascii() and value.isdigit() and len(value) <= 12):
+                raise SignatureError("signature timestamp is not an integer")
+            timestamp = int(value)
         elif key == "v1" and value:
-            candidates.append(value)
+            # Compared as bytes: a non-ASCII value simply matches nothing.
+            candidates.append(value.encode("utf-8", "surrogatepass"))
     if timestamp is None or not candidates:
         raise SignatureError("signature header must carry t=<unix seconds> and v1=<hex>")
     if abs(now - timestamp) > tolerance_seconds:
         raise SignatureError(f"signature timestamp outside the {tolerance_seconds} s tolerance")
     message = f"{timestamp}.".encode() + body
     for secret in secrets:
-        expected = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+        expected = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest().encode()
         if any(hmac.compare_digest(expected, candidate) for candidate in candidates):
             return timestamp
     raise SignatureError("no signature matches any configured secret")

@@ -38,6 +38,11 @@ def verify_signature(
     """Accept the body when any configured secret (rotation) signed it within the tolerance."""
     if not header:
         raise SignatureError("missing Stripe-Signature header")
+    # The stripe package compares signatures as text (a non-ASCII one raises TypeError) and
+    # reads the timestamp with int() (which takes any script's digits): only printable ASCII
+    # reaches it.
+    if not (header.isascii() and header.isprintable()):
+        raise SignatureError("malformed Stripe-Signature header")
     reasons: list[str] = []
     for secret in secrets:
         try:
@@ -45,6 +50,8 @@ def verify_signature(
             return
         except stripe.SignatureVerificationError as exc:
             reasons.append(str(getattr(exc, "user_message", None) or exc).lower())
+        except (TypeError, ValueError, OverflowError):
+            raise SignatureError("malformed Stripe-Signature header") from None
     # A stale timestamp is only reported once a secret matched: that is the more useful fact.
     if any("timestamp outside the tolerance" in reason for reason in reasons):
         raise SignatureError(f"signature timestamp outside the {tolerance} s tolerance")
@@ -104,7 +111,16 @@ def _envelope(event: Mapping[str, Any]) -> tuple[str, str, Mapping[str, Any], da
         raise PayloadError("event has no 'data.object'")
     if not isinstance(obj.get("id"), str):
         raise PayloadError("event's data.object has no string 'id'")
-    return event_id, event_type, obj, datetime.fromtimestamp(created, UTC)
+    return event_id, event_type, obj, created_at(created)
+
+
+def created_at(created: int) -> datetime:
+    """An event's ``created`` (Unix seconds) as a time; a value outside the calendar (before
+    year 1, after 9999, beyond the platform's time_t) is a malformed event."""
+    try:
+        return datetime.fromtimestamp(created, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise PayloadError("event 'created' timestamp is out of range") from None
 
 
 def _obj(value: Any) -> Mapping[str, Any]:

@@ -60,7 +60,7 @@ from recovery.domain.pan import Marker, plain_marker, redact_parsed_json, redact
 from recovery.domain.taxonomy import FailureCodes
 from recovery.gateways import generic as generic_gateway
 from recovery.gateways import stripe as stripe_gateway
-from recovery.gateways.common import Ignored, PayloadError
+from recovery.gateways.common import Ignored, PayloadError, guard_normalised
 from recovery.services.intake import CustomerLookup, drain
 from recovery.store.db import transaction
 from recovery.store.inbox import record_delivery, recorded_events, storable_problem
@@ -293,6 +293,9 @@ def _parse_json_line(raw: bytes, line_no: int) -> list[Record | Bad]:
         value = json.loads(text)
     except (json.JSONDecodeError, RecursionError):
         return [Bad(f"{where}: malformed JSON")]
+    except ValueError:
+        # Python refuses to convert an integer of more than 4300 digits.
+        return [Bad(f"{where}: malformed JSON (a number too long)")]
     if isinstance(value, list):
         items: Any = value
     elif not isinstance(value, dict):
@@ -398,7 +401,8 @@ def normalise_record(record: Record, marker: Marker = plain_marker) -> Parsed | 
         value, found = redact_payload(record.value, marker)
     try:
         if record.source == "stripe":
-            result = stripe_gateway.normalise(value)
+            result, again = guard_normalised(stripe_gateway.normalise(value), marker)
+            found += again
             return _storable(
                 Parsed(record.where, "stripe", result, _stripe_time(value, result), found)
             )
@@ -416,7 +420,10 @@ def normalise_record(record: Record, marker: Marker = plain_marker) -> Parsed | 
         return Bad(f"{record.where}: {_field_problem(record, value, exc)}")
     if gateway != "generic":
         result = result.model_copy(update={"gateway": Gateway(gateway)})
-    return _storable(Parsed(record.where, gateway, result, _generic_time(value, result), found))
+    result, again = guard_normalised(result, marker)
+    return _storable(
+        Parsed(record.where, gateway, result, _generic_time(value, result), found + again)
+    )
 
 
 def _storable(parsed: Parsed) -> Parsed | Bad:
@@ -453,7 +460,10 @@ def _stripe_time(event: Mapping[str, Any], result: Normalised) -> datetime | Non
         return result.occurred_at
     created = event.get("created")
     if isinstance(created, int) and not isinstance(created, bool):
-        return datetime.fromtimestamp(created, UTC)
+        try:
+            return stripe_gateway.created_at(created)
+        except PayloadError:
+            return None
     return None
 
 
@@ -466,7 +476,7 @@ def _generic_time(body: Mapping[str, Any], result: Normalised) -> datetime | Non
             parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
         except ValueError:
             return None
-        return parsed if parsed.tzinfo is not None else None
+        return parsed if parsed.utcoffset() is not None else None
     return None
 
 

@@ -1,7 +1,11 @@
 """Draining the webhook inbox into cases: the work of the ingest flow, without Prefect.
 
-Each row is applied in its own savepoint, so a bad row is marked and never blocks the rows
-behind it. The unique constraints on cases and successes decide races between runners.
+Each row is applied in its own savepoint, so a row that can never be applied is parked
+(result ``error``) and never blocks the rows behind it; ``recovery inbox retry`` replays it.
+A store error that will pass (a lock wait cut short, a deadlock, a busy database, a lost
+connection) is no fault of the row: the whole batch rolls back, every row of it stays
+unprocessed, and the error goes to the caller, which retries. The unique constraints on cases
+and successes decide races between runners.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from recovery.log_scrubbing import scrub
 from recovery.store import inbox
 from recovery.store.cases import ApplyResult, apply_failure, apply_success
 from recovery.store.db import transaction
+from recovery.store.errors import is_transient_store_error
 from recovery.store.tables import InboxRow
 
 log = logging.getLogger("recovery.services.intake")
@@ -66,6 +71,15 @@ def ingest_batch(
                 with session.begin_nested():
                     result = _apply_row(session, row, codes, now, lookup)
             except Exception as exc:  # one bad row must not block the rest
+                if is_transient_store_error(exc):
+                    log.warning(
+                        "inbox row %s (%s): the store failed (%s); the batch rolls back and "
+                        "its rows wait for a retry",
+                        row.id,
+                        row.event_type,
+                        type(exc).__name__,
+                    )
+                    raise
                 message = scrub(f"{type(exc).__name__}: {exc}")[:1000]
                 log.warning("inbox row %s (%s) failed: %s", row.id, row.event_type, message)
                 inbox.mark_processed(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from recovery.domain.compliance.holds import Hold, holds_data
@@ -291,11 +291,11 @@ def apply_success(*, session: Session, success: PaymentSucceeded, now: datetime)
     matches = CaseRow.business_key == success.business_key
     separator = EPISODE_SEPARATOR.get(success.gateway.value)
     if separator:
-        episodes = f"{success.business_key}{separator}%"
-        matches = or_(
-            matches,
-            and_(CaseRow.business_key.like(episodes), CaseRow.failed_at <= success.occurred_at),
-        )
+        # A prefix compared as text, not a LIKE pattern: a key holding ``%`` or ``_`` is sent
+        # by whoever signs the event, and SQLite's LIKE also ignores case.
+        episodes = f"{success.business_key}{separator}"
+        prefix = func.substr(CaseRow.business_key, 1, len(episodes))
+        matches = or_(matches, and_(prefix == episodes, CaseRow.failed_at <= success.occurred_at))
     stmt = select(CaseRow).where(CaseRow.gateway == success.gateway.value, matches)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()

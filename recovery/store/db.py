@@ -10,9 +10,12 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from recovery.domain.fingerprint import Fingerprint
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for the store; SQLite gets WAL, a busy timeout and foreign keys.
+    """An engine for the store; SQLite gets WAL with a sync at every commit, a busy timeout and
+    foreign keys.
 
     Statement parameters are never rendered into error messages: they hold phone numbers and
     names, and errors end up in logs and in the inbox's error column."""
@@ -35,7 +38,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            # FULL syncs the WAL at every commit: a commit the receiver acknowledges (an inbox
+            # row, a disposition) survives an OS crash or a power cut, which NORMAL does not
+            # promise. The inbox writer commits many rows at once, so the sync is shared.
+            cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             cursor.close()
@@ -51,8 +57,23 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(
+    engine: Engine, *, fingerprint: Fingerprint | None = None
+) -> sessionmaker[Session]:
+    """Sessions on the store. ``fingerprint``: the keyed fingerprint erased personal data was
+    replaced with, so that lookups (a suppressed number) match erased rows too; the runtime
+    gives it, read from the settings."""
+    info = {FINGERPRINT: fingerprint} if fingerprint is not None else {}
+    return sessionmaker(engine, expire_on_commit=False, info=info)
+
+
+FINGERPRINT = "recovery.fingerprint"
+
+
+def fingerprint_of(session: Session) -> Fingerprint | None:
+    """The store's fingerprint of erased personal data, when its sessions were given one."""
+    found = session.info.get(FINGERPRINT)
+    return found if callable(found) else None
 
 
 @contextmanager

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.orm import Session
 
-from recovery.store.tables import InboxRow
+from recovery.store.tables import InboxRow, TransmissionRow
 from recovery.store.upsert import insert_ignore
 
 # The widths of the inbox's event_id and event_type columns, and of the case's business key.
@@ -42,9 +42,14 @@ def _has_surrogate(value: str) -> bool:
     return False
 
 
+class TransmissionReplayed(ValueError):
+    """A transmission id already recorded with another body: a replay (refused with 400)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One verified, PAN-free delivery, ready to be recorded."""
+    """One verified, PAN-free delivery, ready to be recorded. ``transmission``: (id, SHA-256
+    of the body) when the gateway's signature covers only a checksum of the body (PayPal)."""
 
     gateway: str
     event_id: str
@@ -53,6 +58,7 @@ class Delivery:
     payload: dict[str, Any]
     pan_redacted: bool
     received_at: datetime
+    transmission: tuple[str, str] | None = None
 
 
 def _row(delivery: Delivery) -> dict[str, Any]:
@@ -72,7 +78,10 @@ def _row(delivery: Delivery) -> dict[str, Any]:
 
 def insert_delivery(*, session: Session | Connection, delivery: Delivery) -> bool:
     """Insert one delivery in the session's transaction; False when it was already recorded
-    (a redelivery, or the same event earlier in the same transaction)."""
+    (a redelivery, or the same event earlier in the same transaction). Raises
+    ``TransmissionReplayed`` when its transmission id was recorded with another body."""
+    if delivery.transmission is not None:
+        remember_transmission(session=session, delivery=delivery)
     inserted = insert_ignore(
         session,
         InboxRow.__table__,  # type: ignore[arg-type]
@@ -80,6 +89,40 @@ def insert_delivery(*, session: Session | Connection, delivery: Delivery) -> boo
         conflict=("gateway", "event_id"),
     )
     return inserted is not None
+
+
+def remember_transmission(*, session: Session | Connection, delivery: Delivery) -> None:
+    """Record the delivery's transmission; a second one with the same id must carry the same
+    body (a network retry of the same request), else it is a replay."""
+    assert delivery.transmission is not None
+    transmission_id, digest = delivery.transmission
+    inserted = insert_ignore(
+        session,
+        TransmissionRow.__table__,  # type: ignore[arg-type]
+        {
+            "gateway": delivery.gateway,
+            "transmission_id": transmission_id,
+            "body_sha256": digest,
+            "seen_at": delivery.received_at,
+        },
+        conflict=("gateway", "transmission_id"),
+    )
+    if inserted is not None:
+        return
+    known = session.execute(
+        select(TransmissionRow.body_sha256).where(
+            TransmissionRow.gateway == delivery.gateway,
+            TransmissionRow.transmission_id == transmission_id,
+        )
+    ).scalar_one_or_none()
+    if known is not None and known != digest:
+        raise TransmissionReplayed("this transmission id was already used for another body")
+
+
+def forget_transmissions(*, session: Session, before: datetime) -> int:
+    """Delete transmissions seen before ``before`` (older ones fail the time check anyway)."""
+    result = session.execute(delete(TransmissionRow).where(TransmissionRow.seen_at < before))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def record_delivery(
@@ -150,3 +193,46 @@ def count_unprocessed(*, session: Session) -> int:
     from sqlalchemy import func
 
     return int(session.scalar(select(func.count()).where(InboxRow.processed_at.is_(None))) or 0)
+
+
+# A row that could never be applied: ingest marked it processed with this result.
+PARKED = "error"
+
+
+def parked_rows(*, session: Session, event_ids: Sequence[str] | None = None) -> list[InboxRow]:
+    """Parked rows, oldest first; only those with one of ``event_ids`` when given."""
+    stmt = select(InboxRow).where(InboxRow.result == PARKED).order_by(InboxRow.id)
+    if event_ids is not None:
+        stmt = stmt.where(InboxRow.event_id.in_(list(event_ids)))
+    return list(session.scalars(stmt))
+
+
+def rows_with_event_ids(*, session: Session, event_ids: Sequence[str]) -> list[InboxRow]:
+    return list(
+        session.scalars(
+            select(InboxRow).where(InboxRow.event_id.in_(list(event_ids))).order_by(InboxRow.id)
+        )
+    )
+
+
+def requeue(*, session: Session, row_ids: Sequence[int]) -> int:
+    """Parked rows made unprocessed again, for the next ingest to apply; how many."""
+    if not row_ids:
+        return 0
+    result = session.execute(
+        update(InboxRow)
+        .where(InboxRow.id.in_(list(row_ids)), InboxRow.result == PARKED)
+        .values(processed_at=None, result=None, error=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def rows_by_id(*, session: Session, row_ids: Sequence[int]) -> list[InboxRow]:
+    if not row_ids:
+        return []
+    return list(
+        session.scalars(
+            select(InboxRow).where(InboxRow.id.in_(list(row_ids))).order_by(InboxRow.id)
+        )
+    )

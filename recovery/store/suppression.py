@@ -4,6 +4,11 @@ A row suppresses a number for everyone (scope ``"*"``) or for one customer (scop
 customer ref, e.g. a wrong number for that customer only). The unique constraint on
 (phone, scope) decides concurrent adds; these functions flush but never commit, so they
 join the caller's transaction.
+
+Once a person's data is erased, the suppression of their number is kept under the number's
+keyed fingerprint (``fp:...``) instead of the number, so the number stays blocked: lookups
+match a number's fingerprint too (the store's sessions carry the fingerprint,
+``recovery.store.db.fingerprint_of``).
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from recovery.domain.fingerprint import Fingerprint
 from recovery.domain.models import HistoryKind
 from recovery.log_scrubbing import mask_phone
 from recovery.store.cases import append_history
+from recovery.store.db import fingerprint_of
 from recovery.store.tables import SuppressionRow
 
 ALL_CUSTOMERS = "*"
@@ -121,23 +128,71 @@ def find_suppression(
     customer_ref: str | None = None,
     now: datetime,
 ) -> SuppressionRow | None:
-    """The active suppression that forbids calling this number (for this customer), if any.
+    """The active suppression that forbids calling this number (for this customer), if any,
+    whether it names the number or, once erased, its fingerprint.
 
     A suppression for everyone is preferred over a per-customer one; expired rows never
     count.
     """
     _check_aware(now, "now")
-    scopes = [ALL_CUSTOMERS] if customer_ref is None else [ALL_CUSTOMERS, customer_ref]
-    rows = session.scalars(
-        select(SuppressionRow)
-        .where(
-            SuppressionRow.phone_e164 == phone_e164,
-            SuppressionRow.scope.in_(scopes),
-            _active(now),
+    rows = active_suppressions(session=session, phones=[phone_e164], now=now)
+    return preferred_suppression(rows.get(phone_e164, []), customer_ref)
+
+
+def active_suppressions(
+    *, session: Session, phones: Iterable[str], now: datetime
+) -> defaultdict[str, list[SuppressionRow]]:
+    """The active suppressions of each number, under the number itself or its fingerprint (a
+    forgotten customer's number stays blocked), oldest first; one read per 500 numbers."""
+    fingerprint = fingerprint_of(session)
+    wanted: dict[str, str] = {}
+    for phone in set(phones):
+        wanted[phone] = phone
+        if fingerprint is not None:
+            wanted[fingerprint(phone)] = phone
+    found: defaultdict[str, list[SuppressionRow]] = defaultdict(list)
+    names = sorted(wanted)
+    for start in range(0, len(names), 500):
+        for row in session.scalars(
+            select(SuppressionRow)
+            .where(SuppressionRow.phone_e164.in_(names[start : start + 500]), _active(now))
+            .order_by(SuppressionRow.created_at, SuppressionRow.id)
+        ):
+            found[wanted[row.phone_e164]].append(row)
+    return found
+
+
+def erase_suppressions(
+    *, session: Session, phone_e164: str, customer_ref: str | None, fingerprint: Fingerprint
+) -> int:
+    """Keep the suppressions of an erased number under its fingerprint; how many. One that
+    named the erased customer now blocks the number for everyone (the customer's reference is
+    erased too, and blocking more is the safe side)."""
+    changed = 0
+    target = fingerprint(phone_e164)
+    for row in list(
+        session.scalars(select(SuppressionRow).where(SuppressionRow.phone_e164 == phone_e164))
+    ):
+        scope = (
+            ALL_CUSTOMERS if customer_ref is not None and row.scope == customer_ref else row.scope
         )
-        .order_by(SuppressionRow.created_at, SuppressionRow.id)
-    ).all()
-    return preferred_suppression(rows, customer_ref)
+        taken = session.scalars(
+            select(SuppressionRow).where(
+                SuppressionRow.phone_e164 == target, SuppressionRow.scope == scope
+            )
+        ).first()
+        if taken is not None:
+            # Already kept under the fingerprint: the later expiry wins (None never expires).
+            if taken.expires_at is not None and (
+                row.expires_at is None or row.expires_at > taken.expires_at
+            ):
+                taken.expires_at = row.expires_at
+            session.delete(row)
+        else:
+            row.phone_e164, row.scope = target, scope
+        session.flush()
+        changed += 1
+    return changed
 
 
 def preferred_suppression(
@@ -152,21 +207,6 @@ def preferred_suppression(
         if customer_ref is not None and row.scope == customer_ref:
             return row
     return None
-
-
-def active_suppressions(
-    *, session: Session, phones: Iterable[str], now: datetime
-) -> defaultdict[str, list[SuppressionRow]]:
-    """Every active suppression of these numbers, by number (one read per 500 numbers)."""
-    found: defaultdict[str, list[SuppressionRow]] = defaultdict(list)
-    wanted = sorted(set(phones))
-    for start in range(0, len(wanted), 500):
-        for row in session.scalars(
-            select(SuppressionRow).where(SuppressionRow.phone_e164.in_(wanted[start : start + 500]))
-        ):
-            if row.expires_at is None or row.expires_at > now:
-                found[row.phone_e164].append(row)
-    return found
 
 
 def suppression_reason(

@@ -88,6 +88,24 @@ class InboxRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class TransmissionRow(Base):
+    """A verified transmission of a gateway that signs only a checksum of the body (PayPal's
+    CRC32): its id and a digest of the body, so that the same id with another body is refused
+    as a replay. Kept a day (the retention run deletes older rows)."""
+
+    __tablename__ = "webhook_transmissions"
+    __table_args__ = (
+        UniqueConstraint("gateway", "transmission_id", name="uq_webhook_transmissions_id"),
+        Index("ix_webhook_transmissions_seen", "seen_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    gateway: Mapped[str] = mapped_column(String(32))
+    transmission_id: Mapped[str] = mapped_column(String(64))
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    seen_at: Mapped[datetime]
+
+
 class CaseRow(Base):
     """One recovery case per failed payment (gateway + business key)."""
 
@@ -130,6 +148,9 @@ class CaseRow(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]
     flagged_for_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When the case's personal data was erased (a person's request, or retention): its
+    # personal fields are empty or keyed fingerprints from then on.
+    erased_at: Mapped[datetime | None]
 
 
 class HistoryRow(Base):
@@ -228,3 +249,20 @@ class DispositionRow(Base):
     occurred_at: Mapped[datetime]
     received_at: Mapped[datetime]
     applied_at: Mapped[datetime | None]
+
+
+class PrivacyAuditRow(Base):
+    """One erasure: a person's request (``forget``) or a retention run. Names no personal data:
+    the subject is a keyed fingerprint (or ``retention``)."""
+
+    __tablename__ = "privacy_audit"
+    __table_args__ = (Index("ix_privacy_audit_at", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    action: Mapped[str] = mapped_column(String(32))  # forget | retention
+    subject: Mapped[str] = mapped_column(String(80))
+    cases: Mapped[int] = mapped_column(Integer, default=0)
+    contacts_removed: Mapped[int] = mapped_column(Integer, default=0)
+    suppressions: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -18,19 +18,18 @@ import json
 import logging
 import re
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import anyio
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -66,12 +65,12 @@ from tests.flows.hard_scan import (
     sqlite_path,
 )
 from tests.flows.hard_system import HardSystem, hard_system, run_flows
+from tests.integration.paypal_pki import CERT_URL as PAYPAL_CERT_URL
+from tests.integration.paypal_pki import WEBHOOK_ID as PAYPAL_WEBHOOK_ID
+from tests.integration.paypal_pki import headers_for as paypal_headers
+from tests.integration.paypal_pki import pki
 from tests.integration.test_braintree_intake import PRIVATE_KEY as BRAINTREE_PRIVATE_KEY
 from tests.integration.test_braintree_intake import PUBLIC_KEY as BRAINTREE_PUBLIC_KEY
-from tests.integration.test_paypal_intake import CERT_URL as PAYPAL_CERT_URL
-from tests.integration.test_paypal_intake import WEBHOOK_ID as PAYPAL_WEBHOOK_ID
-from tests.integration.test_paypal_intake import headers_for as paypal_headers
-from tests.integration.test_paypal_intake import issue as issue_certificate
 
 pytestmark = pytest.mark.prefect
 
@@ -134,14 +133,11 @@ def deliver(hs: HardSystem, out: Outgoing) -> Any:
     sent_at = datetime.now(UTC).replace(microsecond=0)
     headers = {
         "Content-Type": "application/json",
-        **paypal_headers(out.body, paypal_key(), sent_at=sent_at),
+        # A fresh transmission for every delivery, as PayPal sends (the store refuses a
+        # transmission id seen with another body).
+        **paypal_headers(out.body, sent_at=sent_at, transmission_id=str(uuid.uuid4())),
     }
     return hs.http.post(url, content=out.body, headers=headers)
-
-
-@cache
-def paypal_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @contextmanager
@@ -149,15 +145,12 @@ def campaign_system(
     store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[HardSystem]:
     """The system with every gateway configured: Braintree's test key pair, and PayPal's
-    signing certificate served from its PayPal address by this test instead of the network."""
-    certificate = issue_certificate(
-        paypal_key(),
-        not_before=datetime.now(UTC) - timedelta(days=1),
-        not_after=datetime.now(UTC) + timedelta(days=365),
-    )
+    signing certificate (from a test PKI whose root the settings name as the trust anchor)
+    served from its PayPal address by this test instead of the network."""
+    served = pki().served
     monkeypatch.setattr(
-        "recovery.gateways.paypal.fetch_certificate",
-        lambda url: certificate if url == PAYPAL_CERT_URL else b"",
+        "recovery.gateways.paypal.HttpFetcher.__call__",
+        lambda _self, url: served if url == PAYPAL_CERT_URL else b"",
     )
     with hard_system(
         store_url=store_url,
@@ -170,6 +163,8 @@ def campaign_system(
             "RECOVERY_BRAINTREE_PUBLIC_KEY": BRAINTREE_PUBLIC_KEY,
             "RECOVERY_BRAINTREE_PRIVATE_KEY": BRAINTREE_PRIVATE_KEY,
             "RECOVERY_PAYPAL_WEBHOOK_ID": PAYPAL_WEBHOOK_ID,
+            "RECOVERY_PAYPAL_TRUST_ANCHORS_FILE": str(pki().anchors_file(tmp_path)),
+            "RECOVERY_PAYPAL_INTERMEDIATES_FILE": str(pki().intermediates_file(tmp_path)),
         },
     ) as hs:
         yield hs

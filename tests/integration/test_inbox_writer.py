@@ -370,3 +370,41 @@ def test_a_large_delivery_is_checked_off_the_event_loop_with_the_same_answers(
         row = s.scalars(select(InboxRow)).one()
         assert row.pan_redacted and "4000" not in json.dumps(row.payload)
     runtime.close()
+
+
+def test_the_inbox_commit_is_durable_before_the_answer(store_url: str) -> None:
+    """The receiver's writer commits with the store's full durability: on SQLite the WAL is
+    synced at every commit (``synchronous=FULL``; NORMAL could lose an acknowledged row to an
+    OS crash or a power cut), on PostgreSQL the commit waits for its WAL flush
+    (``synchronous_commit=on``). Checked on the very connection and at the very commit that
+    holds a delivery the receiver acknowledges."""
+    from sqlalchemy import event
+
+    from recovery.runtime import Runtime
+
+    runtime = Runtime(settings_for(store_url), clock_override=FixedClock(T0))
+    seen: list[str] = []
+
+    def on_commit(conn: object) -> None:
+        raw = conn.connection.dbapi_connection  # type: ignore[attr-defined]
+        cursor = raw.cursor()
+        if runtime.engine.dialect.name == "sqlite":
+            cursor.execute("PRAGMA synchronous")
+            seen.append({0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[cursor.fetchone()[0]])
+        else:
+            cursor.execute("SHOW synchronous_commit")
+            seen.append(str(cursor.fetchone()[0]))
+        cursor.close()
+
+    event.listen(runtime.engine, "commit", on_commit)
+    app = create_app(settings=runtime.settings, sessions=runtime.sessions, clock=runtime.clock)
+    body = json.dumps(invoice_failed(event_id="evt_durable", invoice_id="in_d", created=T0))
+    with TestClient(app) as client:
+        answer = client.post(
+            "/webhooks/stripe", content=body, headers=stripe_headers(body.encode())
+        )
+    assert answer.status_code == 200
+    assert seen and set(seen) <= {"FULL", "EXTRA", "on", "local", "remote_apply", "remote_write"}, (
+        seen
+    )
+    runtime.close()

@@ -84,3 +84,44 @@ def test_a_failure_older_than_the_success_opens_nothing(sessions: sessionmaker[S
             now=T0,
         )
     assert late.action == "ignored" and newer.action == "opened"
+
+
+def test_wildcards_in_a_success_key_match_only_themselves(
+    sessions: sessionmaker[Session],
+) -> None:
+    """LIKE's ``%`` and ``_`` (and the escape character) in a PayPal success key are literal: a
+    success keyed ``%`` closes no case, ``I-SUB_`` closes only the subscription named that, and
+    case counts (``i-sub1`` is not ``I-SUB1``)."""
+    with sessions() as s, s.begin():
+        for key, event_id in (
+            ("I-SUB1@2026-11-01", "WH-1"),
+            ("I-SUBX@2026-11-01", "WH-2"),
+            ("I-SUB_@2026-11-01", "WH-3"),
+            ("A\\B@2026-11-01", "WH-4"),
+        ):
+            apply_failure(
+                session=s,
+                failure=failure(key, event_id, 0),
+                category=FailureCategory.unknown,
+                category_reason="test",
+                now=T0,
+            )
+    wildcards = (
+        ("%", "WH-a"),
+        ("_", "WH-b"),
+        ("I-SUB%", "WH-c"),
+        ("A\\%", "WH-d"),
+        ("i-sub1", "WH-f"),
+    )
+    for key, event_id in wildcards:
+        with sessions() as s, s.begin():
+            wildcard = success(24, event_id).model_copy(update={"business_key": key})
+            assert apply_success(session=s, success=wildcard, now=T0).action == "ignored", key
+    with sessions() as s:
+        assert {c.business_key for c in s.scalars(select(CaseRow)) if c.status == "closed"} == set()
+    with sessions() as s, s.begin():
+        literal = success(24, "WH-e").model_copy(update={"business_key": "I-SUB_"})
+        assert apply_success(session=s, success=literal, now=T0).action == "closed"
+    with sessions() as s:
+        closed = {c.business_key for c in s.scalars(select(CaseRow)) if c.status == "closed"}
+    assert closed == {"I-SUB_@2026-11-01"}

@@ -31,6 +31,7 @@ def test_production_refuses_placeholder_secrets(monkeypatch: pytest.MonkeyPatch)
     message = str(info.value)
     assert "RECOVERY_STRIPE_WEBHOOK_SECRETS" in message and "placeholder" in message
     assert "RECOVERY_REDACTION_KEY" in message
+    assert "RECOVERY_PRIVACY_KEY" in message
     assert "dev-local-only" not in message
 
 
@@ -43,6 +44,7 @@ def test_production_accepts_real_looking_secrets(monkeypatch: pytest.MonkeyPatch
         "RECOVERY_ADMIN_TOKEN": "adm_9kL2mQ7rT4vX1zB8",
         "RECOVERY_CALLBACK_SECRET": "cb_3Fh8jK2mP5sV9xZ1",
         "RECOVERY_REDACTION_KEY": "rk_8Tz3nB6wQ1yE5uH9",
+        "RECOVERY_PRIVACY_KEY": "pk_5Rw8yB2nM6qT9vX3",
         "RECOVERY_BRAINTREE_PRIVATE_KEY": "bt_6Gj1kN4qS7uW0yA3",
         "RECOVERY_GENESYS_CLIENT_SECRET": "gc_2Dg5hJ8lN1pR4tV7",
         "RECOVERY_BRAINTREE_MERCHANT_ID": "m7x2kq9v4b",
@@ -58,3 +60,19 @@ def test_empty_secret_list_refused_in_production(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("RECOVERY_STRIPE_WEBHOOK_SECRETS", "")
     with pytest.raises(ValidationError, match="RECOVERY_STRIPE_WEBHOOK_SECRETS is empty"):
         Settings()
+
+
+def test_paypal_api_verification_needs_real_credentials_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RECOVERY_MODE", "production")
+    monkeypatch.setenv("RECOVERY_PAYPAL_VERIFICATION", "api")
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    message = str(info.value)
+    assert "RECOVERY_PAYPAL_CLIENT_SECRET" in message and "RECOVERY_PAYPAL_CLIENT_ID" in message
+
+
+def test_paypal_cert_hosts_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECOVERY_PAYPAL_CERT_HOSTS", "api.paypal.com, api-m.paypal.com")
+    assert Settings().paypal_cert_hosts == ["api.paypal.com", "api-m.paypal.com"]

@@ -28,7 +28,7 @@ from recovery.api.requests import (
     Rejected,
     check_storable,
     decode,
-    parse_redacted,
+    normalise_text,
     read_body,
     require_form,
     require_json,
@@ -45,7 +45,7 @@ from recovery.gateways.common import PayloadError
 from recovery.gateways.signing import SignatureError
 from recovery.gateways.signing import verify as verify_hmac
 from recovery.settings import Settings
-from recovery.store.inbox import Delivery
+from recovery.store.inbox import Delivery, TransmissionReplayed
 
 log = logging.getLogger("recovery.api")
 
@@ -64,17 +64,24 @@ def build_webhooks_router(
     inbox: InboxWriter,
     trigger: IngestTrigger | None,
     wall_time: Callable[[], float],
+    paypal: paypal_gateway.Verifier | None = None,
 ) -> APIRouter:
     """``POST /webhooks/{stripe,generic,braintree,paypal}``. ``wall_time`` checks signature
-    freshness (a transport concern, always real time); ``clock`` stamps what is recorded."""
+    freshness (a transport concern, always real time); ``clock`` stamps what is recorded.
+    ``paypal``: the PayPal verifier (built from the settings when not given)."""
     router = APIRouter()
     stripe_secrets = [s.get_secret_value() for s in settings.stripe_webhook_secrets]
     generic_secrets = [s.get_secret_value() for s in settings.generic_signing_secrets]
     marker = settings.redaction_marker()
     braintree_client = braintree_gateway.gateway_from_settings(settings)
-    paypal_certificates = paypal_gateway.CertificateCache()
+    verifier = paypal or paypal_gateway.verifier_from_settings(settings)
 
-    async def store(gateway: str, result: Normalised, pan_found: int) -> JSONResponse:
+    async def store(
+        gateway: str,
+        result: Normalised,
+        pan_found: int,
+        transmission: paypal_gateway.Transmission | None = None,
+    ) -> JSONResponse:
         check_storable(result)
         kind = (
             "failure"
@@ -91,10 +98,17 @@ def build_webhooks_router(
             payload=result.model_dump(mode="json"),
             pan_redacted=pan_found > 0,
             received_at=clock.now(),
+            transmission=(
+                None
+                if transmission is None
+                else (transmission.transmission_id, transmission.body_sha256)
+            ),
         )
         try:
             new = await inbox.record(delivery)
         except WriteFailed as exc:
+            if isinstance(exc.cause, TransmissionReplayed):
+                raise Rejected(400, f"signature verification failed: {exc.cause}") from None
             if not isinstance(exc.cause, SQLAlchemyError):
                 raise
             log.error(
@@ -119,15 +133,7 @@ def build_webhooks_router(
     def normalised(
         text: str, normalise: Callable[[Any], Normalised], label: str, *, object_only: bool
     ) -> tuple[Normalised, int]:
-        """Parse, redact card numbers, normalise: a 400 with ``label`` for what is not an
-        event of the source."""
-        event, found = parse_redacted(text, marker)
-        if object_only and not isinstance(event, dict):
-            raise Rejected(400, "body must be a JSON object")
-        try:
-            return normalise(event), found
-        except PayloadError as exc:
-            raise Rejected(400, f"{label}: {exc}") from None
+        return normalise_text(text, normalise, marker, label=label, object_only=object_only)
 
     def check_stripe(body: bytes, signature: str | None) -> tuple[Normalised, int]:
         text = decode(body)
@@ -172,24 +178,22 @@ def build_webhooks_router(
         except PayloadError as exc:
             raise Rejected(400, f"not a Braintree notification: {exc}") from None
 
-    def check_paypal(body: bytes, headers: Mapping[str, str]) -> tuple[Normalised, int]:
+    def check_paypal(
+        body: bytes, headers: Mapping[str, str]
+    ) -> tuple[Normalised, int, paypal_gateway.Transmission]:
         try:
-            paypal_gateway.verify(
-                headers,
-                body,
-                webhook_id=settings.paypal_webhook_id,
-                now=datetime.fromtimestamp(wall_time(), UTC),
-                fetch=paypal_gateway.fetch_certificate,
-                cache=paypal_certificates,
+            transmission = verifier.verify(
+                headers, body, now=datetime.fromtimestamp(wall_time(), UTC)
             )
         except SignatureError as exc:
             raise Rejected(400, f"signature verification failed: {exc}") from None
         except paypal_gateway.CertificateUnavailable as exc:
-            log.warning("PayPal signing certificate unavailable: %s", exc)
+            log.warning("PayPal signature could not be checked now: %s", exc)
             raise Rejected(503, "PayPal certificate unavailable; retry later") from None
-        return normalised(
+        result, found = normalised(
             decode(body), paypal_gateway.normalise, "not a PayPal event", object_only=True
         )
+        return result, found, transmission
 
     @router.post(
         "/webhooks/stripe",
@@ -246,7 +250,9 @@ def build_webhooks_router(
         require_json(request)
         body = await read_body(request, settings.max_body_bytes)
         # A certificate cache miss fetches over the network: never on the event loop.
-        result, found = await run_in_threadpool(check_paypal, body, dict(request.headers))
-        return await store("paypal", result, found)
+        result, found, transmission = await run_in_threadpool(
+            check_paypal, body, dict(request.headers)
+        )
+        return await store("paypal", result, found, transmission)
 
     return router

@@ -33,7 +33,8 @@ from recovery.domain.fingerprint import keyed_fingerprint
 from recovery.domain.models import CaseStatus, ContactPoint, Gateway, Outcome, PaymentFailure
 from recovery.domain.policy import Policy, load_policy
 from recovery.domain.taxonomy import load_failure_codes
-from recovery.services.advance import decide_due, dispatch
+from recovery.services.advance import decide_due
+from recovery.services.dispatch import dispatch
 from recovery.services.intake import ingest_batch
 from recovery.services.privacy import purge_expired
 from recovery.store.cases import case_key, close_case

@@ -18,6 +18,7 @@ from flows.ingest import ingest
 from flows.reconcile import reconcile
 from flows.report import report
 from flows.review import review_queue
+from flows.uncallable import uncallable
 from recovery.settings import Settings
 
 
@@ -62,6 +63,13 @@ def deployments(settings: Settings) -> list[object]:
             concurrency_limit=one_at_a_time(skip),
             tags=["recovery", "purpose:reconcile"],
             description="Read back overdue outcomes from the contact centre.",
+        ),
+        uncallable.to_deployment(
+            "uncallable",
+            interval=settings.uncallable_interval_seconds,
+            concurrency_limit=one_at_a_time(skip),
+            tags=["recovery", "purpose:contact-centre"],
+            description="Make contacts the project is done with uncallable at the contact centre.",
         ),
         backfill.to_deployment(
             "backfill",

@@ -1,4 +1,5 @@
-"""Flow: read back every contact whose outcome is overdue, so a lost push loses nothing."""
+"""Flow: look up every contact whose outcome is overdue in the contact centre's analytics, so a
+lost event loses nothing."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from prefect.artifacts import create_table_artifact
 from recovery.runtime import Runtime
 from recovery.services.reconcile import overdue_contacts
 from recovery.settings import Settings
-from tasks.contact_center import reconcile_contacts
+from tasks.contact_center import reconcile_from_analytics_task
 
 
 @flow(name="reconcile")
 def reconcile(limit: int = 10_000) -> dict[str, int]:
-    """Bulk-read overdue contacts, batch by batch, and record the outcomes found."""
+    """Find overdue contacts' outcomes (analytics, then call records), batch by batch."""
     runtime = Runtime(Settings())
     client = runtime.contact_center()
     totals: Counter[str] = Counter()
@@ -24,7 +25,9 @@ def reconcile(limit: int = 10_000) -> dict[str, int]:
         size = runtime.settings.genesys_batch_size
         for batch_no, start in enumerate(range(0, len(contacts), size), 1):
             batch = contacts[start : start + size]
-            totals.update(reconcile_contacts(runtime, client, batch_no, len(batch), batch))
+            totals.update(
+                reconcile_from_analytics_task(runtime, client, batch_no, len(batch), batch)
+            )
     finally:
         client.close()
         runtime.close()

@@ -1,4 +1,5 @@
-"""The receiver as it runs: the app with its ingest trigger and the callback routes."""
+"""The receiver as it runs: the app with its ingest trigger, the contact centre's outcome
+callback and the admin routes."""
 
 from __future__ import annotations
 
@@ -27,18 +28,27 @@ def build_receiver(runtime: Runtime, *, trigger: bool = True) -> tuple[FastAPI, 
         ingest_trigger.start()
     elif trigger:
         log.warning("no Prefect API URL set: the receiver records deliveries but starts no runs")
-    routers = []
-    try:
-        from recovery.api.routes.callbacks import build_callbacks_router
+    from datetime import timedelta
 
-        routers.append(
-            build_callbacks_router(
-                sessions=runtime.sessions, settings=settings, clock=runtime.clock
-            )
-        )
-    except ImportError:  # pragma: no cover - the callback routes ship with the package
-        log.warning("disposition callbacks unavailable")
     from recovery.api.routes.admin import build_admin_router
+    from recovery.api.routes.callbacks import build_callbacks_router
+    from recovery.contact_center.wrapups import WrapupNames
+
+    # Wrap-up codes arrive by id; their names are read from the contact centre (cached).
+    client = runtime.contact_center()
+    wrapups = WrapupNames(
+        client,
+        clock=runtime.clock,
+        ttl=timedelta(seconds=settings.genesys_wrapup_cache_seconds),
+    )
+    routers = [
+        build_callbacks_router(
+            sessions=runtime.sessions,
+            settings=settings,
+            clock=runtime.clock,
+            wrapup_name=wrapups.name,
+        )
+    ]
 
     routers.append(build_admin_router(sessions=runtime.sessions, settings=settings))
     app = create_app(
@@ -52,5 +62,6 @@ def build_receiver(runtime: Runtime, *, trigger: bool = True) -> tuple[FastAPI, 
     def stop() -> None:
         if ingest_trigger is not None:
             ingest_trigger.stop()
+        client.close()
 
     return app, stop

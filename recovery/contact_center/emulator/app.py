@@ -582,7 +582,7 @@ def _platform_routes(app: FastAPI, state: EmulatorState) -> None:
             with contextlib.suppress(BaseException):
                 await receiver
             state.hub.detach(channel_id, connection)
-            with contextlib.suppress(RuntimeError):
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await websocket.close()
 
 

@@ -79,6 +79,12 @@ def _uid(*parts: object) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "genesys-emulator/" + "/".join(map(str, parts))))
 
 
+def conversation_id(seed: int, contact_list_id: str, contact_id: str, dial_number: int) -> str:
+    """The id of the conversation of a contact's ``dial_number``-th call: stable per seed, so
+    a test can subscribe to a conversation's events before the call is placed."""
+    return _uid("conversation", seed, contact_list_id, contact_id, dial_number)
+
+
 class _Campaign:
     """One campaign's view of its list for a dial round."""
 
@@ -134,6 +140,8 @@ def dial(state: EmulatorState, at: datetime) -> DialReport:
 def _round(campaign: _Campaign, at: datetime, report: DialReport) -> None:
     state = campaign.state
     contacts = campaign.contacts
+    if campaign.run.pass_started_at is None:
+        campaign.run.pass_started_at = at
     for contact in sorted(
         (c for c in contacts.contacts.values() if c.recall_at is not None and c.recall_at <= at),
         key=lambda c: (c.recall_at, c.id),
@@ -159,7 +167,7 @@ def _maybe_recycle(campaign: _Campaign, at: datetime, report: DialReport) -> Non
     """The pass is over when nothing left in the queue can be dialled now (everything in it
     waits for its callable time): the campaign starts its next pass through the list."""
     run = campaign.run
-    if run.last_recycle_at is not None and at - run.last_recycle_at < RECYCLE_EVERY:
+    if run.pass_started_at is not None and at - run.pass_started_at < RECYCLE_EVERY:
         return
     pending = [c for c in campaign.contacts.contacts.values() if c.recall_at is not None]
     if pending:
@@ -172,7 +180,7 @@ def _maybe_recycle(campaign: _Campaign, at: datetime, report: DialReport) -> Non
         and _callable(campaign, c)
         and not _over_limits(campaign, c, at)
     ]
-    run.last_recycle_at = at
+    run.pass_started_at = at
     if not again:
         if not campaign.wire.get("alwaysRunning") and not campaign.contacts.queue:
             # "the campaign will remain on after contacts are depleted" only when alwaysRunning
@@ -321,9 +329,7 @@ def _place_call(
             code = found
             zone = contact.data.get(campaign.time_column or "", "")
             notes = wrapup_notes(state.seed, contact.id, contact.dials, drawn.code, at, zone)
-    conversation_id = _uid(
-        "conversation", state.seed, contact.contact_list_id, contact.id, contact.dials
-    )
+    call_id = conversation_id(state.seed, contact.contact_list_id, contact.id, contact.dials)
     seconds = call_seconds(
         state.seed, contact.id, contact.dials, answered=not system or code == WRAP_UP_TIMEOUT
     )
@@ -333,22 +339,12 @@ def _place_call(
     contact.call_records[column] = {"lastAttempt": org.iso(at), "lastResult": code}
     state.counters.dials += 1
     report.dialled += 1
-    conversation = _conversation(campaign, contact, at, end, conversation_id, code, system, notes)
-    state.conversations[conversation_id] = conversation
-    _log(
-        campaign,
-        contact,
-        at,
-        result=code,
-        placed=True,
-        trigger=trigger,
-        conversation=conversation_id,
-    )
-    _publish_call(campaign, contact, at, end, conversation_id, code, system, notes)
+    conversation = _conversation(campaign, contact, at, end, call_id, code, system, notes)
+    state.conversations[call_id] = conversation
+    _log(campaign, contact, at, result=code, placed=True, trigger=trigger, conversation=call_id)
+    _publish_call(campaign, contact, at, end, call_id, code, system, notes)
     _after_wrapup(campaign, contact, at, code=code, system=system)
-    _wrapup_rules(
-        campaign, contact, at, report, code=code, system=system, conversation=conversation_id
-    )
+    _wrapup_rules(campaign, contact, at, report, code=code, system=system, conversation=call_id)
 
 
 def _after_wrapup(

@@ -225,7 +225,8 @@ class CampaignRun:
     """What a running campaign remembers between dial rounds: its pass through the list."""
 
     passes: int = 1
-    last_recycle_at: datetime | None = None
+    # When the current pass began: the first round of the campaign, then each recycle.
+    pass_started_at: datetime | None = None
 
 
 @dataclass

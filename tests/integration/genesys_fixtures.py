@@ -83,9 +83,7 @@ class Emulator:
     def platform(self, method: str, path: str, *, token: str | None = None, **kwargs: Any) -> Any:
         """A request to ``/api/v2{path}``."""
         headers = {"Authorization": f"Bearer {token or self.token()}"}
-        return self.http.request(
-            method, f"{self.base_url}/api/v2{path}", headers=headers, **kwargs
-        )
+        return self.http.request(method, f"{self.base_url}/api/v2{path}", headers=headers, **kwargs)
 
     def token(self) -> str:
         response = self.http.post(

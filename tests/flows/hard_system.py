@@ -32,7 +32,13 @@ from recovery.gateways.signing import sign
 from recovery.runtime import Runtime
 from recovery.settings import Settings
 from tests.factories import GENERIC_SECRET, STRIPE_SECRET
-from tests.flows.system import CALLBACK_SECRET, System
+from tests.flows.system import (
+    ACTION_SECRET,
+    DATA_ACTION,
+    System,
+    action_target,
+    set_up_organisation,
+)
 
 ADMIN_TOKEN = "admin_hardening_token_0123456789"
 
@@ -186,7 +192,8 @@ def hard_system(
         "RECOVERY_CLOCK": f"file:{clock_file}",
         "RECOVERY_STRIPE_WEBHOOK_SECRETS": STRIPE_SECRET,
         "RECOVERY_GENERIC_SIGNING_SECRETS": GENERIC_SECRET,
-        "RECOVERY_CALLBACK_SECRET": CALLBACK_SECRET,
+        "RECOVERY_GENESYS_ACTION_SECRETS": ACTION_SECRET,
+        "RECOVERY_GENESYS_DATA_ACTION_ID": DATA_ACTION,
         "RECOVERY_ADMIN_TOKEN": ADMIN_TOKEN,
         "RECOVERY_GENESYS_RATE_LIMIT_NAME": f"genesys-test-{uuid.uuid4().hex[:8]}",
         "RECOVERY_GENESYS_REQUESTS_PER_MINUTE": "6000",
@@ -209,8 +216,7 @@ def hard_system(
                 contact_lists=[runtime.settings.genesys_contact_list_id],
                 dnc_lists=[runtime.settings.genesys_dnc_list_id],
                 requests_per_minute=None,
-                callback_url=f"{receiver}/callbacks/genesys/disposition",
-                callback_secret=CALLBACK_SECRET,
+                data_actions=[action_target(receiver)],
                 scenario=scenario,
                 dial_interval_seconds=None,
             ),
@@ -220,6 +226,7 @@ def hard_system(
         emulator = stack.enter_context(serve_in_thread(emulator_log.wrap(emulator_app)))
         monkeypatch.setenv("RECOVERY_GENESYS_BASE_URL", emulator)
         setup(Settings(), work_pool=False)
+        set_up_organisation(Runtime(Settings()))
         http = stack.enter_context(httpx.Client(timeout=600))
         yield HardSystem(
             system=System(

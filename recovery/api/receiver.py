@@ -32,6 +32,7 @@ def build_receiver(runtime: Runtime, *, trigger: bool = True) -> tuple[FastAPI, 
 
     from recovery.api.routes.admin import build_admin_router
     from recovery.api.routes.callbacks import build_callbacks_router
+    from recovery.contact_center.analytics import query_outcomes
     from recovery.contact_center.wrapups import WrapupNames
 
     # Wrap-up codes arrive by id; their names are read from the contact centre (cached).
@@ -41,12 +42,27 @@ def build_receiver(runtime: Runtime, *, trigger: bool = True) -> tuple[FastAPI, 
         clock=runtime.clock,
         ttl=timedelta(seconds=settings.genesys_wrapup_cache_seconds),
     )
+
+    def note_for(contact_id: str) -> str:
+        now = runtime.clock.now()
+        calls = query_outcomes(
+            client,
+            contact_list_id=settings.genesys_contact_list_id,
+            start=now - timedelta(days=2),
+            end=now + timedelta(minutes=1),
+            window_days=settings.genesys_analytics_window_days,
+            page_size=settings.genesys_analytics_page_size,
+            contact_id=contact_id,
+        )
+        return calls[-1].note if calls else ""
+
     routers = [
         build_callbacks_router(
             sessions=runtime.sessions,
             settings=settings,
             clock=runtime.clock,
             wrapup_name=wrapups.name,
+            note_for=note_for,
         )
     ]
 

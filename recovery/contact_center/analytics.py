@@ -116,9 +116,28 @@ def query_outcomes(
     end: datetime,
     window_days: int = 7,
     page_size: int = 100,
+    contact_id: str | None = None,
 ) -> list[CallOutcome]:
-    """Every finished dialler conversation of ``contact_list_id`` that started in
-    ``[start, end)``, deduplicated by conversation, oldest first."""
+    """Every finished dialler conversation of ``contact_list_id`` (of one contact, when
+    ``contact_id`` is given) that started in ``[start, end)``, deduplicated by conversation,
+    oldest first."""
+    predicates: list[dict[str, Any]] = [
+        {
+            "type": "dimension",
+            "dimension": "outboundContactListId",
+            "operator": "matches",
+            "value": contact_list_id,
+        }
+    ]
+    if contact_id is not None:
+        predicates.append(
+            {
+                "type": "dimension",
+                "dimension": "outboundContactId",
+                "operator": "matches",
+                "value": contact_id,
+            }
+        )
     found: dict[str, CallOutcome] = {}
     for window_start, window_end in windows(start, end, window_days):
         page = 1
@@ -140,19 +159,7 @@ def query_outcomes(
                         ],
                     }
                 ],
-                "segmentFilters": [
-                    {
-                        "type": "and",
-                        "predicates": [
-                            {
-                                "type": "dimension",
-                                "dimension": "outboundContactListId",
-                                "operator": "matches",
-                                "value": contact_list_id,
-                            }
-                        ],
-                    }
-                ],
+                "segmentFilters": [{"type": "and", "predicates": predicates}],
             }
             answer = client.api_json(
                 "POST", QUERY_PATH, what=f"conversation details page {page}", json=body
@@ -160,7 +167,9 @@ def query_outcomes(
             conversations = (answer or {}).get("conversations") or []
             for conversation in conversations:
                 outcome = outcome_of(conversation)
-                if outcome is not None and outcome.contact_list_id == contact_list_id:
+                if outcome is None or outcome.contact_list_id != contact_list_id:
+                    continue
+                if contact_id is None or outcome.contact_id == contact_id:
                     found.setdefault(outcome.conversation_id, outcome)
             # totalHits is approximate: a short page is the end.
             if len(conversations) < page_size:

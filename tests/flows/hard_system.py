@@ -204,19 +204,14 @@ def hard_system(
         monkeypatch.setenv(name, value)
     emulator_log, receiver_log = Recorder(), Recorder()
     with ExitStack() as stack:
-        runtime = Runtime(Settings())
-        stack.callback(runtime.close)
-        app, stop = build_receiver(runtime, trigger=False)
-        stack.callback(stop)
-        receiver = stack.enter_context(serve_in_thread(receiver_log.wrap(app)))
+        # The emulator first: the receiver names wrap-up codes through it.
         emulator_app = create_emulator_app(
             EmulatorConfig(
-                client_id=runtime.settings.genesys_client_id,
-                client_secret=runtime.settings.genesys_client_secret.get_secret_value(),
-                contact_lists=[runtime.settings.genesys_contact_list_id],
-                dnc_lists=[runtime.settings.genesys_dnc_list_id],
+                client_id=Settings().genesys_client_id,
+                client_secret=Settings().genesys_client_secret.get_secret_value(),
+                contact_lists=[Settings().genesys_contact_list_id],
+                dnc_lists=[Settings().genesys_dnc_list_id],
                 requests_per_minute=None,
-                data_actions=[action_target(receiver)],
                 scenario=scenario,
                 dial_interval_seconds=None,
             ),
@@ -225,8 +220,14 @@ def hard_system(
         state: EmulatorState = emulator_app.state.emulator
         emulator = stack.enter_context(serve_in_thread(emulator_log.wrap(emulator_app)))
         monkeypatch.setenv("RECOVERY_GENESYS_BASE_URL", emulator)
+        runtime = Runtime(Settings())
+        stack.callback(runtime.close)
+        app, stop = build_receiver(runtime, trigger=False)
+        stack.callback(stop)
+        receiver = stack.enter_context(serve_in_thread(receiver_log.wrap(app)))
+        state.data_actions[DATA_ACTION] = action_target(receiver)
         setup(Settings(), work_pool=False)
-        set_up_organisation(Runtime(Settings()))
+        set_up_organisation(runtime)
         http = stack.enter_context(httpx.Client(timeout=600))
         yield HardSystem(
             system=System(

@@ -118,19 +118,14 @@ def running_system(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     with ExitStack() as stack:
-        runtime = Runtime(Settings())
-        stack.callback(runtime.close)
-        app, stop = build_receiver(runtime, trigger=False)
-        stack.callback(stop)
-        receiver = stack.enter_context(serve_in_thread(app))
+        # The emulator first: the receiver names wrap-up codes through it.
         emulator_app = create_emulator_app(
             EmulatorConfig(
-                client_id=runtime.settings.genesys_client_id,
-                client_secret=runtime.settings.genesys_client_secret.get_secret_value(),
-                contact_lists=[runtime.settings.genesys_contact_list_id],
-                dnc_lists=[runtime.settings.genesys_dnc_list_id],
+                client_id=Settings().genesys_client_id,
+                client_secret=Settings().genesys_client_secret.get_secret_value(),
+                contact_lists=[Settings().genesys_contact_list_id],
+                dnc_lists=[Settings().genesys_dnc_list_id],
                 requests_per_minute=None,
-                data_actions=[action_target(receiver)],
                 scenario=scenario,
                 dial_interval_seconds=None,
             ),
@@ -138,7 +133,13 @@ def running_system(
         )
         emulator = stack.enter_context(serve_in_thread(emulator_app))
         monkeypatch.setenv("RECOVERY_GENESYS_BASE_URL", emulator)
+        runtime = Runtime(Settings())
+        stack.callback(runtime.close)
+        app, stop = build_receiver(runtime, trigger=False)
+        stack.callback(stop)
+        receiver = stack.enter_context(serve_in_thread(app))
+        emulator_app.state.emulator.data_actions[DATA_ACTION] = action_target(receiver)
         setup(Settings(), work_pool=False)
-        set_up_organisation(Runtime(Settings()))
+        set_up_organisation(runtime)
         http = stack.enter_context(httpx.Client(timeout=30))
         yield System(clock=clock, receiver=receiver, emulator=emulator, runtime=runtime, http=http)

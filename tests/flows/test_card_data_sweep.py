@@ -742,7 +742,9 @@ def test_card_numbers_in_an_outcome_callback_are_not_stored(store_url: str) -> N
         runtime.close()
 
 
-def test_an_outcome_for_a_contact_id_that_looks_like_a_card_number_is_recorded(store_url: str) -> None:
+def test_an_outcome_for_a_contact_id_that_looks_like_a_card_number_is_recorded(
+    store_url: str,
+) -> None:
     """About 1 in 170 of our own contact ids (UUIDs) holds a Luhn-valid stretch of decimal
     digits: its outcome must still be recorded from the push, not wait for the reconcile poll."""
     key = next(

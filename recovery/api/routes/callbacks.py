@@ -17,6 +17,11 @@ action request"): ``Authorization: Basic`` with ``RECOVERY_GENESYS_ACTION_USER``
 ``RECOVERY_GENESYS_ACTION_SECRETS``, or that secret alone in ``RECOVERY_GENESYS_ACTION_HEADER``.
 Several secrets are accepted at once, so one can be rotated without a gap.
 
+The data action carries no wrap-up notes: for an outcome whose next step depends on them (the
+date a customer promised to pay, the time they asked to be called back) the conversation's
+``wrapUpNote`` is read from the analytics details when ``note_for`` is given; if analytics does
+not hold it yet, the policy's default delay applies.
+
 Parse, map the wrap-up code, record once, acknowledge. A request that fails here changes
 nothing; the reconcile flow finds the outcome in the analytics details.
 """
@@ -41,8 +46,9 @@ from starlette.concurrency import run_in_threadpool
 from recovery.api.requests import Rejected, error, read_body, rejected_response, require_json
 from recovery.clock import Clock
 from recovery.contact_center.errors import ContactCenterError
+from recovery.domain.models import Disposition
 from recovery.domain.pan import redact_text
-from recovery.domain.policy import load_disposition_map
+from recovery.domain.policy import load_disposition_map, map_wrapup
 from recovery.services.outcomes import record_outcome
 from recovery.settings import Settings
 from recovery.store.dispositions import RecordResult, UnknownContact
@@ -54,6 +60,8 @@ OUTCOME_PATH = "/callbacks/genesys/outcome"
 CONTACT_ID_FIELD = "contactId"
 CALL_ANALYSIS_FIELD = "callAnalysisResult"
 AGENT_WRAPUP_FIELD = "agentWrapup"
+# Outcomes whose next step reads the wrap-up note (a promised date, a callback time).
+DETAILED = frozenset({Disposition.promise_to_pay, Disposition.callback_requested})
 
 
 class ActionInput(BaseModel):
@@ -106,20 +114,28 @@ def build_callbacks_router(
     settings: Settings,
     clock: Clock,
     wrapup_name: Callable[[str], str],
+    note_for: Callable[[str], str] | None = None,
 ) -> APIRouter:
     """The router of ``POST /callbacks/genesys/outcome``. ``wrapup_name`` turns a wrap-up
-    code's id into its name (``recovery.contact_center.wrapups.WrapupNames.name``)."""
+    code's id into its name (``recovery.contact_center.wrapups.WrapupNames.name``);
+    ``note_for`` reads the wrap-up note of a contact's latest call."""
     mapping = load_disposition_map(settings.disposition_map_file)
     secrets = [s.get_secret_value() for s in settings.genesys_action_secrets]
     router = APIRouter()
 
     def store(payload: ActionInput, now: datetime) -> RecordResult:
         name = wrapup_name(payload.code)
+        note = ""
+        if note_for is not None and map_wrapup(name, mapping) in DETAILED:
+            try:
+                note = note_for(payload.contact_id)
+            except ContactCenterError as exc:
+                log.warning("wrap-up note of contact %s not read: %s", payload.contact_id, exc)
         return record_outcome(
             sessions=sessions,
             contact_id=payload.contact_id,
             wrapup_name=name,
-            note="",
+            note=note,
             mapping=mapping,
             source="push",
             channel="data_action",

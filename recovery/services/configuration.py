@@ -127,7 +127,8 @@ def _limits_problems(limits: dict[str, Any]) -> list[str]:
 
 
 def _slot_problems(time_set: dict[str, Any], needs: Needs) -> list[str]:
-    problems: list[str] = []
+    """Slots wider than the calling rules allow (one line per slot shape), and zones missing."""
+    wide: dict[tuple[str, str, str], tuple[set[int], set[str]]] = {}
     listed: set[str] = set()
     for entry in time_set.get("callableTimes") or []:
         zone = str(entry.get("timeZoneId"))
@@ -137,13 +138,19 @@ def _slot_problems(time_set: dict[str, Any], needs: Needs) -> list[str]:
             if not 1 <= day <= 7:
                 continue
             start, stop = _minutes(slot["startTime"]), _minutes(slot["stopTime"])
-            if not any(lo <= start and stop <= hi for lo, hi in needs.week[day - 1]):
-                allowed = ", ".join(f"{_hhmm(a)}-{_hhmm(b)}" for a, b in needs.week[day - 1])
-                problems.append(
-                    f"callable time set {time_set.get('name')!r} allows {DAY_NAMES[day - 1]} "
-                    f"{slot['startTime'][:5]}-{slot['stopTime'][:5]} in {zone}; the calling "
-                    f"rules allow {allowed or 'no calls'} at most"
-                )
+            if any(lo <= start and stop <= hi for lo, hi in needs.week[day - 1]):
+                continue
+            allowed = ", ".join(f"{_hhmm(a)}-{_hhmm(b)}" for a, b in needs.week[day - 1])
+            key = (slot["startTime"][:5], slot["stopTime"][:5], allowed or "no calls")
+            days, zones = wide.setdefault(key, (set(), set()))
+            days.add(day)
+            zones.add(zone)
+    problems = [
+        f"callable time set {time_set.get('name')!r} allows {start}-{stop} on "
+        f"{', '.join(DAY_NAMES[d - 1] for d in sorted(days))} in {', '.join(sorted(zones))}; "
+        f"the calling rules allow {allowed} at most"
+        for (start, stop, allowed), (days, zones) in sorted(wide.items())
+    ]
     missing = [z for z in needs.zones if z not in listed]
     if missing:
         problems.append(

@@ -394,7 +394,7 @@ class EmulatorState:
         ]
         self.time_sets[DEFAULT_TIME_SET_ID] = org.callable_time_set(
             {
-                "name": "Default 08:00-21:00 local",
+                "name": f"Default {config.callable_from:%H:%M}-{config.callable_until:%H:%M} local",
                 "callableTimes": [
                     {"timeZoneId": z, "timeSlots": slots} for z in config.time_set_zones
                 ],

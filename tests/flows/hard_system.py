@@ -156,6 +156,7 @@ def run_flows(*names: str) -> dict[str, Any]:
     from flows.reconcile import reconcile
     from flows.report import report
     from flows.review import review_queue
+    from flows.uncallable import uncallable
 
     table: dict[str, Callable[[], Any]] = {
         "ingest": ingest,
@@ -164,6 +165,7 @@ def run_flows(*names: str) -> dict[str, Any]:
         "reconcile": reconcile,
         "close_on_payment": close_on_payment,
         "review_queue": review_queue,
+        "uncallable": uncallable,
         "report": lambda: report(days=60),
     }
     return {name: table[name]() for name in names}

@@ -443,3 +443,55 @@ def test_contacts_awaiting_disposition(sessions: sessionmaker[Session]) -> None:
         assert [
             c.attempt for c in contacts_awaiting_disposition(session=session, now=NOW, limit=1)
         ] == [4]
+
+
+def test_an_outcome_confirms_a_contact_whose_sending_was_never_confirmed(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A worker died waiting for the contact centre's answer; the contact was dialled and its
+    outcome arrives: the attempt enters the history (the frequency caps count it) once."""
+    with transaction(sessions) as session:
+        case = make_case(session, "in_unconfirmed", status="contact_requested")
+        row = make_contact(session, case)
+        row.state, row.created_at = "requested", None
+        contact_id, case_id = row.contact_id, case.id
+    with transaction(sessions) as session:
+        record_disposition(
+            session=session,
+            contact_id=contact_id,
+            wrapup_code="ININ-OUTBOUND-NO-ANSWER",
+            disposition=Disposition.no_answer,
+            right_party=False,
+            source="poll",
+            occurred_at=NOW,
+            now=NOW,
+        )
+    with transaction(sessions) as session:
+        again = record_disposition(
+            session=session,
+            contact_id=contact_id,
+            wrapup_code="ININ-OUTBOUND-NO-ANSWER",
+            disposition=Disposition.no_answer,
+            right_party=False,
+            source="push",
+            occurred_at=NOW,
+            now=NOW,
+        )
+        assert again.duplicate
+    with sessions() as session:
+        kinds = [
+            (h.kind, h.data.get("confirmed_by_outcome"))
+            for h in session.scalars(
+                select(HistoryRow).where(HistoryRow.case_id == case_id).order_by(HistoryRow.id)
+            )
+        ]
+        assert kinds == [
+            ("contact_requested", True),
+            ("contact_created", True),
+            ("disposition", None),
+        ]
+        stored = session.get(ContactRow, row.id)
+        assert stored is not None and stored.state == "dispositioned"
+        assert stored.created_at == stored.requested_at
+        case_row = session.get(CaseRow, case_id)
+        assert case_row is not None and case_row.contacts_made == 1

@@ -55,8 +55,9 @@ log = logging.getLogger("recovery.services.listen")
 _QUEUE_TOPIC = re.compile(r"^v2\.routing\.queues\.([^.]+)\.conversations\.calls$")
 _DETAIL_TOPIC = re.compile(r"^v2\.detail\.events\.conversation\.([^.]+)\.(acw|wrapup)$")
 SEEN_CAPACITY = 100_000
-# A conversation whose analytics details are not there yet is looked up again, this often.
-PENDING_TRIES = 5
+# A conversation whose analytics details are not there yet (the platform's data availability
+# lags) is looked up again after 1, 2, 4, ... seconds, this many times (about four minutes).
+PENDING_TRIES = 8
 
 
 def queue_topic(queue_id: str) -> str:
@@ -124,7 +125,7 @@ class OutcomeListener:
         self._wait = sleep or self.stop.wait
         self.stats: Counter[str] = Counter()
         self._seen: OrderedDict[str, None] = OrderedDict()
-        self._pending: dict[str, tuple[Wrapped, int]] = {}
+        self._pending: dict[str, tuple[Wrapped, int, float]] = {}
         self._rng = random.Random()
 
     # -- the loop --------------------------------------------------------------------------
@@ -212,7 +213,8 @@ class OutcomeListener:
                 self._pending.pop(wrapped.conversation_id, None)
                 self.stats["left_for_reconcile"] += 1
                 return "left_for_reconcile"
-            self._pending[wrapped.conversation_id] = (wrapped, tries + 1)
+            retry_at = time.monotonic() + 2.0**tries
+            self._pending[wrapped.conversation_id] = (wrapped, tries + 1, retry_at)
             self.stats["pending"] += 1
             return "pending"
         self._pending.pop(wrapped.conversation_id, None)
@@ -239,8 +241,10 @@ class OutcomeListener:
         return what
 
     def _retry_pending(self) -> None:
-        for wrapped, tries in list(self._pending.values()):
-            self._record(wrapped, tries=tries)
+        now = time.monotonic()
+        for wrapped, tries, retry_at in list(self._pending.values()):
+            if retry_at <= now:
+                self._record(wrapped, tries=tries)
 
     def _remember(self, conversation_id: str) -> None:
         self._seen[conversation_id] = None

@@ -368,3 +368,20 @@ def test_a_resend_after_a_crash_never_queues_a_dialled_contact_again(stage: Stag
     log = stage.emulator.dial_log()
     assert len([e for e in log if e["placed"]]) == 8
     assert not [e for e in log if not e["placed"]]  # not even a skip at the attempt limit
+
+
+def test_a_conversation_analytics_does_not_hold_yet_is_looked_up_again(
+    stage: Stage, listener: OutcomeListener
+) -> None:
+    event = {
+        "topicName": "v2.routing.queues.recovery-queue.conversations.calls",
+        "eventBody": {
+            "id": "8c1f4cde-0b5e-4e55-9a1b-000000000001",
+            "participants": [{"purpose": "agent", "wrapup": {"code": "Paid", "notes": ""}}],
+        },
+    }
+    assert listener.handle(event) == "pending"
+    assert listener.stats["pending"] == 1 and stage.recorded() == {}
+    # A heartbeat or another event is no reason to give up on it.
+    assert listener.handle({"topicName": "channel.metadata", "eventBody": {}}) == "heartbeat"
+    assert listener.stats["left_for_reconcile"] == 0

@@ -1,8 +1,9 @@
 """Call outcomes from the contact centre, recorded once per contact and attempt.
 
-A disposition arrives by push (the contact centre's callback) or by poll (reconcile); either
-way the unique constraint on (contact id, attempt) keeps the first and makes the second a
-no-op, and the case is made due so the state machine decides its next step.
+A disposition arrives by push (the notification listener, the data-action callback) or by
+poll (the reconcile); either way the unique constraint on (contact id, attempt) keeps the
+first and makes the second a no-op, and the case is made due so the state machine decides its
+next step.
 """
 
 from __future__ import annotations

@@ -556,6 +556,8 @@ def test_notification_channels_through_the_sdk(fast_heartbeat: Emulator) -> None
         channel = notifications.post_notifications_channels()
         assert channel.connect_uri.startswith("ws://") and channel.expires > NOON_EASTERN
         notifications.head_notifications_channel(channel.id)
+        listed = notifications.get_notifications_channels()
+        assert [c.id for c in listed.entities] == [channel.id]
         emulator.control("POST", "/scenario", {"name": "all-paid", "seed": 5})
         conversation = conversation_id(5, CONTACT_LIST, "c1", 1)
         wanted = [

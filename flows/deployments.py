@@ -25,6 +25,7 @@ INTERVAL_SETTINGS = {
     "dispositions": "dispositions_interval_seconds",
     "close-on-payment": "close_on_payment_interval_seconds",
     "reconcile": "reconcile_interval_seconds",
+    "uncallable": "uncallable_interval_seconds",
 }
 
 

@@ -1,5 +1,6 @@
-"""Flow: publish the call outcomes recorded since the last run (the receiver records each push
-at once and makes its case due; the advance flow decides the next step)."""
+"""Flow: publish the call outcomes recorded since the last run (the listener, the receiver and
+the reconcile record each one at once and make its case due; the advance flow decides the next
+step)."""
 
 from __future__ import annotations
 

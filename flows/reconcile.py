@@ -1,4 +1,5 @@
-"""Flow: read back every contact whose outcome is overdue, so a lost push loses nothing."""
+"""Flow: find the outcome of every contact whose outcome is overdue (the analytics details, then
+the contact's call records), so a lost notification or data action loses nothing."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from tasks.runtime import flow_runtime
 
 @flow(name="reconcile")
 def reconcile(limit: int = 10_000) -> dict[str, int]:
-    """Bulk-read overdue contacts, batch by batch, and record the outcomes found."""
+    """Look up overdue contacts, batch by batch, and record the outcomes found."""
     totals: Counter[str] = Counter()
     with flow_runtime(check_schema=False) as built:
         contacts = find_overdue_contacts(limit)
@@ -23,7 +24,7 @@ def reconcile(limit: int = 10_000) -> dict[str, int]:
             totals.update(reconcile_contacts(batch_no, len(batch), batch))
     publish_summary(
         "reconcile-summary",
-        f"Reconcile: {sum(totals.values())} overdue contacts read back",
+        f"Reconcile: {sum(totals.values())} overdue contacts looked up",
         sorted(totals.items()),
         columns=("result", "contacts"),
         empty="nothing overdue",

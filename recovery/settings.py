@@ -74,7 +74,6 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     admin_token: SecretStr = SecretStr("admin-dev-local-only")
-    callback_secret: SecretStr = SecretStr("callback-dev-local-only")
     # Keys the fingerprint in a redacted card number's marker, so ids that look like card
     # numbers stay distinct once redacted (see recovery/domain/pan.py).
     redaction_key: SecretStr = SecretStr("redaction-dev-local-only")
@@ -113,6 +112,30 @@ class Settings(BaseSettings):
     genesys_rate_limit_name: str = "genesys-outbound-api"
     genesys_phone_column: str = "phone"
     genesys_timeout_seconds: float = 30.0
+    # The organisation's set-up that `recovery genesys check` holds to account and
+    # `recovery genesys setup` creates (by these names when missing).
+    genesys_campaign_id: str = "recovery-campaign"
+    genesys_time_zone_column: str = "timeZone"
+    genesys_contact_list_name: str = "Payment recovery contacts"
+    genesys_dnc_list_name: str = "Payment recovery do-not-call"
+    genesys_attempt_limits_name: str = "Payment recovery: one dial per contact"
+    genesys_callable_time_set_name: str = "Payment recovery calling hours"
+    # Outcomes by a wrap-up rule's web-services data action: its id ("" for none), the rule
+    # set that runs it, and the static credentials the receiver accepts from it (Basic auth
+    # with this user name, or the secret alone in this header); several secrets for rotation.
+    genesys_data_action_id: str = ""
+    genesys_rule_set_name: str = "Payment recovery outcomes"
+    genesys_action_user: str = "genesys"
+    genesys_action_header: str = "X-Recovery-Key"
+    genesys_action_secrets: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=lambda: [SecretStr("genesys-action-dev-local-only")]
+    )
+    # The notification-channel listener and the analytics reconcile.
+    genesys_listener_silence_seconds: float = Field(default=90.0, gt=0, le=3600)
+    genesys_listener_max_backoff_seconds: float = Field(default=60.0, gt=0, le=3600)
+    genesys_analytics_window_days: int = Field(default=7, ge=1, le=7)
+    genesys_analytics_page_size: int = Field(default=100, ge=1, le=100)
+    genesys_wrapup_cache_seconds: int = Field(default=900, ge=0)
 
     # Advancing due cases
     lease_seconds: int = Field(default=300, ge=10, description="real seconds")
@@ -125,10 +148,15 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: int = Field(default=900, ge=1)
     close_on_payment_interval_seconds: int = Field(default=60, ge=1)
     dispositions_interval_seconds: int = Field(default=60, ge=1)
+    uncallable_interval_seconds: int = Field(default=60, ge=1)
     rate_limit_occupy: int = Field(default=5, ge=1, le=50)
 
     @field_validator(
-        "stripe_webhook_secrets", "generic_signing_secrets", "paypal_cert_hosts", mode="before"
+        "stripe_webhook_secrets",
+        "generic_signing_secrets",
+        "paypal_cert_hosts",
+        "genesys_action_secrets",
+        mode="before",
     )
     @classmethod
     def _csv(cls, value: object) -> object:
@@ -150,7 +178,6 @@ class Settings(BaseSettings):
         found: list[str] = []
         singles: dict[str, SecretStr] = {
             "RECOVERY_ADMIN_TOKEN": self.admin_token,
-            "RECOVERY_CALLBACK_SECRET": self.callback_secret,
             "RECOVERY_REDACTION_KEY": self.redaction_key,
             "RECOVERY_PRIVACY_KEY": self.privacy_key,
             "RECOVERY_STRIPE_API_KEY": self.stripe_api_key,
@@ -160,6 +187,7 @@ class Settings(BaseSettings):
         lists = {
             "RECOVERY_STRIPE_WEBHOOK_SECRETS": self.stripe_webhook_secrets,
             "RECOVERY_GENERIC_SIGNING_SECRETS": self.generic_signing_secrets,
+            "RECOVERY_GENESYS_ACTION_SECRETS": self.genesys_action_secrets,
         }
         for name, secret in singles.items():
             if _is_placeholder(secret.get_secret_value()):

@@ -1,15 +1,20 @@
-"""Tasks that keep the contact centre in step: DNC appends, read-backs of overdue outcomes,
-removals of contacts of closed cases, and finding the contacts the last two work on."""
+"""Tasks that keep the contact centre in step: DNC appends, overdue outcomes found in the
+analytics details (then the contacts' call records), removals of contacts of closed cases, done
+contacts made uncallable, and finding the contacts each of these works on."""
 
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from recovery.contact_center.wrapups import WrapupNames
 from recovery.services.closing import closed_case_contacts, remove_closed
-from recovery.services.reconcile import overdue_contacts, reconcile_overdue
+from recovery.services.reconcile import overdue_contacts, reconcile_from_analytics
+from recovery.services.uncallable import done_contacts, make_uncallable
+from recovery.store.uncallable import DoneContact
 from tasks.retry import (
     CONTACT_CENTRE_BACKOFF,
     CONTACT_CENTRE_RETRIES,
@@ -58,7 +63,7 @@ def find_overdue_contacts(limit: int) -> list[tuple[str, str]]:
 
 @task(
     name="reconcile-contacts",
-    task_run_name="read back batch {batch_no} ({size} contacts)",
+    task_run_name="look up batch {batch_no} ({size} contacts) in analytics",
     retries=CONTACT_CENTRE_RETRIES,
     retry_delay_seconds=CONTACT_CENTRE_BACKOFF,
     retry_jitter_factor=JITTER,
@@ -69,15 +74,25 @@ def find_overdue_contacts(limit: int) -> list[tuple[str, str]]:
 def reconcile_contacts(
     batch_no: int, size: int, contacts: tuple[tuple[str, str], ...]
 ) -> Counter[str]:
-    """Bulk-read overdue contacts and record the outcomes the push did not deliver."""
+    """Record the outcomes of overdue contacts from the analytics conversation details (then
+    their call records): what the notification listener and the data action did not bring."""
     built = runtime()
-    return reconcile_overdue(
+    settings = built.settings
+    client = built.shared_contact_center
+    return reconcile_from_analytics(
         sessions=built.sessions,
-        client=built.shared_contact_center,
+        client=client,
         contacts=contacts,
         mapping=built.disposition_map,
-        phone_column=built.settings.genesys_phone_column,
+        wrapups=WrapupNames(
+            client,
+            clock=built.clock,
+            ttl=timedelta(seconds=settings.genesys_wrapup_cache_seconds),
+        ),
+        phone_column=settings.genesys_phone_column,
         now=built.clock.now(),
+        window_days=settings.genesys_analytics_window_days,
+        page_size=settings.genesys_analytics_page_size,
     )
 
 
@@ -112,6 +127,45 @@ def remove_contacts(
     """Delete contacts of closed cases from the contact list, so nobody paid is called."""
     built = runtime()
     return remove_closed(
+        sessions=built.sessions,
+        client=built.shared_contact_center,
+        contacts=contacts,
+        now=built.clock.now(),
+    )
+
+
+@task(
+    name="find-done-contacts",
+    task_run_name="find done contacts to make uncallable (up to {limit})",
+    retries=STORE_RETRIES,
+    retry_delay_seconds=STORE_BACKOFF,
+    retry_jitter_factor=JITTER,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+    tags=["recovery", "store"],
+)
+def find_done_contacts(limit: int) -> list[DoneContact]:
+    """Contacts the project is done with (outcome recorded, case closed or parked) that the
+    contact centre may still dial on its own, oldest first."""
+    return done_contacts(sessions=runtime().sessions, limit=limit)
+
+
+@task(
+    name="make-uncallable",
+    task_run_name="make batch {batch_no} ({size} contacts) uncallable",
+    retries=CONTACT_CENTRE_RETRIES,
+    retry_delay_seconds=CONTACT_CENTRE_BACKOFF,
+    retry_jitter_factor=JITTER,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+    tags=["recovery", "contact-centre"],
+)
+def make_contacts_uncallable(
+    batch_no: int, size: int, contacts: tuple[DoneContact, ...]
+) -> Counter[str]:
+    """Tell the contact centre never to dial these done contacts again on its own."""
+    built = runtime()
+    return make_uncallable(
         sessions=built.sessions,
         client=built.shared_contact_center,
         contacts=contacts,

@@ -1,4 +1,5 @@
-"""The receiver as it runs: the app with its ingest trigger and the callback routes."""
+"""The receiver as it runs: the app with its ingest trigger, the contact centre's outcome
+callback and the admin routes."""
 
 from __future__ import annotations
 
@@ -27,18 +28,43 @@ def build_receiver(runtime: Runtime, *, trigger: bool = True) -> tuple[FastAPI, 
         ingest_trigger.start()
     elif trigger:
         log.warning("no Prefect API URL set: the receiver records deliveries but starts no runs")
-    routers = []
-    try:
-        from recovery.api.routes.callbacks import build_callbacks_router
+    from datetime import timedelta
 
-        routers.append(
-            build_callbacks_router(
-                sessions=runtime.sessions, settings=settings, clock=runtime.clock
-            )
-        )
-    except ImportError:  # pragma: no cover - the callback routes ship with the package
-        log.warning("disposition callbacks unavailable")
     from recovery.api.routes.admin import build_admin_router
+    from recovery.api.routes.callbacks import build_callbacks_router
+    from recovery.contact_center.analytics import query_outcomes
+    from recovery.contact_center.wrapups import WrapupNames
+
+    # Wrap-up codes arrive by id; their names are read from the contact centre (cached).
+    client = runtime.contact_center()
+    wrapups = WrapupNames(
+        client,
+        clock=runtime.clock,
+        ttl=timedelta(seconds=settings.genesys_wrapup_cache_seconds),
+    )
+
+    def note_for(contact_id: str) -> str:
+        now = runtime.clock.now()
+        calls = query_outcomes(
+            client,
+            contact_list_id=settings.genesys_contact_list_id,
+            start=now - timedelta(days=2),
+            end=now + timedelta(minutes=1),
+            window_days=settings.genesys_analytics_window_days,
+            page_size=settings.genesys_analytics_page_size,
+            contact_id=contact_id,
+        )
+        return calls[-1].note if calls else ""
+
+    routers = [
+        build_callbacks_router(
+            sessions=runtime.sessions,
+            settings=settings,
+            clock=runtime.clock,
+            wrapup_name=wrapups.name,
+            note_for=note_for,
+        )
+    ]
 
     routers.append(build_admin_router(sessions=runtime.sessions, settings=settings))
     app = create_app(
@@ -52,5 +78,6 @@ def build_receiver(runtime: Runtime, *, trigger: bool = True) -> tuple[FastAPI, 
     def stop() -> None:
         if ingest_trigger is not None:
             ingest_trigger.stop()
+        client.close()
 
     return app, stop

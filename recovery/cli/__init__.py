@@ -13,6 +13,7 @@ from recovery.cli import (  # noqa: F401  (each module registers its commands)
     compliance,
     db,
     emulator,
+    genesys,
     inbox,
     intake,
     plan,

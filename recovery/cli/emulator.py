@@ -22,13 +22,18 @@ def emulator_command(
     requests_per_minute: int | None = typer.Option(
         None, min=1, help="Budget per token (default: settings)."
     ),
-    callback_url: str | None = typer.Option(None, help="Where outcomes are pushed."),
-    callback_secret: str | None = typer.Option(None, help="Signing secret of the pushes."),
+    receiver_url: str | None = typer.Option(
+        None, help="The receiver the data action posts outcomes to (default: settings)."
+    ),
+    drop_events: float | None = typer.Option(
+        None, min=0.0, max=1.0, help="Share of notifications and data-action requests lost."
+    ),
     scenario: str = typer.Option("mixed", help="Call-outcome scenario."),
     seed: int = typer.Option(0, help="Seed of the scenario's outcomes."),
     dial_interval: float = typer.Option(5.0, min=0, help="Seconds between dials; 0: never."),
 ) -> None:
-    """Run the Genesys Cloud emulator (login, contact lists, DNC, a dialer that pushes)."""
+    """Run the Genesys Cloud emulator (login, outbound configuration, contacts, a dialer,
+    analytics, notification channels, a data action)."""
     from recovery.clock import parse_clock
     from recovery.contact_center.emulator.server import config_from_settings, serve
 
@@ -41,8 +46,8 @@ def emulator_command(
             contact_lists=contact_list,
             dnc_lists=dnc_list,
             requests_per_minute=requests_per_minute,
-            callback_url=callback_url,
-            callback_secret=callback_secret,
+            receiver_url=receiver_url,
+            drop_event_fraction=drop_events,
             scenario=scenario,
             seed=seed,
             dial_interval_seconds=dial_interval,
@@ -55,7 +60,8 @@ def emulator_command(
     typer.echo(
         f"Genesys emulator on http://{host}:{port}: lists {', '.join(config.contact_lists)}, "
         f"DNC {', '.join(config.dnc_lists)}, {config.requests_per_minute} requests/min, "
-        f"scenario {scenario} (seed {seed}), pushes to {config.callback_url}"
+        f"scenario {scenario} (seed {seed}), data actions "
+        f"{', '.join(a.url for a in config.data_actions) or 'none'}"
     )
     serve(
         config, clock=parse_clock(app_settings.clock, app_settings.data_dir), host=host, port=port

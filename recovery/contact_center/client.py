@@ -1,4 +1,5 @@
-"""The Genesys Cloud outbound client: contacts in, contacts out, numbers on the DNC list.
+"""The Genesys Cloud client: contacts in, contacts out, numbers on the DNC list, and the plain
+JSON requests the rest of the platform API needs (analytics, notifications, configuration).
 
 Synchronous httpx, thread-safe (one client may serve several worker threads). Every request
 goes through one ``Throttle``; authentication is OAuth client credentials with the token cached
@@ -40,6 +41,9 @@ from recovery.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Every region the official SDK knows (``PureCloudPlatformClientV2`` 269,
+# ``purecloud_region_hosts.py``, ``PureCloudRegionHosts``), by the region's AWS-style name; the
+# API host is ``api.<domain>`` and the login host ``login.<domain>``.
 REGION_DOMAINS: dict[str, str] = {
     "us-east-1": "mypurecloud.com",
     "us-east-2": "use2.us-gov-pure.cloud",
@@ -57,6 +61,8 @@ REGION_DOMAINS: dict[str, str] = {
     "ap-northeast-3": "apne3.pure.cloud",
     "ap-south-1": "aps1.pure.cloud",
     "ap-southeast-1": "apse1.pure.cloud",
+    "mx-central-1": "mxc1.pure.cloud",
+    "eusc-de-east-1": "edee1.eusc-pure.cloud",
 }
 
 RETRIABLE_STATUSES = frozenset({502, 503, 504})
@@ -406,8 +412,6 @@ class GenesysClient:
         contacts: Sequence[ContactRequest],
         *,
         priority: bool = False,
-        clear_system_data: bool = False,
-        do_not_queue: bool = False,
     ) -> AddContactsResult:
         """Add (or update) contacts in batches of ``batch_size``.
 
@@ -418,13 +422,7 @@ class GenesysClient:
         writable = [
             c.to_writable(contact_list_id, phone_column=self.phone_column) for c in contacts
         ]
-        return self.add_writable_contacts(
-            contact_list_id,
-            writable,
-            priority=priority,
-            clear_system_data=clear_system_data,
-            do_not_queue=do_not_queue,
-        )
+        return self.add_writable_contacts(contact_list_id, writable, priority=priority)
 
     def add_writable_contacts(
         self,
@@ -432,22 +430,52 @@ class GenesysClient:
         contacts: Sequence[dict[str, Any]],
         *,
         priority: bool = False,
-        clear_system_data: bool = False,
-        do_not_queue: bool = False,
     ) -> AddContactsResult:
-        """``add_contacts`` for ready-made ``WritableDialerContact`` dicts (each with an id)."""
+        """``add_contacts`` for ready-made ``WritableDialerContact`` dicts (each with an id).
+
+        Always ``doNotQueue=true`` and ``clearSystemData=false``: "True means that updated
+        contacts will not have their positions in the queue altered, so contacts that have
+        already been dialed will not be redialed. For new contacts, this parameter has no
+        effect; False means that updated contacts will be re-queued" (SDK
+        ``OutboundApi.post_outbound_contactlist_contacts``). A new contact is queued either
+        way; a re-send (crash recovery, a retried batch) or an update never queues a contact
+        the dialler has already called, and never clears its attempts.
+        """
         for contact in contacts:
             if not contact.get("id"):
                 raise ValueError("every contact needs its deterministic id")
         params = {
             "priority": str(priority).lower(),
-            "clearSystemData": str(clear_system_data).lower(),
-            "doNotQueue": str(do_not_queue).lower(),
+            "clearSystemData": "false",
+            "doNotQueue": "true",
         }
         result = AddContactsResult()
         for batch in _chunks(contacts, self.batch_size):
             result.merge(self._add_batch(contact_list_id, batch, params))
         return result
+
+    def make_uncallable(
+        self, contact_list_id: str, contacts: Sequence[DialerContact]
+    ) -> AddContactsResult:
+        """Make contacts the project is done with uncallable, so the dialler never calls them
+        again on its own (a recycle, a recall, an operator's recycle of a stopped campaign).
+
+        The contacts are posted again, as the contact centre holds them, with
+        ``callable=false`` and every phone column's ``phoneNumberStatus`` uncallable, under
+        ``doNotQueue=true`` (an upsert that neither re-queues nor clears system data). Genesys
+        keeps a contact dialled with a system wrap-up callable and "retried in the next
+        recycle" (Help, "Wrap-up codes assigned by outbound dialing")."""
+        writable = [
+            {
+                "id": c.id,
+                "contactListId": contact_list_id,
+                "data": dict(c.data),
+                "callable": False,
+                "phoneNumberStatus": {self.phone_column: {"callable": False}},
+            }
+            for c in contacts
+        ]
+        return self.add_writable_contacts(contact_list_id, writable)
 
     def _add_batch(
         self, contact_list_id: str, batch: Sequence[dict[str, Any]], params: dict[str, str]
@@ -549,6 +577,51 @@ class GenesysClient:
             )
             self._raise_for_status(response, f"append to DNC list {dnc_list_id}")
         return len(numbers)
+
+    # -- the rest of the platform API -----------------------------------------------------
+
+    def api_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        missing_ok: bool = False,
+    ) -> Any:
+        """One request to ``/api/v2{path}``; its JSON answer (None for an empty one, or for a
+        404 when ``missing_ok``). Any other 4xx raises ``PermanentContactCenterError`` with
+        the service's message and code."""
+        response = self._send(
+            method, f"{self.base_url}/api/v2{path}", what=what, json=json, params=params
+        )
+        if response.status_code == 404 and missing_ok:
+            return None
+        self._raise_for_status(response, what)
+        if not response.content:
+            return None
+        return response.json()
+
+    def api_pages(
+        self, path: str, *, what: str, params: dict[str, str] | None = None, page_size: int = 100
+    ) -> list[dict[str, Any]]:
+        """Every entity of a paged listing (``entities``, ``pageCount``)."""
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            body = self.api_json(
+                "GET",
+                path,
+                what=what,
+                params={**(params or {}), "pageSize": str(page_size), "pageNumber": str(page)},
+            )
+            entities = body.get("entities") or [] if isinstance(body, dict) else []
+            found.extend(e for e in entities if isinstance(e, dict))
+            count = body.get("pageCount") if isinstance(body, dict) else None
+            if not entities or not isinstance(count, int) or page >= count:
+                return found
+            page += 1
 
     def _raise_for_contact(self, response: httpx.Response, contact_id: str) -> None:
         if response.is_success:

@@ -21,7 +21,9 @@ from recovery.domain.pan import contains_pan
 from recovery.log_scrubbing import mask_phone, scrub
 
 __all__ = [
+    "DATA_COLUMNS",
     "ContactRequest",
+    "data_columns",
     "clean_text",
     "contact_id_for",
     "contains_card_number",
@@ -34,6 +36,26 @@ CONTACT_ID_NAMESPACE = uuid.UUID("6d1f0f5e-2b7a-5c1e-9a43-2f0c8a6b7e15")
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _BARE_PHONE = re.compile(r"(?<![\w+-])\d{10,15}(?![\w-])")
+
+# The columns of every contact this project sends (``ContactRequest.data``): the contact
+# list must have each of them, or the contact centre refuses the contact.
+DATA_COLUMNS = (
+    "phone",
+    "transactionId",
+    "failureReason",
+    "amountOwed",
+    "currency",
+    "attemptCount",
+    "nextRetryWindow",
+    "pciSensitive",
+    "timeZone",
+)
+
+
+def data_columns(phone_column: str = "phone") -> tuple[str, ...]:
+    """``DATA_COLUMNS`` with the phone column under the list's own name."""
+    return tuple(phone_column if c == "phone" else c for c in DATA_COLUMNS)
+
 
 FIELD_CAPS = {
     "case_key": 255,

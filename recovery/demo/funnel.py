@@ -52,6 +52,17 @@ def emulator_counters(emulator: str) -> dict[str, int]:
     return counters
 
 
+def emulator_dial_log(emulator: str) -> list[dict[str, object]]:
+    """Every dial the emulator made (``/__emulator__/dial-log``); empty when unreachable."""
+    try:
+        log: list[dict[str, object]] = httpx.get(
+            f"{emulator}/__emulator__/dial-log", timeout=30
+        ).json()
+    except (httpx.HTTPError, ValueError):
+        return []
+    return log
+
+
 @dataclass
 class Snapshot:
     at: datetime
@@ -138,6 +149,7 @@ def build_funnel(
     rules: CallingRules,
     started: datetime,
     ended: datetime,
+    dial_log: Sequence[dict[str, object]] = (),
 ) -> Funnel:
     """The funnel from the store (the report's figures, contacts, outcomes) and the emulator."""
     with Session(engine) as session:
@@ -231,6 +243,10 @@ def build_funnel(
     funnel.add(
         section, "outcomes by push / by reconcile", f"{pushed} / {len(dispositions) - pushed}"
     )
+    channels = Counter(str(d.detail.get("channel", d.source)) for d in dispositions)
+    funnel.add(
+        section, "outcomes by channel", ", ".join(f"{k} {v}" for k, v in channels.most_common())
+    )
     # From the decision to plan a contact to its dial, in real seconds: the dial margin
     # (virtual) has to cover it.
     lags = [
@@ -244,19 +260,33 @@ def build_funnel(
             "decision to dial, real s (median / p95 / max)",
             f"{_quantiles(lags)} (margin covers {tuning.latency_budget})",
         )
-    for name in ("dials", "on_dnc_list", "pushes_sent", "pushes_failed", "rate_limited"):
+    for name in (
+        "dials",
+        "recycles",
+        "on_dnc_list",
+        "actions_sent",
+        "actions_failed",
+        "events_published",
+        "rate_limited",
+    ):
         funnel.add(section, f"emulator: {name.replace('_', ' ')}", counters.get(name, 0))
     funnel.add(section, "emulator: refused outside the window", funnel.refused_outside_window)
-    # The emulator knows only 08:00-21:00; the calling rules are stricter in some states
-    # (Florida ends at 20:00, Rhode Island at 18:00, ...): check every dial against them.
+    # The emulator knows only the callable time set; the calling rules are stricter in some
+    # states (Florida ends at 20:00, Rhode Island at 18:00, ...): check every dial against them,
+    # at the instant the dial log gives (an outcome's time is when it was received).
     by_id = {c.id: c for c in cases}
     contact_case = {c.contact_id: c.case_id for c in contacts}
+    dials = [
+        (str(e["contactId"]), datetime.fromisoformat(str(e["at"]).replace("Z", "+00:00")))
+        for e in dial_log
+        if e.get("placed")
+    ] or [(d.contact_id, d.occurred_at) for d in dispositions]
     funnel.dialled_outside_rules = sum(
         not permitted(
-            to_view(by_id[contact_case[d.contact_id]]).contact, CallHistory(), d.occurred_at, rules
+            to_view(by_id[contact_case[contact_id]]).contact, CallHistory(), at, rules
         ).permitted
-        for d in dispositions
-        if d.contact_id in contact_case
+        for contact_id, at in dials
+        if contact_id in contact_case
     )
     funnel.add(section, "dialled outside the calling rules' hours", funnel.dialled_outside_rules)
     return funnel

@@ -30,6 +30,7 @@ from recovery.demo.funnel import (
     Funnel,
     build_funnel,
     emulator_counters,
+    emulator_dial_log,
     print_funnel,
     publish_funnel,
     read_only_engine,
@@ -219,6 +220,7 @@ def run(
         funnel = build_funnel(
             engine=engine,
             counters=emulator_counters(emulator),
+            dial_log=emulator_dial_log(emulator),
             feeder=feeder,
             tuning=tuning,
             rules=load_rules(settings.calling_rules_file, settings.calling_rules_profile),

@@ -57,6 +57,10 @@ class Tuning:
     dispositions_interval: int = 300
     reconcile_interval: int = 20
     close_on_payment_interval: int = 20
+    # Rarely: the demo's organisation allows one attempt per contact, so nothing recycles
+    # meanwhile, and every flow run started takes one of the runner's four slots (a run every
+    # 20 s more leaves ingest no slot on a two-core machine).
+    uncallable_interval: int = 300
     trigger_bucket: int = 5
     dial_interval: float = 0.05
     latency_budget: float = 2.5
@@ -78,6 +82,7 @@ class Tuning:
             "RECOVERY_DISPOSITIONS_INTERVAL_SECONDS": str(self.dispositions_interval),
             "RECOVERY_RECONCILE_INTERVAL_SECONDS": str(self.reconcile_interval),
             "RECOVERY_CLOSE_ON_PAYMENT_INTERVAL_SECONDS": str(self.close_on_payment_interval),
+            "RECOVERY_UNCALLABLE_INTERVAL_SECONDS": str(self.uncallable_interval),
             "RECOVERY_TRIGGER_BUCKET_SECONDS": str(self.trigger_bucket),
             "RECOVERY_DIAL_MARGIN_MINUTES": str(self.dial_margin_minutes),
             "RECOVERY_LEASE_SECONDS": str(self.lease_seconds),

@@ -44,6 +44,7 @@ __all__ = [
     "Policy",
     "delay_end",
     "format_delay",
+    "is_mapped",
     "is_right_party",
     "load_disposition_map",
     "load_policy",
@@ -357,6 +358,13 @@ def load_disposition_map(path: Path | None = None) -> DispositionMap:
 
 
 _OWN_NAMES = {d.value: d for d in Disposition}
+
+
+def is_mapped(code: str, mapping: DispositionMap) -> bool:
+    """Whether the mapping names this wrap-up code (the project's own disposition names
+    always mean themselves)."""
+    norm = _norm_code(code)
+    return norm in mapping.codes or norm in _OWN_NAMES
 
 
 def map_wrapup(code: str, mapping: DispositionMap) -> Disposition:

@@ -26,7 +26,9 @@ def run_embedded(
     say: Callable[[str], None],
     block: bool = True,
 ) -> Supervisor:
-    """Start Prefect (unless PREFECT_API_URL is set), the flows, the emulator and the receiver.
+    """Start Prefect (unless PREFECT_API_URL is set), the flows, the emulator (set up as
+    ``recovery genesys setup`` sets up an organisation), the receiver and the notification
+    listener. Against a real region, ``recovery genesys check`` is run and its findings shown.
 
     With ``block`` it waits for Ctrl-C and stops everything; without, the caller stops it."""
     data = settings.data_dir.resolve()
@@ -64,6 +66,8 @@ def run_embedded(
             say(f"  {line}")
         if with_emulator:
             env["RECOVERY_GENESYS_BASE_URL"] = f"http://127.0.0.1:{emulator_port}"
+            # The emulated organisation sends each outcome to the receiver by a data action.
+            env.setdefault("RECOVERY_GENESYS_DATA_ACTION_ID", "recovery-outcome")
             supervisor.start(
                 Part(
                     "emulator",
@@ -74,8 +78,8 @@ def run_embedded(
                         "emulator",
                         "--port",
                         str(emulator_port),
-                        "--callback-url",
-                        f"{api}/callbacks/genesys/disposition",
+                        "--receiver-url",
+                        api,
                         "--scenario",
                         scenario,
                         "--dial-interval",
@@ -84,6 +88,16 @@ def run_embedded(
                     health_url=f"http://127.0.0.1:{emulator_port}/__emulator__/counters",
                 )
             )
+            for line in supervisor.run(
+                [python(), "-m", "recovery.cli", "genesys", "setup"]
+            ).splitlines():
+                say(f"  {line}")
+        else:
+            found = supervisor.run(
+                [python(), "-m", "recovery.cli", "genesys", "check"], check=False
+            ).splitlines()
+            for line in found:
+                say(f"  genesys: {line}")
         supervisor.start(Part("flows", [python(), "-m", "flows.deployments"]))
         supervisor.start(
             Part(
@@ -92,6 +106,7 @@ def run_embedded(
                 health_url=f"{api}/healthz",
             )
         )
+        supervisor.start(Part("listener", [python(), "-m", "recovery.cli", "genesys", "listen"]))
         say(f"receiver: {api}   Prefect UI: {env['PREFECT_API_URL'].removesuffix('/api')}")
         if not block:
             return supervisor

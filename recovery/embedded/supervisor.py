@@ -65,12 +65,13 @@ class Supervisor:
             f"{part.name} did not become healthy in {timeout:.0f} s; see {part.log_file}"
         )
 
-    def run(self, args: Sequence[str]) -> str:
-        """Run a one-off command with the same environment; its output."""
+    def run(self, args: Sequence[str], *, check: bool = True) -> str:
+        """Run a one-off command with the same environment; its output (with ``check``, a
+        failure raises)."""
         result = subprocess.run(
             list(args), env=self.env, capture_output=True, text=True, check=False
         )
-        if result.returncode != 0:
+        if check and result.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed: {result.stderr.strip()[-2000:]}")
         return result.stdout
 

@@ -1,8 +1,9 @@
 """Call outcomes from the contact centre, recorded once per contact and attempt.
 
-A disposition arrives by push (the contact centre's callback) or by poll (reconcile); either
-way the unique constraint on (contact id, attempt) keeps the first and makes the second a
-no-op, and the case is made due so the state machine decides its next step.
+A disposition arrives by push (the notification listener, the data-action callback) or by
+poll (the reconcile); either way the unique constraint on (contact id, attempt) keeps the
+first and makes the second a no-op, and the case is made due so the state machine decides its
+next step.
 """
 
 from __future__ import annotations
@@ -87,11 +88,16 @@ def record_disposition(
         return RecordResult(
             recorded=False, case_id=contact.case_id, attempt=contact.attempt, disposition_id=None
         )
-    if contact.state in {"requested", "created"}:
-        contact.state = "dispositioned"
     case = session.get(CaseRow, contact.case_id)
     if case is None:  # pragma: no cover - the foreign key forbids it
         raise UnknownContact(contact_id)
+    if contact.state == "requested":
+        # The contact centre held (and dialled) a contact whose sending was never confirmed
+        # (the sender died waiting for the answer): the outcome confirms it, so the attempt
+        # enters the history the frequency caps count, as the confirmation would have.
+        _confirm_by_outcome(session, case, contact, now)
+    if contact.state in {"requested", "created"}:
+        contact.state = "dispositioned"
     values: dict[str, Any] = {"updated_at": now}
     # A closed case stays closed: the outcome is evidence, not a reason to act again.
     if case.status != CaseStatus.closed.value:
@@ -124,6 +130,36 @@ def record_disposition(
     return RecordResult(
         recorded=True, case_id=case.id, attempt=contact.attempt, disposition_id=int(inserted)
     )
+
+
+def _confirm_by_outcome(
+    session: Session, case: CaseRow, contact: ContactRow, now: datetime
+) -> None:
+    data = {
+        "attempt": contact.attempt,
+        "planned_at": contact.planned_at.isoformat(),
+        "contact_id": contact.contact_id,
+        "time_zone": contact.time_zone,
+        "confirmed_by_outcome": True,
+    }
+    for kind, reason in (
+        (HistoryKind.contact_requested, f"attempt {contact.attempt} sent to the contact centre"),
+        (
+            HistoryKind.contact_created,
+            f"contact {contact.contact_id} held by the contact centre: its outcome arrived",
+        ),
+    ):
+        append_history(
+            session=session,
+            case_id=case.id,
+            at=contact.requested_at,
+            now=now,
+            kind=kind,
+            reasons=[reason],
+            data=data,
+        )
+    contact.created_at = contact.requested_at
+    case.contacts_made += 1
 
 
 def contacts_awaiting_disposition(

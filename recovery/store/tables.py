@@ -210,6 +210,7 @@ class ContactRow(Base):
         UniqueConstraint("contact_id", name="uq_contacts_contact_id"),
         UniqueConstraint("case_id", "attempt", name="uq_contacts_case_attempt"),
         Index("ix_contacts_state", "state", "disposition_due_at"),
+        Index("ix_contacts_uncallable", "uncallable_at", "state"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -226,6 +227,9 @@ class ContactRow(Base):
     state: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     disposition_due_at: Mapped[datetime | None]
+    # When the contact centre was told never to dial this contact again on its own (its
+    # outcome recorded, its case closed or parked); None while it may still be dialled.
+    uncallable_at: Mapped[datetime | None]
 
 
 class DispositionRow(Base):

@@ -32,7 +32,13 @@ from recovery.gateways.signing import sign
 from recovery.runtime import Runtime
 from recovery.settings import Settings
 from tests.factories import GENERIC_SECRET, STRIPE_SECRET
-from tests.flows.system import CALLBACK_SECRET, System
+from tests.flows.system import (
+    ACTION_SECRET,
+    DATA_ACTION,
+    System,
+    action_target,
+    set_up_organisation,
+)
 
 ADMIN_TOKEN = "admin_hardening_token_0123456789"
 
@@ -150,6 +156,7 @@ def run_flows(*names: str) -> dict[str, Any]:
     from flows.reconcile import reconcile
     from flows.report import report
     from flows.review import review_queue
+    from flows.uncallable import uncallable
 
     table: dict[str, Callable[[], Any]] = {
         "ingest": ingest,
@@ -158,6 +165,7 @@ def run_flows(*names: str) -> dict[str, Any]:
         "reconcile": reconcile,
         "close_on_payment": close_on_payment,
         "review_queue": review_queue,
+        "uncallable": uncallable,
         "report": lambda: report(days=60),
     }
     return {name: table[name]() for name in names}
@@ -186,7 +194,8 @@ def hard_system(
         "RECOVERY_CLOCK": f"file:{clock_file}",
         "RECOVERY_STRIPE_WEBHOOK_SECRETS": STRIPE_SECRET,
         "RECOVERY_GENERIC_SIGNING_SECRETS": GENERIC_SECRET,
-        "RECOVERY_CALLBACK_SECRET": CALLBACK_SECRET,
+        "RECOVERY_GENESYS_ACTION_SECRETS": ACTION_SECRET,
+        "RECOVERY_GENESYS_DATA_ACTION_ID": DATA_ACTION,
         "RECOVERY_ADMIN_TOKEN": ADMIN_TOKEN,
         "RECOVERY_GENESYS_RATE_LIMIT_NAME": f"genesys-test-{uuid.uuid4().hex[:8]}",
         "RECOVERY_GENESYS_REQUESTS_PER_MINUTE": "6000",
@@ -197,20 +206,14 @@ def hard_system(
         monkeypatch.setenv(name, value)
     emulator_log, receiver_log = Recorder(), Recorder()
     with ExitStack() as stack:
-        runtime = Runtime(Settings())
-        stack.callback(runtime.close)
-        app, stop = build_receiver(runtime, trigger=False)
-        stack.callback(stop)
-        receiver = stack.enter_context(serve_in_thread(receiver_log.wrap(app)))
+        # The emulator first: the receiver names wrap-up codes through it.
         emulator_app = create_emulator_app(
             EmulatorConfig(
-                client_id=runtime.settings.genesys_client_id,
-                client_secret=runtime.settings.genesys_client_secret.get_secret_value(),
-                contact_lists=[runtime.settings.genesys_contact_list_id],
-                dnc_lists=[runtime.settings.genesys_dnc_list_id],
+                client_id=Settings().genesys_client_id,
+                client_secret=Settings().genesys_client_secret.get_secret_value(),
+                contact_lists=[Settings().genesys_contact_list_id],
+                dnc_lists=[Settings().genesys_dnc_list_id],
                 requests_per_minute=None,
-                callback_url=f"{receiver}/callbacks/genesys/disposition",
-                callback_secret=CALLBACK_SECRET,
                 scenario=scenario,
                 dial_interval_seconds=None,
             ),
@@ -219,7 +222,14 @@ def hard_system(
         state: EmulatorState = emulator_app.state.emulator
         emulator = stack.enter_context(serve_in_thread(emulator_log.wrap(emulator_app)))
         monkeypatch.setenv("RECOVERY_GENESYS_BASE_URL", emulator)
+        runtime = Runtime(Settings())
+        stack.callback(runtime.close)
+        app, stop = build_receiver(runtime, trigger=False)
+        stack.callback(stop)
+        receiver = stack.enter_context(serve_in_thread(receiver_log.wrap(app)))
+        state.data_actions[DATA_ACTION] = action_target(receiver)
         setup(Settings(), work_pool=False)
+        set_up_organisation(runtime)
         http = stack.enter_context(httpx.Client(timeout=600))
         yield HardSystem(
             system=System(

@@ -19,12 +19,38 @@ from recovery.api.receiver import build_receiver
 from recovery.clock import FileClock
 from recovery.contact_center.emulator.app import create_emulator_app
 from recovery.contact_center.emulator.server import serve_in_thread
-from recovery.contact_center.emulator.state import EmulatorConfig
+from recovery.contact_center.emulator.state import DataActionTarget, EmulatorConfig
 from recovery.runtime import Runtime
 from recovery.settings import Settings
 from tests.factories import STRIPE_SECRET, stripe_headers
 
-CALLBACK_SECRET = "callback_test_secret_0123456789"
+ACTION_SECRET = "action_test_secret_0123456789"
+DATA_ACTION = "recovery-outcome"
+
+
+def set_up_organisation(runtime: Runtime) -> list[str]:
+    """The emulated organisation set up as ``recovery genesys setup`` sets one up (attempt
+    limits of one dial per contact, the calling hours, the outcome rule set); what it did."""
+    from recovery.services.configuration import Needs, set_up
+
+    with runtime.contact_center() as client:
+        result = set_up(
+            client=client,
+            needs=Needs.of(runtime.settings, runtime.rules),
+            mapping=runtime.disposition_map,
+        )
+    assert not result.left, result.left
+    return result.done
+
+
+def action_target(receiver: str) -> DataActionTarget:
+    """The data action of the emulated organisation: the receiver's outcome callback."""
+    return DataActionTarget(
+        id=DATA_ACTION,
+        url=f"{receiver}/callbacks/genesys/outcome",
+        basic_username="genesys",
+        basic_password=ACTION_SECRET,
+    )
 
 
 @dataclass
@@ -82,7 +108,8 @@ def running_system(
         "RECOVERY_DATABASE_URL": store_url,
         "RECOVERY_CLOCK": f"file:{clock_file}",
         "RECOVERY_STRIPE_WEBHOOK_SECRETS": STRIPE_SECRET,
-        "RECOVERY_CALLBACK_SECRET": CALLBACK_SECRET,
+        "RECOVERY_GENESYS_ACTION_SECRETS": ACTION_SECRET,
+        "RECOVERY_GENESYS_DATA_ACTION_ID": DATA_ACTION,
         "RECOVERY_GENESYS_RATE_LIMIT_NAME": f"genesys-test-{uuid.uuid4().hex[:8]}",
         "RECOVERY_GENESYS_REQUESTS_PER_MINUTE": "6000",
         "RECOVERY_RATE_LIMIT_OCCUPY": "5",
@@ -91,20 +118,14 @@ def running_system(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     with ExitStack() as stack:
-        runtime = Runtime(Settings())
-        stack.callback(runtime.close)
-        app, stop = build_receiver(runtime, trigger=False)
-        stack.callback(stop)
-        receiver = stack.enter_context(serve_in_thread(app))
+        # The emulator first: the receiver names wrap-up codes through it.
         emulator_app = create_emulator_app(
             EmulatorConfig(
-                client_id=runtime.settings.genesys_client_id,
-                client_secret=runtime.settings.genesys_client_secret.get_secret_value(),
-                contact_lists=[runtime.settings.genesys_contact_list_id],
-                dnc_lists=[runtime.settings.genesys_dnc_list_id],
+                client_id=Settings().genesys_client_id,
+                client_secret=Settings().genesys_client_secret.get_secret_value(),
+                contact_lists=[Settings().genesys_contact_list_id],
+                dnc_lists=[Settings().genesys_dnc_list_id],
                 requests_per_minute=None,
-                callback_url=f"{receiver}/callbacks/genesys/disposition",
-                callback_secret=CALLBACK_SECRET,
                 scenario=scenario,
                 dial_interval_seconds=None,
             ),
@@ -112,6 +133,13 @@ def running_system(
         )
         emulator = stack.enter_context(serve_in_thread(emulator_app))
         monkeypatch.setenv("RECOVERY_GENESYS_BASE_URL", emulator)
+        runtime = Runtime(Settings())
+        stack.callback(runtime.close)
+        app, stop = build_receiver(runtime, trigger=False)
+        stack.callback(stop)
+        receiver = stack.enter_context(serve_in_thread(app))
+        emulator_app.state.emulator.data_actions[DATA_ACTION] = action_target(receiver)
         setup(Settings(), work_pool=False)
+        set_up_organisation(runtime)
         http = stack.enter_context(httpx.Client(timeout=30))
         yield System(clock=clock, receiver=receiver, emulator=emulator, runtime=runtime, http=http)

@@ -194,7 +194,7 @@ def play(hs: HardSystem, campaign: Campaign, figures: Figures, days: int) -> Non
     """The campaign: a wave of failures, payments an hour later, calls across several days'
     windows (and one night, when nothing may be created), then the wave of events whose
     contact fields held card numbers, the review queue and the report."""
-    hs.system.control("scenario", {"name": "mixed", "seed": 11, "drop_push_fraction": 0.15})
+    hs.system.control("scenario", {"name": "mixed", "seed": 11, "drop_event_fraction": 0.15})
     send(hs, campaign, "first", figures)
     # Gateways redeliver: the same bodies again, freshly signed.
     for out in campaign.wave("first")[:25]:
@@ -427,14 +427,14 @@ def run_sweep(
         f"  contacts by state {dict(contacts)}; dispositions by source {dict(pushed)}\n"
         f"  emulator {counters}\n"
         f"  receiver answers (path, status): {dict(sorted(answered.items()))}\n"
-        f"  disposition pushes refused: {refused_pushes}\n"
+        f"  outcome callbacks refused: {refused_pushes}\n"
         f"  flow runs {dict(figures.flow_runs)}; "
         f"contacts created at night {figures.night_contacts}\n"
         f"{scan.report()}"
     )
 
-    # The campaign really ran: every failure recorded once and flagged, calls made, pushes
-    # delivered, payments closing cases, outcomes read back by reconcile.
+    # The campaign really ran: every failure recorded once and flagged, calls made, outcomes
+    # delivered by the data action, payments closing cases, outcomes read back by reconcile.
     assert inbox[("failure", False)] == 0 and inbox[("success", False)] == 0
     assert inbox[("ignored", False)] == 0
     assert inbox[("failure", True)] >= campaign.count(wave="first", kind="failure")
@@ -442,7 +442,7 @@ def run_sweep(
     assert gateways["braintree"] >= others // 3 and gateways["paypal"] >= others // 2
     assert cases >= 200
     assert counters["contacts_created"] >= 100 and counters["dials"] >= 100
-    assert counters["pushes_sent"] >= 50 and counters["pushes_dropped"] >= 1
+    assert counters["actions_sent"] >= 50 and counters["actions_dropped"] >= 1
     assert counters["duplicates"] == 0 and counters["refused_outside_window"] == 0
     assert outcomes["recovered"] >= 30
     assert pushed["poll"] >= 1
@@ -517,12 +517,18 @@ def test_the_scanner_sees_every_planted_form_and_nothing_innocent() -> None:
 def _receiver(store_url: str, clock: FixedClock) -> tuple[TestClient, Runtime]:
     runtime = Runtime(
         settings_for(
-            store_url, callback_secret="callback_probe_secret_0123", admin_token=PROBE_ADMIN
+            store_url, genesys_action_secrets=PROBE_ACTION_SECRET, admin_token=PROBE_ADMIN
         ),
         clock_override=clock,
     )
     routers = [
-        build_callbacks_router(sessions=runtime.sessions, settings=runtime.settings, clock=clock),
+        # Only names reach this receiver: a code that is not an id is its own name.
+        build_callbacks_router(
+            sessions=runtime.sessions,
+            settings=runtime.settings,
+            clock=clock,
+            wrapup_name=lambda code: code,
+        ),
         build_admin_router(sessions=runtime.sessions, settings=runtime.settings),
     ]
     app = create_app(
@@ -532,6 +538,7 @@ def _receiver(store_url: str, clock: FixedClock) -> tuple[TestClient, Runtime]:
 
 
 PROBE_ADMIN = "admin_probe_token_0123456789"
+PROBE_ACTION_SECRET = "action_probe_secret_0123"
 
 
 def _generic(client: TestClient, body: bytes) -> Any:
@@ -702,19 +709,15 @@ def _seed_contact(runtime: Runtime, key: str = "in_probe") -> str:
 
 
 def _push(client: TestClient, payload: dict[str, Any]) -> Any:
-    body = json.dumps(payload).encode()
+    """The outcome as a wrap-up rule's data action posts it, with its header credential."""
     return client.post(
-        "/callbacks/genesys/disposition",
-        content=body,
-        headers={
-            "Content-Type": "application/json",
-            # Signature freshness is checked against real time, whatever the business clock.
-            "Recovery-Signature": sign(body, "callback_probe_secret_0123", int(time.time())),
-        },
+        "/callbacks/genesys/outcome",
+        content=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json", "X-Recovery-Key": PROBE_ACTION_SECRET},
     )
 
 
-def test_card_numbers_in_a_disposition_push_are_not_stored(store_url: str) -> None:
+def test_card_numbers_in_an_outcome_callback_are_not_stored(store_url: str) -> None:
     pan = make_pans(13)[3]
     client, runtime = _receiver(store_url, FixedClock(START))
     try:
@@ -723,12 +726,9 @@ def test_card_numbers_in_a_disposition_push_are_not_stored(store_url: str) -> No
             client,
             {
                 "contactId": contact_id,
-                "contactListId": f"list {render(pan, 'spaced')}",
-                "wrapupCode": f"Promise to Pay - card {render(pan, 'dashed')}",
-                "isRightPartyContact": True,
-                "callAttemptedAt": START.isoformat(),
-                "phoneColumn": pan,
-                "data": {"phone": "+12125550123", "note": pan},
+                "callAnalysisResult": f"ININ-OUTBOUND-LIVE-VOICE {render(pan, 'spaced')}",
+                "agentWrapup": f"Promise to Pay - card {render(pan, 'dashed')}",
+                "note": pan,
             },
         )
         assert answer.status_code == 200 and card_runs(answer.text) == []
@@ -737,7 +737,9 @@ def test_card_numbers_in_a_disposition_push_are_not_stored(store_url: str) -> No
         runtime.close()
 
 
-def test_a_push_for_a_contact_id_that_looks_like_a_card_number_is_recorded(store_url: str) -> None:
+def test_an_outcome_for_a_contact_id_that_looks_like_a_card_number_is_recorded(
+    store_url: str,
+) -> None:
     """About 1 in 170 of our own contact ids (UUIDs) holds a Luhn-valid stretch of decimal
     digits: its outcome must still be recorded from the push, not wait for the reconcile poll."""
     key = next(
@@ -750,8 +752,7 @@ def test_a_push_for_a_contact_id_that_looks_like_a_card_number_is_recorded(store
             client,
             {
                 "contactId": contact_id,
-                "wrapupCode": "ININ-OUTBOUND-NO-ANSWER",
-                "callAttemptedAt": START.isoformat(),
+                "callAnalysisResult": "ININ-OUTBOUND-NO-ANSWER",
             },
         )
         assert (answer.status_code, answer.json().get("status")) == (200, "recorded")
@@ -767,8 +768,7 @@ def test_not_found_answers_do_not_echo_a_card_number(store_url: str) -> None:
             client,
             {
                 "contactId": pan,
-                "wrapupCode": "ININ-OUTBOUND-NO-ANSWER",
-                "callAttemptedAt": START.isoformat(),
+                "callAnalysisResult": "ININ-OUTBOUND-NO-ANSWER",
             },
         )
         looked_up = client.get(

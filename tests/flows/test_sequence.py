@@ -120,7 +120,7 @@ def test_no_answer_then_the_next_attempt_per_policy(system: System) -> None:
     run_flows("ingest", "advance")
     assert len(system.contacts()) == 1
     report = system.dial()
-    assert report["pushes_sent"] == 1
+    assert report["actions_sent"] == 1
     run_flows("dispositions", "advance")
     after = case(system, "in_na")
     assert after.status == "cooling_down"

@@ -72,6 +72,19 @@ class Emulator:
         result: dict[str, int] = self.control("POST", "/dial", {"at": at.isoformat()} if at else {})
         return result
 
+    def dial_log(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.control("GET", "/dial-log")
+        return result
+
+    def placed(self) -> list[str]:
+        """The contact id of every call placed, in order."""
+        return [e["contactId"] for e in self.dial_log() if e["placed"]]
+
+    def platform(self, method: str, path: str, *, token: str | None = None, **kwargs: Any) -> Any:
+        """A request to ``/api/v2{path}``."""
+        headers = {"Authorization": f"Bearer {token or self.token()}"}
+        return self.http.request(method, f"{self.base_url}/api/v2{path}", headers=headers, **kwargs)
+
     def token(self) -> str:
         response = self.http.post(
             f"{self.base_url}/oauth/token",
@@ -107,7 +120,8 @@ def emulator_config(**overrides: Any) -> EmulatorConfig:
         "contact_lists": [CONTACT_LIST],
         "dnc_lists": [DNC_LIST],
         "requests_per_minute": None,
-        "callback_secret": "callback-secret-for-tests",
+        # As `recovery genesys setup` leaves an organisation: one attempt per contact.
+        "attempt_limits": {"maxAttemptsPerContact": 1, "resetPeriod": "NEVER"},
     }
     values.update(overrides)
     return EmulatorConfig(**values)

@@ -10,7 +10,12 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from recovery.contact_center.client import GenesysClient, login_url_for, region_urls
+from recovery.contact_center.client import (
+    REGION_DOMAINS,
+    GenesysClient,
+    login_url_for,
+    region_urls,
+)
 from recovery.contact_center.contacts import ContactRequest, contact_id_for, redact
 from recovery.contact_center.errors import (
     AuthenticationFailed,
@@ -145,6 +150,21 @@ def test_regions_and_login_hosts() -> None:
     assert client.base_url == "https://api.mypurecloud.com.au"
     assert client.login_url == "https://login.mypurecloud.com.au"
     client.close()
+
+
+def test_every_region_the_official_sdk_knows() -> None:
+    """The region table is the SDK's own (``PureCloudRegionHosts``), mx-central-1 and the
+    EU sovereign cloud included; login hosts follow the SDK's ``//api.`` to ``//login.``."""
+    from PureCloudPlatformClientV2 import PureCloudRegionHosts
+
+    sdk = {r.name.replace("_", "-"): r.get_api_host() for r in PureCloudRegionHosts}
+    ours = {name: region_urls(name)[0] for name in REGION_DOMAINS}
+    assert ours == sdk
+    assert region_urls("mx-central-1") == (
+        "https://api.mxc1.pure.cloud",
+        "https://login.mxc1.pure.cloud",
+    )
+    assert region_urls("eusc_de_east_1")[1] == "https://login.edee1.eusc-pure.cloud"
 
 
 def test_client_from_settings_uses_the_emulator_address() -> None:

@@ -19,7 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -41,7 +41,7 @@ from schemathesis.checks import not_a_server_error
 from sqlalchemy import select
 
 from recovery.api.receiver import build_receiver
-from recovery.api.routes.callbacks import DISPOSITION_PATH, SIGNATURE_HEADER
+from recovery.api.routes.callbacks import OUTCOME_PATH
 from recovery.clock import FixedClock
 from recovery.contact_center.contacts import ContactRequest, contact_id_for
 from recovery.contact_center.errors import CardDataRefused
@@ -143,8 +143,11 @@ class Receiver:
     statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
 
     @property
-    def callback_secret(self) -> str:
-        return self.runtime.settings.callback_secret.get_secret_value()
+    def action_credential(self) -> str:
+        settings = self.runtime.settings
+        secret = settings.genesys_action_secrets[0].get_secret_value()
+        token = base64.b64encode(f"{settings.genesys_action_user}:{secret}".encode()).decode()
+        return f"Basic {token}"
 
     def post(self, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
         response = self.client.post(path, content=body, headers=headers)
@@ -171,14 +174,12 @@ class Receiver:
             },
         )
 
-    def push(self, body: bytes, *, timestamp: int | None = None) -> httpx.Response:
+    def push(self, body: bytes) -> httpx.Response:
+        """The body as a wrap-up rule's data action sends it, with its static credential."""
         return self.post(
-            DISPOSITION_PATH,
+            OUTCOME_PATH,
             body,
-            {
-                "Content-Type": "application/json",
-                SIGNATURE_HEADER: sign(body, self.callback_secret, timestamp or int(time.time())),
-            },
+            {"Content-Type": "application/json", "Authorization": self.action_credential},
         )
 
     def dump(self) -> str:
@@ -308,7 +309,7 @@ _RAW_ROUTES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
             "PAYPAL-AUTH-ALGO",
         ),
     ),
-    DISPOSITION_PATH: (_JSON_BODY, (SIGNATURE_HEADER,)),
+    OUTCOME_PATH: (_JSON_BODY, ("Authorization", "X-Recovery-Key")),
 }
 SCHEMATHESIS_EXAMPLES = 60
 
@@ -598,34 +599,22 @@ def test_signed_random_braintree_forms(receiver: Receiver, request: pytest.Fixtu
     assert any(row.gateway == "braintree" for row in receiver.inbox())
 
 
-def test_signed_random_disposition_pushes(
-    receiver: Receiver, request: pytest.FixtureRequest
-) -> None:
+def test_random_outcome_callbacks(receiver: Receiver, request: pytest.FixtureRequest) -> None:
     leaks: list[str] = []
-    moment = st.datetimes(
-        min_value=datetime(1970, 1, 2), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
-    ).map(datetime.isoformat)
+    codes = st.sampled_from(["ININ-OUTBOUND-NO-ANSWER", "Promise to Pay", "paid", ""])
     field_values: dict[str, st.SearchStrategy[Any]] = {
         "contactId": st.sampled_from(receiver.contact_ids) | st.text(max_size=70) | pan_texts,
-        "contactListId": st.text(max_size=130) | pan_texts | json_scalars,
-        "wrapupCode": st.sampled_from(["ININ-OUTBOUND-NO-ANSWER", "Promise to Pay", "paid"])
-        | st.text(max_size=130)
-        | pan_texts,
-        "isRightPartyContact": st.booleans() | json_scalars,
-        "callAttemptedAt": moment | st.text(max_size=30) | json_scalars,
-        "phoneColumn": st.just("phone") | st.text(max_size=70) | pan_texts,
-        "data": st.dictionaries(st.text(max_size=10) | pan_texts, st.text(max_size=20) | pan_texts),
-        "promisedDate": st.dates().map(date.isoformat) | json_scalars,
-        "callbackAt": moment | json_scalars,
+        "callAnalysisResult": codes | st.text(max_size=130) | pan_texts | json_scalars,
+        "agentWrapup": codes | st.text(max_size=130) | pan_texts | json_scalars,
+        "attempt": st.text(max_size=20) | pan_texts | json_scalars,
     }
-    required = ("contactId", "wrapupCode", "callAttemptedAt")
-    pushes = st.fixed_dictionaries(
-        {name: field_values[name] for name in required},
-        optional={name: s for name, s in field_values.items() if name not in required},
+    outcomes = st.fixed_dictionaries(
+        {"contactId": field_values["contactId"]},
+        optional={name: s for name, s in field_values.items() if name != "contactId"},
     )
 
     @fuzzing(JSON_EXAMPLES)
-    @given(payload=st.one_of(pushes, pushes, pushes, json_values), ascii_only=st.booleans())
+    @given(payload=st.one_of(outcomes, outcomes, outcomes, json_values), ascii_only=st.booleans())
     def fuzz(payload: Any, ascii_only: bool) -> None:
         response = receiver.push(encoded(payload, ascii_only))
         assert response.status_code < 500, response.text
@@ -640,20 +629,17 @@ def test_signed_random_disposition_pushes(
         assert session.scalars(select(DispositionRow)).first() is not None
 
 
-def test_card_numbers_in_a_push_for_a_known_contact_are_not_stored(
+def test_card_numbers_in_an_outcome_for_a_known_contact_are_not_stored(
     receiver: Receiver,
 ) -> None:
     pan = PANS[0]
-    push = {
+    outcome = {
         "contactId": receiver.contact_ids[0],
-        "contactListId": f"list {pan}",
-        "wrapupCode": f"Paid with {pan}",
-        "isRightPartyContact": True,
-        "callAttemptedAt": T0.isoformat(),
-        "phoneColumn": pan,
-        "data": {"note": pan},
+        "callAnalysisResult": f"ININ-OUTBOUND-LIVE-VOICE {pan}",
+        "agentWrapup": f"Paid with {pan}",
+        "note": pan,
     }
-    response = receiver.push(json.dumps(push).encode())
+    response = receiver.push(json.dumps(outcome).encode())
     assert response.status_code == 200, response.text
     assert planted_in(response.text) == set()
     assert_no_planted_card_number(receiver)
@@ -682,7 +668,7 @@ POST_ROUTES = {
     "/webhooks/generic": "application/json",
     "/webhooks/braintree": "application/x-www-form-urlencoded",
     "/webhooks/paypal": "application/json",
-    DISPOSITION_PATH: "application/json",
+    OUTCOME_PATH: "application/json",
 }
 
 
@@ -695,6 +681,10 @@ def test_a_body_over_one_mebibyte_is_413_with_or_without_content_length(
     receiver: Receiver, path: str
 ) -> None:
     headers = {"Content-Type": POST_ROUTES[path]}
+    if path == OUTCOME_PATH:
+        # Without its credential the outcome callback refuses before it reads a byte (401).
+        assert receiver.post(path, oversized(), dict(headers)).status_code == 401
+        headers["Authorization"] = receiver.action_credential
     declared = receiver.post(path, oversized(), headers)
     assert declared.status_code == 413
     assert "content-length" in declared.request.headers
@@ -719,7 +709,10 @@ def test_chunked_bodies_and_huge_headers_over_real_http(sqlite_receiver: Receive
                 for _ in range(20):
                     yield b"[" * (64 * 1024)
 
-            response = http.post(path, content=chunks(), headers={"Content-Type": content_type})
+            headers = {"Content-Type": content_type}
+            if path == OUTCOME_PATH:
+                headers["Authorization"] = sqlite_receiver.action_credential
+            response = http.post(path, content=chunks(), headers=headers)
             assert response.status_code == 413, (path, response.text)
             assert "content-length" not in response.request.headers
         huge = http.post(
@@ -803,12 +796,11 @@ def test_a_replayed_signature_with_an_old_timestamp_is_refused(receiver: Receive
     generic_body = json.dumps(_generic("replay")).encode()
     generic = receiver.generic(generic_body, timestamp=old)
     assert generic.status_code == 400 and "tolerance" in generic.json()["error"]
-    push = {
-        "contactId": receiver.contact_ids[0],
-        "wrapupCode": "paid",
-        "callAttemptedAt": T0.isoformat(),
-    }
-    assert receiver.push(json.dumps(push).encode(), timestamp=old).status_code == 401
+    # The outcome callback carries a static credential, as Genesys' data actions do: a
+    # replayed request is the same outcome again, recorded once.
+    outcome = json.dumps({"contactId": receiver.contact_ids[0], "agentWrapup": "paid"}).encode()
+    assert receiver.push(outcome).json()["status"] == "recorded"
+    assert receiver.push(outcome).json()["status"] == "duplicate"
     # The very same bytes signed now are accepted: the refusal was the timestamp alone.
     assert receiver.stripe(body).status_code == 200
     assert len(receiver.inbox()) == 1
@@ -833,7 +825,8 @@ def test_a_monstrous_signature_header_is_a_clear_4xx(
     for path, name in (
         ("/webhooks/stripe", "Stripe-Signature"),
         ("/webhooks/generic", "Recovery-Signature"),
-        (DISPOSITION_PATH, SIGNATURE_HEADER),
+        (OUTCOME_PATH, "Authorization"),
+        (OUTCOME_PATH, "X-Recovery-Key"),
     ):
         started = time.perf_counter()
         response = sqlite_receiver.post(

@@ -42,7 +42,7 @@ def test_production_accepts_real_looking_secrets(monkeypatch: pytest.MonkeyPatch
         "RECOVERY_GENERIC_SIGNING_SECRETS": "gs_7Hq2mN4pR8sT1vW3",
         "RECOVERY_STRIPE_API_KEY": "rk_live_51Hq2mN4pR8sT1vW3",
         "RECOVERY_ADMIN_TOKEN": "adm_9kL2mQ7rT4vX1zB8",
-        "RECOVERY_CALLBACK_SECRET": "cb_3Fh8jK2mP5sV9xZ1",
+        "RECOVERY_GENESYS_ACTION_SECRETS": "cb_3Fh8jK2mP5sV9xZ1,cb_7Kq2nW5rT8yB1dF4",
         "RECOVERY_REDACTION_KEY": "rk_8Tz3nB6wQ1yE5uH9",
         "RECOVERY_PRIVACY_KEY": "pk_5Rw8yB2nM6qT9vX3",
         "RECOVERY_BRAINTREE_PRIVATE_KEY": "bt_6Gj1kN4qS7uW0yA3",

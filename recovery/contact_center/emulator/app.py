@@ -1,5 +1,6 @@
-"""The emulator's HTTP surface: Genesys Cloud's login and outbound API on one address, plus a
-control API under ``/__emulator__/`` for tests and benchmarks.
+"""The emulator's HTTP surface: Genesys Cloud's login and the platform API it emulates on one
+address, the notification WebSocket, and a control API under ``/__emulator__/`` for tests,
+benchmarks and demos.
 
 One address serves ``/oauth/token`` and ``/api/v2/...``, so the official SDK works with its
 host set to that address (without ``//api.`` in it the SDK sends its login there too).
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import time
 import uuid
@@ -19,16 +21,25 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from recovery.clock import Clock
+from recovery.contact_center.emulator import analytics, org
 from recovery.contact_center.emulator.dialer import deliver, dial, run_dialer
+from recovery.contact_center.emulator.errors import ApiError
+from recovery.contact_center.emulator.notifications import (
+    HEARTBEAT,
+    PONG,
+    Connection,
+    available_topics,
+)
 from recovery.contact_center.emulator.scenarios import SCENARIOS, get_scenario
 from recovery.contact_center.emulator.state import (
-    ApiError,
-    ContactList,
+    DEFAULT_COLUMNS,
+    DEFAULT_TIME_SET_ID,
+    DataActionTarget,
     EmulatorConfig,
     EmulatorState,
     Fault,
@@ -36,17 +47,9 @@ from recovery.contact_center.emulator.state import (
 
 API_PREFIX = "/api/v2/"
 CONTROL_PREFIX = "/__emulator__"
-DEFAULT_TIME_SET_ID = "default-callable-times"
-# The zones the default time set lists; the dialer applies the same hours to any zone.
-DEFAULT_TIME_SET_ZONES = (
-    "America/New_York",
-    "America/Chicago",
-    "America/Denver",
-    "America/Phoenix",
-    "America/Los_Angeles",
-    "America/Anchorage",
-    "Pacific/Honolulu",
-)
+OUTBOUND = "/api/v2/outbound"
+
+__all__ = ["DEFAULT_TIME_SET_ID", "create_emulator_app", "error_response"]
 
 
 def error_response(
@@ -56,16 +59,17 @@ def error_response(
     *,
     params: dict[str, str] | None = None,
     errors: list[dict[str, Any]] | None = None,
+    details: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    """An error body shaped like Genesys Cloud's."""
+    """An ``ErrorBody`` (SDK ``models/error_body.py``)."""
     body = {
         "message": message,
         "code": code,
         "status": status,
         "messageParams": params or {},
         "contextId": str(uuid.uuid4()),
-        "details": [],
+        "details": details or [],
         "errors": errors or [],
     }
     return JSONResponse(body, status_code=status, headers=headers)
@@ -79,6 +83,14 @@ def _bool_param(request: Request, name: str) -> bool:
     if lowered in {"true", "false"}:
         return lowered == "true"
     raise ApiError(400, "bad.request", f"Query parameter {name} must be true or false.")
+
+
+def _list_param(request: Request, name: str) -> list[str]:
+    """A list query parameter: the SDK sends it comma-joined (``api_client.py``)."""
+    values: list[str] = []
+    for raw in request.query_params.getlist(name):
+        values.extend(part for part in raw.split(",") if part)
+    return values
 
 
 async def _json_body(request: Request) -> Any:
@@ -97,17 +109,6 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-def _time_set() -> dict[str, Any]:
-    slots = [{"startTime": "08:00:00", "stopTime": "21:00:00", "day": d} for d in range(1, 8)]
-    return {
-        "id": DEFAULT_TIME_SET_ID,
-        "name": "Default 08:00-21:00 local",
-        "version": 1,
-        "callableTimes": [{"timeZoneId": z, "timeSlots": slots} for z in DEFAULT_TIME_SET_ZONES],
-        "selfUri": f"/api/v2/outbound/callabletimesets/{DEFAULT_TIME_SET_ID}",
-    }
-
-
 class _Control(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -119,7 +120,7 @@ class ResetBody(_Control):
 class ScenarioBody(_Control):
     name: str
     seed: int | None = None
-    drop_push_fraction: float | None = Field(default=None, ge=0.0, le=1.0)
+    drop_event_fraction: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
 class RateLimitBody(_Control):
@@ -148,11 +149,6 @@ class ListBody(_Control):
     id: str = Field(min_length=1)
 
 
-class CallbackBody(_Control):
-    url: str | None
-    secret: str | None = None
-
-
 class TokenLifetimeBody(_Control):
     seconds: int = Field(ge=1)
 
@@ -165,8 +161,8 @@ def create_emulator_app(
 ) -> FastAPI:
     """The emulator as an ASGI app. Its state lives in ``app.state.emulator``.
 
-    ``clock`` gives the time of tokens, contacts and dials (a virtual clock plays a campaign
-    fast); ``monotonic`` measures the rate-limit windows, which are real time.
+    ``clock`` gives the time of tokens, contacts, dials and conversations (a virtual clock
+    plays a campaign fast); ``monotonic`` measures the rate-limit windows, which are real time.
     """
     state = EmulatorState(config, clock=clock, monotonic=monotonic)
 
@@ -180,6 +176,7 @@ def create_emulator_app(
             yield
         finally:
             stop.set()
+            state.hub.close_all()
             if task is not None:
                 await task
 
@@ -189,7 +186,12 @@ def create_emulator_app(
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return error_response(
-            exc.status, exc.code, exc.message, params=exc.params, errors=exc.errors
+            exc.status,
+            exc.code,
+            exc.message,
+            params=exc.params,
+            errors=exc.errors,
+            details=exc.details,
         )
 
     @app.middleware("http")
@@ -209,6 +211,7 @@ def create_emulator_app(
             )
         if not state.token_valid(token):
             return error_response(401, "bad.credentials", "Invalid login credentials.")
+        request.state.token = token
         decision = state.rate_check(token)
         headers: dict[str, str] = {}
         if decision is not None:
@@ -268,11 +271,59 @@ def create_emulator_app(
         token, lifetime = issued
         return JSONResponse({"access_token": token, "token_type": "bearer", "expires_in": lifetime})
 
-    # -- contact lists ---------------------------------------------------------------------
+    _outbound_routes(app, state)
+    _platform_routes(app, state)
+    _control_routes(app, state)
+    return app
 
-    base = "/api/v2/outbound/contactlists/{contact_list_id}/contacts"
 
-    @app.post(base)
+def _listing(request: Request, entities: list[dict[str, Any]], path: str) -> dict[str, Any]:
+    size, number = org.paging(request.query_params)
+    keep = org.name_filter(request.query_params)
+    return org.listing(
+        [e for e in entities if keep(e)], page_size=size, page_number=number, path=path
+    )
+
+
+def _outbound_routes(app: FastAPI, state: EmulatorState) -> None:
+    """Contact lists, contacts, attempt limits, callable time sets, DNC lists, campaigns, rule
+    sets and wrap-up code mappings (SDK ``apis/outbound_api.py``)."""
+
+    @app.get(OUTBOUND + "/contactlists")
+    async def contact_lists(request: Request) -> JSONResponse:
+        with state.lock:
+            entities = sorted(state.contact_lists.values(), key=lambda e: e["name"].lower())
+            if _bool_param(request, "includeSize"):
+                entities = [{**e, "size": len(state.lists[e["id"]].contacts)} for e in entities]
+            wanted = _list_param(request, "id")
+            if wanted:
+                entities = [e for e in entities if e["id"] in wanted]
+        return JSONResponse(_listing(request, entities, OUTBOUND + "/contactlists"))
+
+    @app.post(OUTBOUND + "/contactlists")
+    async def create_contact_list(request: Request) -> JSONResponse:
+        return JSONResponse(state.create_contact_list(await _json_body(request)))
+
+    @app.get(OUTBOUND + "/contactlists/{list_id}")
+    async def get_contact_list(list_id: str, request: Request) -> JSONResponse:
+        with state.lock:
+            wire = dict(state.list_config(list_id))
+            if _bool_param(request, "includeSize"):
+                wire["size"] = len(state.lists[list_id].contacts)
+        return JSONResponse(wire)
+
+    @app.put(OUTBOUND + "/contactlists/{list_id}")
+    async def update_contact_list(list_id: str, request: Request) -> JSONResponse:
+        return JSONResponse(state.update_contact_list(list_id, await _json_body(request)))
+
+    @app.delete(OUTBOUND + "/contactlists/{list_id}")
+    async def delete_contact_list(list_id: str) -> Response:
+        state.delete_contact_list(list_id)
+        return Response(status_code=204)
+
+    contacts = OUTBOUND + "/contactlists/{contact_list_id}/contacts"
+
+    @app.post(contacts)
     async def add_contacts(contact_list_id: str, request: Request) -> JSONResponse:
         priority = _bool_param(request, "priority")
         clear = _bool_param(request, "clearSystemData")
@@ -287,59 +338,256 @@ def create_emulator_app(
         )
         return JSONResponse(answer)
 
-    @app.post(base + "/bulk")
+    @app.delete(contacts)
+    async def delete_contacts(contact_list_id: str, request: Request) -> Response:
+        """ "Only contacts that are not in use by any campaign will be deleted" (SDK
+        ``delete_outbound_contactlist_contacts``): a contact still queued or awaiting a
+        recall is in use and stays."""
+        ids = _list_param(request, "contactIds")
+        if not ids:
+            raise ApiError(400, "bad.request", "contactIds is required.")
+        with state.lock:
+            contact_list = state.contact_list(contact_list_id)
+            for contact_id in ids:
+                contact = contact_list.contacts.get(contact_id)
+                if contact is None or contact_id in contact_list.queue or contact.recall_at:
+                    continue
+                state.delete_contact(contact_list_id, contact_id)
+        return Response(status_code=204)
+
+    @app.post(contacts + "/bulk")
     async def bulk_get(contact_list_id: str, request: Request) -> JSONResponse:
         return JSONResponse(state.bulk_get(contact_list_id, await _json_body(request)))
 
-    @app.post(base + "/search")
+    @app.post(contacts + "/search")
     async def search(contact_list_id: str, request: Request) -> JSONResponse:
         return JSONResponse(state.search(contact_list_id, await _json_body(request)))
 
-    @app.get(base + "/{contact_id}")
+    @app.get(contacts + "/{contact_id}")
     async def get_contact(contact_list_id: str, contact_id: str) -> JSONResponse:
         return JSONResponse(state.get_contact(contact_list_id, contact_id))
 
-    @app.put(base + "/{contact_id}")
+    @app.put(contacts + "/{contact_id}")
     async def update_contact(
         contact_list_id: str, contact_id: str, request: Request
     ) -> JSONResponse:
         body = await _json_body(request)
-        if not isinstance(body, dict):
-            raise ApiError(400, "bad.request", "The request body must be a contact object.")
-        with state.lock:
-            state.get_contact(contact_list_id, contact_id)
-            answer = state.add_contacts(
-                contact_list_id,
-                [{**body, "id": contact_id}],
-                priority=False,
-                clear_system_data=False,
-                do_not_queue=True,
-            )
-        return JSONResponse(answer[0])
+        return JSONResponse(state.replace_contact(contact_list_id, contact_id, body))
 
-    @app.delete(base + "/{contact_id}")
+    @app.delete(contacts + "/{contact_id}")
     async def delete_contact(contact_list_id: str, contact_id: str) -> Response:
         state.delete_contact(contact_list_id, contact_id)
         return Response(status_code=204)
 
-    @app.post("/api/v2/outbound/dnclists/{dnc_list_id}/phonenumbers")
+    @app.post(OUTBOUND + "/dnclists/{dnc_list_id}/phonenumbers")
     async def append_dnc(dnc_list_id: str, request: Request) -> Response:
         state.append_dnc(dnc_list_id, await _json_body(request))
         return Response(status_code=200)
 
-    @app.get("/api/v2/outbound/callabletimesets")
-    async def callable_time_sets() -> JSONResponse:
+    for kind in ("attemptlimits", "callabletimesets", "dnclists", "campaigns", "rulesets"):
+        _crud(app, state, kind, f"{OUTBOUND}/{kind}")
+
+    @app.get(OUTBOUND + "/wrapupcodemappings")
+    async def get_mapping() -> JSONResponse:
+        with state.lock:
+            return JSONResponse(state.mapping)
+
+    @app.put(OUTBOUND + "/wrapupcodemappings")
+    async def put_mapping(request: Request) -> JSONResponse:
+        return JSONResponse(state.put_mapping(await _json_body(request)))
+
+
+def _crud(app: FastAPI, state: EmulatorState, kind: str, path: str) -> None:
+    @app.get(path, name=f"list_{kind}")
+    async def list_all(request: Request) -> JSONResponse:
+        entities = state.list_objects(kind)
+        if kind == "campaigns" and request.query_params.get("contactListId"):
+            wanted = request.query_params["contactListId"]
+            entities = [e for e in entities if e["contactList"]["id"] == wanted]
+        if kind == "dnclists":
+            types = _list_param(request, "dncSourceType")
+            if types:
+                entities = [e for e in entities if e["dncSourceType"] in types]
+            if _bool_param(request, "includeSize"):
+                entities = [{**e, "size": len(state.dnc.get(e["id"], ()))} for e in entities]
+        return JSONResponse(_listing(request, entities, path))
+
+    @app.post(path, name=f"create_{kind}")
+    async def create(request: Request) -> JSONResponse:
+        return JSONResponse(state.put_object(kind, None, await _json_body(request)))
+
+    @app.get(path + "/{entity_id}", name=f"get_{kind}")
+    async def get_one(entity_id: str) -> JSONResponse:
+        return JSONResponse(state.get_object(kind, entity_id))
+
+    @app.put(path + "/{entity_id}", name=f"update_{kind}")
+    async def update(entity_id: str, request: Request) -> JSONResponse:
+        return JSONResponse(state.put_object(kind, entity_id, await _json_body(request)))
+
+    @app.delete(path + "/{entity_id}", name=f"delete_{kind}")
+    async def delete(entity_id: str) -> Response:
+        removed = state.delete_object(kind, entity_id)
+        # DELETE of a campaign answers the campaign (SDK ``delete_outbound_campaign``).
+        return JSONResponse(removed) if kind == "campaigns" else Response(status_code=204)
+
+
+def _ws_base(request: Request) -> str:
+    scheme = "wss" if request.url.scheme == "https" else "ws"
+    return f"{scheme}://{request.url.netloc}"
+
+
+def _platform_routes(app: FastAPI, state: EmulatorState) -> None:
+    """Wrap-up codes (``apis/routing_api.py``), the conversation-details query
+    (``apis/conversations_api.py``) and notifications (``apis/notifications_api.py``)."""
+
+    @app.get("/api/v2/routing/wrapupcodes")
+    async def wrapup_codes(request: Request) -> JSONResponse:
+        entities = state.list_objects("wrapupcodes")
+        wanted = _list_param(request, "id")
+        if wanted:
+            entities = [e for e in entities if e["id"] in wanted]
+        name = request.query_params.get("name")
+        if name:
+            entities = [e for e in entities if name.lower() in e["name"].lower()]
+        sort_by = request.query_params.get("sortBy", "name")
+        if sort_by not in {"name", "id"}:
+            raise ApiError(400, "bad.request", "sortBy must be name or id.")
+        reverse = request.query_params.get("sortOrder", "ascending") == "descending"
+        entities.sort(key=lambda e: str(e[sort_by]).lower(), reverse=reverse)
+        size, number = org.paging(request.query_params, max_size=500)
         return JSONResponse(
-            {"entities": [_time_set()], "pageSize": 25, "pageNumber": 1, "total": 1, "pageCount": 1}
+            org.listing(
+                entities, page_size=size, page_number=number, path="/api/v2/routing/wrapupcodes"
+            )
         )
 
-    @app.get("/api/v2/outbound/callabletimesets/{time_set_id}")
-    async def callable_time_set(time_set_id: str) -> JSONResponse:
-        if time_set_id != DEFAULT_TIME_SET_ID:
-            raise ApiError(404, "not.found", f"The callable time set {time_set_id} was not found.")
-        return JSONResponse(_time_set())
+    @app.post("/api/v2/routing/wrapupcodes")
+    async def create_wrapup_code(request: Request) -> JSONResponse:
+        return JSONResponse(state.put_object("wrapupcodes", None, await _json_body(request)))
 
-    # -- control API -----------------------------------------------------------------------
+    @app.get("/api/v2/routing/wrapupcodes/{code_id}")
+    async def get_wrapup_code(code_id: str) -> JSONResponse:
+        return JSONResponse(state.get_object("wrapupcodes", code_id))
+
+    @app.post("/api/v2/analytics/conversations/details/query")
+    async def details_query(request: Request) -> JSONResponse:
+        body = await _json_body(request)
+        with state.lock:
+            return JSONResponse(analytics.query(state.conversations, body))
+
+    @app.get("/api/v2/analytics/conversations/{conversation_id}/details")
+    async def conversation_details(conversation_id: str) -> JSONResponse:
+        with state.lock:
+            found = state.conversations.get(conversation_id)
+            if found is None:
+                raise ApiError(
+                    404, "not.found", f"The conversation {conversation_id} could not be found."
+                )
+            return JSONResponse(found)
+
+    notifications = "/api/v2/notifications"
+
+    @app.post(notifications + "/channels")
+    async def create_channel(request: Request) -> JSONResponse:
+        owner = state.config.client_id
+        return JSONResponse(
+            state.hub.create(owner=owner, now=state.clock.now(), base=_ws_base(request))
+        )
+
+    @app.get(notifications + "/channels")
+    async def channels(request: Request) -> JSONResponse:
+        return JSONResponse(state.hub.listing(owner=state.config.client_id, base=_ws_base(request)))
+
+    @app.head(notifications + "/channels/{channel_id}")
+    async def channel_exists(channel_id: str) -> Response:
+        return Response(status_code=200 if state.hub.exists(channel_id, state.clock.now()) else 404)
+
+    subscriptions = notifications + "/channels/{channel_id}/subscriptions"
+
+    @app.get(subscriptions)
+    async def get_subscriptions(channel_id: str) -> JSONResponse:
+        return JSONResponse(state.hub.subscriptions(channel_id, state.clock.now()))
+
+    async def _subscribe(channel_id: str, request: Request, *, replace: bool) -> JSONResponse:
+        body = await _json_body(request)
+        with state.lock:
+            queues = {c["queue"]["id"] for c in state.campaigns.values() if c.get("queue")}
+        return JSONResponse(
+            state.hub.subscribe(
+                channel_id,
+                body,
+                now=state.clock.now(),
+                replace=replace,
+                ignore_errors=_bool_param(request, "ignoreErrors"),
+                queues=queues,
+            )
+        )
+
+    @app.put(subscriptions)
+    async def put_subscriptions(channel_id: str, request: Request) -> JSONResponse:
+        return await _subscribe(channel_id, request, replace=True)
+
+    @app.post(subscriptions)
+    async def post_subscriptions(channel_id: str, request: Request) -> JSONResponse:
+        return await _subscribe(channel_id, request, replace=False)
+
+    @app.delete(subscriptions)
+    async def delete_subscriptions(channel_id: str) -> Response:
+        state.hub.unsubscribe_all(channel_id, state.clock.now())
+        return Response(status_code=204)
+
+    @app.get(notifications + "/availabletopics")
+    async def topics(request: Request) -> JSONResponse:
+        expand = set(_list_param(request, "expand"))
+        return JSONResponse({"entities": available_topics(expand)})
+
+    @app.websocket("/channels/{channel_id}")
+    async def channel_socket(websocket: WebSocket, channel_id: str) -> None:
+        if not state.hub.exists(channel_id, state.clock.now()):
+            await websocket.close(code=4004)
+            return
+        await websocket.accept()
+        connection = Connection(loop=asyncio.get_running_loop(), queue=asyncio.Queue())
+        try:
+            state.hub.attach(channel_id, connection, state.clock.now())
+        except ApiError:
+            await websocket.close(code=4004)
+            return
+
+        async def receive() -> None:
+            while True:
+                text = await websocket.receive_text()
+                with contextlib.suppress(ValueError):
+                    if json.loads(text).get("message") == "ping":
+                        connection.send(json.dumps(PONG))
+
+        receiver = asyncio.create_task(receive())
+        try:
+            while True:
+                try:
+                    message = await asyncio.wait_for(
+                        connection.queue.get(), timeout=state.hub.heartbeat_seconds
+                    )
+                except TimeoutError:
+                    message = json.dumps(HEARTBEAT)
+                if message is None:
+                    break
+                if receiver.done():
+                    break
+                await websocket.send_text(message)
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            receiver.cancel()
+            with contextlib.suppress(BaseException):
+                await receiver
+            state.hub.detach(channel_id, connection)
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await websocket.close()
+
+
+def _control_routes(app: FastAPI, state: EmulatorState) -> None:
+    """What tests, benchmarks and demos drive; nothing Genesys Cloud itself offers."""
 
     @app.post(CONTROL_PREFIX + "/reset")
     async def control_reset(body: ResetBody | None = None) -> dict[str, str]:
@@ -349,7 +597,7 @@ def create_emulator_app(
     @app.post(CONTROL_PREFIX + "/scenario")
     async def control_scenario(body: ScenarioBody) -> dict[str, Any]:
         try:
-            scenario = get_scenario(body.name, drop_push_fraction=body.drop_push_fraction)
+            scenario = get_scenario(body.name, drop_event_fraction=body.drop_event_fraction)
         except ValueError as exc:
             raise ApiError(400, "bad.request", str(exc)) from exc
         with state.lock:
@@ -400,13 +648,20 @@ def create_emulator_app(
     async def control_dial(body: DialBody | None = None) -> dict[str, int]:
         at: datetime = (body.at if body and body.at else None) or state.clock.now()
         report = dial(state, at)
-        sent, failed = await deliver(state, report.pushes)
-        return {**report.summary(), "pushes_sent": sent, "pushes_failed": failed}
+        sent, failed = await deliver(state, report.actions)
+        return {**report.summary(), "actions_sent": sent, "actions_failed": failed}
 
     @app.get(CONTROL_PREFIX + "/counters")
     async def control_counters() -> dict[str, int]:
         with state.lock:
             return state.counters.as_dict()
+
+    @app.get(CONTROL_PREFIX + "/dial-log")
+    async def control_dial_log(request: Request) -> list[dict[str, Any]]:
+        """Every dial: contact, phone, instant, result, whether a call was placed, the pass."""
+        wanted = request.query_params.get("contactListId")
+        with state.lock:
+            return [e for e in state.dial_log if wanted is None or e["contactListId"] == wanted]
 
     @app.get(CONTROL_PREFIX + "/contact-lists/{contact_list_id}/contacts")
     async def control_contacts(contact_list_id: str) -> list[dict[str, Any]]:
@@ -414,14 +669,37 @@ def create_emulator_app(
 
     @app.post(CONTROL_PREFIX + "/contact-lists")
     async def control_add_list(body: ListBody) -> dict[str, str]:
+        """A ready-made list with the project's columns, as ``EmulatorConfig.contact_lists``."""
         with state.lock:
-            state.lists.setdefault(body.id, ContactList(body.id))
+            if body.id not in state.contact_lists:
+                state._put_contact_list(
+                    body.id,
+                    {
+                        "name": body.id,
+                        "columnNames": list(state.config.columns or DEFAULT_COLUMNS),
+                        "phoneColumns": [
+                            {
+                                "columnName": state.config.phone_column,
+                                "type": "cell",
+                                "callableTimeColumn": state.config.time_zone_column,
+                            }
+                        ],
+                    },
+                    state.clock.now(),
+                )
         return {"id": body.id}
 
     @app.post(CONTROL_PREFIX + "/dnc-lists")
     async def control_add_dnc(body: ListBody) -> dict[str, str]:
         with state.lock:
-            state.dnc.setdefault(body.id, set())
+            if body.id not in state.dnc_lists:
+                state.dnc_lists[body.id] = org.dnc_list(
+                    {"name": body.id, "dncSourceType": "rds", "contactMethod": "Phone"},
+                    entity_id=body.id,
+                    now=state.clock.now(),
+                    previous=None,
+                )
+                state.dnc[body.id] = set()
         return {"id": body.id}
 
     @app.get(CONTROL_PREFIX + "/dnc-lists/{dnc_list_id}")
@@ -431,15 +709,19 @@ def create_emulator_app(
                 raise ApiError(404, "not.found", f"The DNC list {dnc_list_id} does not exist.")
             return sorted(state.dnc[dnc_list_id])
 
-    @app.post(CONTROL_PREFIX + "/callback")
-    async def control_callback(body: CallbackBody) -> dict[str, str | None]:
+    @app.put(CONTROL_PREFIX + "/data-actions/{action_id}")
+    async def control_data_action(action_id: str, body: DataActionTarget) -> dict[str, str]:
+        """Define a web-services data action (where it posts, with which credential)."""
+        if body.id != action_id:
+            raise ApiError(400, "bad.request", "The body's id must match the path.")
         with state.lock:
-            state.config.callback_url = body.url
-            if body.secret is not None:
-                state.config.callback_secret = body.secret
-        return {"url": body.url}
+            state.data_actions[action_id] = body
+        return {"id": action_id}
 
-    return app
+    @app.post(CONTROL_PREFIX + "/notifications/close")
+    async def control_close_sockets() -> dict[str, int]:
+        """Close every notification WebSocket, each warned by ``v2.system.socket_closing``."""
+        return {"closed": state.hub.close_all()}
 
 
 def _fault_response(fault: Fault, headers: dict[str, str]) -> Response:

@@ -14,7 +14,7 @@ import uvicorn
 
 from recovery.clock import Clock
 from recovery.contact_center.emulator.app import create_emulator_app
-from recovery.contact_center.emulator.state import EmulatorConfig
+from recovery.contact_center.emulator.state import DataActionTarget, EmulatorConfig
 from recovery.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,25 +76,39 @@ def config_from_settings(
     contact_lists: list[str] | None = None,
     dnc_lists: list[str] | None = None,
     requests_per_minute: int | None = None,
-    callback_url: str | None = None,
-    callback_secret: str | None = None,
+    receiver_url: str | None = None,
     scenario: str = "mixed",
     seed: int = 0,
     dial_interval_seconds: float | None = 5.0,
+    drop_event_fraction: float | None = None,
 ) -> EmulatorConfig:
-    """The emulator the settings' client would talk to: same credentials, lists and rate, and
-    pushes to the receiver's disposition callback."""
+    """The emulator the settings' client would talk to: same credentials, lists and rate; an
+    organisation as Genesys creates it (no attempt limits: ``recovery genesys setup`` adds
+    them), whose data action ``RECOVERY_GENESYS_DATA_ACTION_ID`` posts to the receiver's
+    outcome callback with the first of ``RECOVERY_GENESYS_ACTION_SECRETS`` as Basic auth."""
+    actions = []
+    if settings.genesys_data_action_id:
+        base = receiver_url or f"http://{settings.api_host}:{settings.api_port}"
+        actions.append(
+            DataActionTarget(
+                id=settings.genesys_data_action_id,
+                url=f"{base.rstrip('/')}/callbacks/genesys/outcome",
+                basic_username=settings.genesys_action_user,
+                basic_password=settings.genesys_action_secrets[0].get_secret_value(),
+            )
+        )
     return EmulatorConfig(
         client_id=client_id or settings.genesys_client_id,
         client_secret=client_secret or settings.genesys_client_secret.get_secret_value(),
         contact_lists=contact_lists or [settings.genesys_contact_list_id],
         dnc_lists=dnc_lists or [settings.genesys_dnc_list_id],
+        campaign_id=settings.genesys_campaign_id,
+        phone_column=settings.genesys_phone_column,
+        time_zone_column=settings.genesys_time_zone_column,
         requests_per_minute=requests_per_minute or settings.genesys_requests_per_minute,
-        callback_url=callback_url
-        or f"http://{settings.api_host}:{settings.api_port}/callbacks/genesys/disposition",
-        callback_secret=callback_secret or settings.callback_secret.get_secret_value(),
         scenario=scenario,
         seed=seed,
-        phone_column=settings.genesys_phone_column,
         dial_interval_seconds=dial_interval_seconds or None,
+        drop_event_fraction=drop_event_fraction,
+        data_actions=actions,
     )

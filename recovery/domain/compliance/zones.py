@@ -272,3 +272,19 @@ def _combine(
             timezones=(), jurisdictions=ordered, reasons=(f"{TIMEZONE_UNKNOWN}: {detail}",)
         )
     return Resolution(timezones=tuple(sorted(zones)), jurisdictions=ordered, reasons=())
+
+
+@cache
+def us_zones() -> tuple[str, ...]:
+    """Every zone a US contact can be given: the billing-address table's zones and the phone
+    data's zones of every area code the table knows."""
+    tables = _tables()
+    zones: set[str] = set()
+    for entry in tables.states.values():
+        zones.update(entry.zones)
+        zones.update(entry.default)
+        for _prefix, listed in entry.postal:
+            zones.update(listed)
+    for area in tables.area_codes:
+        zones.update(_phone_facts(f"+1{area}5550100").zones)
+    return tuple(sorted(zones))

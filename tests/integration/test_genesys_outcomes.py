@@ -26,7 +26,8 @@ from recovery.contact_center.errors import TransientContactCenterError
 from recovery.contact_center.wrapups import WrapupNames
 from recovery.domain.compliance import load_rules
 from recovery.domain.policy import load_disposition_map, load_policy
-from recovery.services.advance import decide_due, dispatch
+from recovery.services.advance import decide_due
+from recovery.services.dispatch import dispatch
 from recovery.services.listen import OutcomeListener
 from recovery.services.reconcile import overdue_contacts, reconcile_from_analytics
 from recovery.services.uncallable import done_contacts, make_uncallable

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from recovery.domain.compliance.zones import US_TERRITORIES, normalise_state
 from recovery.domain.models import Gateway
+from recovery.domain.pan import REDACTED
 
 # ISO 4217 currencies without minor units (Stripe's list of zero-decimal currencies).
 ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
@@ -110,3 +111,20 @@ def minor_to_decimal(amount: Any, currency: Any) -> tuple[Decimal | None, str | 
     if major is None:
         return None, code, "amount out of range"
     return major, code, None
+
+
+# A payment link longer than this is dropped rather than cut (a cut link does not work).
+PAYMENT_LINK_CHARS = 1000
+
+
+def payment_link(value: Any) -> str | None:
+    """A payment page the agent may send: an ``https`` URL with no space and no card-number
+    marker (a URL the card-number guard had to rewrite is not the page any more), else None."""
+    text = text_or_none(value)
+    if text is None or len(text) > PAYMENT_LINK_CHARS:
+        return None
+    if not text.lower().startswith("https://") or any(ch.isspace() for ch in text):
+        return None
+    if REDACTED.rstrip("]") in text:  # the plain and the keyed marker alike
+        return None
+    return text

@@ -56,7 +56,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from recovery.domain.models import Gateway, PaymentFailure, PaymentSucceeded
+from recovery.domain.models import CardUpdated, Gateway, PaymentFailure, PaymentSucceeded
 from recovery.domain.pan import Marker, plain_marker, redact_parsed_json, redact_payload
 from recovery.domain.taxonomy import FailureCodes
 from recovery.gateways import generic as generic_gateway
@@ -70,7 +70,7 @@ from recovery.store.tables import InboxRow
 log = logging.getLogger("recovery.services.backfill")
 
 Format = Literal["jsonl", "csv"]
-Normalised = PaymentFailure | PaymentSucceeded | Ignored
+Normalised = PaymentFailure | PaymentSucceeded | CardUpdated | Ignored
 
 CSV_REQUIRED = ("event_id", "business_key", "occurred_at")
 CSV_OPTIONAL = (
@@ -316,7 +316,10 @@ def _parse_json_line(raw: bytes, line_no: int) -> list[Record | Bad]:
 
 
 def _json_source(value: Mapping[str, Any]) -> Literal["stripe", "generic"]:
-    return "generic" if "event_id" in value and "id" not in value else "stripe"
+    if "id" in value:
+        return "stripe"
+    generic = ("event_id", *generic_gateway.SEED_FIELDS)
+    return "generic" if any(name in value for name in generic) else "stripe"
 
 
 def _read_csv(
@@ -391,9 +394,12 @@ class Parsed:
     pan_found: int
 
 
-def normalise_record(record: Record, marker: Marker = plain_marker) -> Parsed | Bad:
+def normalise_record(
+    record: Record, marker: Marker = plain_marker, *, received_at: datetime | None = None
+) -> Parsed | Bad:
     """PAN guard, then the gateway's normalisation, as the receiver does (give it the
-    receiver's ``marker``, so an event redacted both ways is recognised as one)."""
+    receiver's ``marker``, so an event redacted both ways is recognised as one).
+    ``received_at``: the time of a middleware-shape body that carries none."""
     if record.raw is not None:
         value, found = redact_parsed_json(record.raw, record.value, marker)
     else:
@@ -413,7 +419,8 @@ def normalise_record(record: Record, marker: Marker = plain_marker) -> Parsed | 
                 choices = ", ".join(g.value for g in Gateway)
                 return Bad(f"{record.where}: field gateway: expected one of {choices}")
             gateway = named
-        result = generic_gateway.normalise(value)
+        # A middleware-shape body without a time was received now (the run's time).
+        result = generic_gateway.normalise(value, received_at=received_at)
     except PayloadError as exc:
         return Bad(f"{record.where}: {_field_problem(record, value, exc)}")
     if gateway != "generic":
@@ -477,6 +484,8 @@ def _kind(result: Normalised) -> str:
         return "failure"
     if isinstance(result, PaymentSucceeded):
         return "success"
+    if isinstance(result, CardUpdated):
+        return "card_updated"
     return "ignored"
 
 
@@ -491,7 +500,7 @@ class BackfillSummary:
     format: str = ""
     dry_run: bool = False
     records: int = 0
-    recorded: Counter[str] = field(default_factory=Counter)  # failure | success
+    recorded: Counter[str] = field(default_factory=Counter)  # failure | success | card_updated
     skipped: Counter[str] = field(default_factory=Counter)  # SKIP_REASONS
     problems: list[str] = field(default_factory=list)  # "line N: reason", the first ones
     pan_redacted: int = 0
@@ -522,7 +531,9 @@ class BackfillSummary:
             "format": self.format,
             "dry_run": self.dry_run,
             "records": self.records,
-            "recorded": {k: self.recorded.get(k, 0) for k in ("failure", "success")},
+            "recorded": {
+                k: self.recorded.get(k, 0) for k in ("failure", "success", "card_updated")
+            },
             "skipped": {k: self.skipped.get(k, 0) for k in SKIP_REASONS},
             "malformed": list(self.problems),
             "pan_redacted": self.pan_redacted,
@@ -539,7 +550,12 @@ class BackfillSummary:
             f"{self.path} ({self.format}): {self.records} records"
             + (" (dry run: nothing written)" if self.dry_run else ""),
             f"{verb} {recorded}: {self.recorded.get('failure', 0)} failures, "
-            f"{self.recorded.get('success', 0)} successes",
+            f"{self.recorded.get('success', 0)} successes"
+            + (
+                f", {self.recorded['card_updated']} card updates"
+                if self.recorded.get("card_updated")
+                else ""
+            ),
             f"skipped {sum(self.skipped.values())}:",
         ]
         for reason in SKIP_REASONS:
@@ -594,7 +610,7 @@ def record_chunk(
         if isinstance(item, Bad):
             summary.skip(MALFORMED, item.reason)
             continue
-        result = normalise_record(item, marker)
+        result = normalise_record(item, marker, received_at=now)
         if isinstance(result, Bad):
             summary.skip(MALFORMED, result.reason)
             continue

@@ -15,11 +15,17 @@ from datetime import datetime
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from recovery.domain.models import ContactPoint, Gateway, PaymentFailure, PaymentSucceeded
+from recovery.domain.models import (
+    CardUpdated,
+    ContactPoint,
+    Gateway,
+    PaymentFailure,
+    PaymentSucceeded,
+)
 from recovery.domain.taxonomy import FailureCodes, categorize
 from recovery.log_scrubbing import scrub
 from recovery.store import inbox
-from recovery.store.cases import ApplyResult, apply_failure, apply_success
+from recovery.store.cases import ApplyResult, apply_card_update, apply_failure, apply_success
 from recovery.store.db import transaction
 from recovery.store.tables import InboxRow
 
@@ -125,6 +131,9 @@ def _apply_row(
         elif row.kind == "success":
             success = PaymentSucceeded.model_validate(row.payload)
             return apply_success(session=session, success=success, now=now)
+        elif row.kind == "card_updated":
+            updated = CardUpdated.model_validate(row.payload)
+            return apply_card_update(session=session, update_=updated, now=now)
         else:
             return ApplyResult("ignored", None, f"inbox row kind {row.kind!r}")
     except ValidationError as exc:
@@ -143,7 +152,12 @@ def _apply_row(
         codes=codes,
     )
     return apply_failure(
-        session=session, failure=failure, category=category, category_reason=reason, now=now
+        session=session,
+        failure=failure,
+        category=category,
+        category_reason=reason,
+        now=now,
+        soft_declines=codes.declines.soft,
     )
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from recovery.domain.models import (
+    CardUpdated,
     CaseStatus,
     CaseView,
     ContactPoint,
@@ -93,8 +94,13 @@ def apply_failure(
     category: FailureCategory,
     category_reason: str,
     now: datetime,
+    soft_declines: frozenset[FailureCategory] | None = None,
 ) -> ApplyResult:
-    """Open the case for this payment, or update the one that exists (never a second one)."""
+    """Open the case for this payment, or update the one that exists (never a second one).
+
+    ``soft_declines``: the taxonomy's soft-decline categories; the history then records
+    whether the case's category is one (the state machine waits for a gateway's retry only
+    for those)."""
     success = session.scalar(
         select(PaymentSuccessRow).where(
             PaymentSuccessRow.gateway == failure.gateway.value,
@@ -158,7 +164,7 @@ def apply_failure(
             kind=HistoryKind.failure_recorded,
             status=status,
             reasons=reasons,
-            data=_failure_data(failure, category),
+            data=_failure_data(failure, category, soft_declines),
         )
         if outcome is not None:
             append_history(
@@ -174,7 +180,7 @@ def apply_failure(
         return ApplyResult(
             "opened", case_id, reason, case_key(failure.gateway, failure.business_key)
         )
-    return _update_existing(session, failure, category, category_reason, now)
+    return _update_existing(session, failure, category, category_reason, now, soft_declines)
 
 
 def _update_existing(
@@ -183,6 +189,7 @@ def _update_existing(
     category: FailureCategory,
     category_reason: str,
     now: datetime,
+    soft_declines: frozenset[FailureCategory] | None,
 ) -> ApplyResult:
     stmt = select(CaseRow).where(
         CaseRow.gateway == failure.gateway.value, CaseRow.business_key == failure.business_key
@@ -211,6 +218,7 @@ def _update_existing(
     if failure.amount is not None and case.amount is None:
         case.amount, case.currency = failure.amount, failure.currency or case.currency
         changed.append("amount now known")
+    changed.extend(_retry_changes(session, case.id, failure))
     if failure.attempt_count is not None:
         case.attempt_count = max(case.attempt_count or 0, failure.attempt_count)
     if failure.customer_ref and not case.customer_ref:
@@ -238,7 +246,7 @@ def _update_existing(
         kind=HistoryKind.failure_updated,
         status=CaseStatus(case.status),
         reasons=changed or [f"another event about the same payment ({failure.event_type})"],
-        data=_failure_data(failure, category),
+        data=_failure_data(failure, FailureCategory(case.category), soft_declines),
     )
     return ApplyResult(
         "updated",
@@ -248,8 +256,41 @@ def _update_existing(
     )
 
 
-def _failure_data(failure: PaymentFailure, category: FailureCategory) -> dict[str, Any]:
-    return {
+_FAILURE_KINDS = (HistoryKind.failure_recorded.value, HistoryKind.failure_updated.value)
+
+
+def _retry_changes(session: Session, case_id: int, failure: PaymentFailure) -> list[str]:
+    """What a further failure event says about the gateway's own retries, compared with the
+    latest failure on record: a failure after it (a retry that failed), or a different next
+    retry. Either makes the case due, so the state machine decides again."""
+    latest = session.execute(
+        select(HistoryRow.at, HistoryRow.data)
+        .where(HistoryRow.case_id == case_id, HistoryRow.kind.in_(_FAILURE_KINDS))
+        .order_by(HistoryRow.at.desc(), HistoryRow.id.desc())
+        .limit(1)
+    ).first()
+    if latest is None:
+        return []
+    at, data = latest
+    changes: list[str] = []
+    if failure.occurred_at > at:
+        changes.append(f"failed again at {failure.occurred_at.isoformat()}")
+    before = (data or {}).get("next_retry_at")
+    after = failure.next_retry_at.isoformat() if failure.next_retry_at is not None else None
+    # An older event delivered late says nothing new about the retries.
+    if after != before and failure.occurred_at >= at:
+        changes.append(
+            f"the gateway's next retry at {after}" if after else "the gateway retries no more"
+        )
+    return changes
+
+
+def _failure_data(
+    failure: PaymentFailure,
+    category: FailureCategory,
+    soft_declines: frozenset[FailureCategory] | None = None,
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
         "event_id": failure.event_id,
         "event_type": failure.event_type,
         "category": category.value,
@@ -258,7 +299,52 @@ def _failure_data(failure: PaymentFailure, category: FailureCategory) -> dict[st
         "advice_code": failure.advice_code,
         "amount": str(failure.amount) if failure.amount is not None else None,
         "currency": failure.currency,
+        # Read by the state machine (retry-aware first contact) and the dispatch (the link).
+        "next_retry_at": (
+            failure.next_retry_at.isoformat() if failure.next_retry_at is not None else None
+        ),
+        "payment_link": failure.payment_link,
     }
+    if soft_declines is not None:
+        data["decline"] = "soft" if category in soft_declines else "hard"
+    return data
+
+
+def apply_card_update(*, session: Session, update_: CardUpdated, now: datetime) -> ApplyResult:
+    """The card network updated a customer's card: a note on every open case of that customer
+    at this gateway, each made due so the state machine pauses it until the gateway's next
+    retry (which uses the new card)."""
+    stmt = select(CaseRow).where(
+        CaseRow.gateway == update_.gateway.value,
+        CaseRow.customer_ref == update_.customer_ref,
+        CaseRow.status != CaseStatus.closed.value,
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    cases = list(session.scalars(stmt.order_by(CaseRow.id)))
+    if not cases:
+        return ApplyResult("ignored", None, "no open case of this customer")
+    for case in cases:
+        if case.status != CaseStatus.needs_contact_info.value:
+            case.next_due_at = now if case.next_due_at is None else min(case.next_due_at, now)
+        case.updated_at = now
+        append_history(
+            session=session,
+            case_id=case.id,
+            at=update_.occurred_at,
+            now=now,
+            kind=HistoryKind.card_updated,
+            status=CaseStatus(case.status),
+            reasons=[f"the card network updated the customer's card ({update_.event_type})"],
+            data={"event_id": update_.event_id, "event_type": update_.event_type},
+        )
+    last = cases[-1]
+    return ApplyResult(
+        "updated",
+        last.id,
+        f"card updated: {len(cases)} open case(s) of the customer",
+        case_key(last.gateway, last.business_key),
+    )
 
 
 def apply_success(*, session: Session, success: PaymentSucceeded, now: datetime) -> ApplyResult:

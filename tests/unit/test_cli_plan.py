@@ -63,11 +63,31 @@ def test_json_contract() -> None:
         "no_answer",
     ]
     assert [s["attempt"] for s in contacts] == [1, 2, 3, 4]
-    assert utc(contacts[0]["at"]) == datetime(2026, 11, 5, 18, tzinfo=UTC)  # 3 days' grace
+    assert utc(contacts[0]["at"]) == datetime(2026, 11, 9, 18, tzinfo=UTC)  # 7 days' grace
     assert steps[-1] == {**steps[-1], "action": "close", "outcome": "exhausted"}
     rules = load_rules()
     contact = ContactPoint(phone_e164="+14155550123", state="CA")
     assert permitted(contact, CallHistory(), utc(contacts[0]["at"]), rules).permitted
+
+
+def test_the_payday_policy_calls_after_three_days_then_on_paydays() -> None:
+    payday = str(Path(DEFAULT_POLICY).with_name("policy-payday.yaml"))
+    steps = plan(
+        "--reason",
+        "insufficient_funds",
+        *CA,
+        "--failed-at",
+        "2026-11-02T10:00:00-08:00",
+        "--dispositions",
+        "no_answer,no_answer",
+        "--policy",
+        payday,
+    )["steps"]
+    contacts = [s for s in steps if s["action"] == "contact"]
+    assert utc(contacts[0]["at"]) == datetime(2026, 11, 5, 18, tzinfo=UTC)  # 3 days' grace
+    # then the next 1st or 15th of the month, at 08:00 in Los Angeles
+    assert utc(contacts[1]["at"]) == datetime(2026, 11, 15, 16, tzinfo=UTC)
+    assert utc(contacts[2]["at"]) == datetime(2026, 12, 1, 16, tzinfo=UTC)
 
 
 def test_a_stripe_decline_code_is_mapped_through_the_taxonomy() -> None:

@@ -8,7 +8,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from recovery.contact_center.client import GenesysClient
+from recovery.contact_center.client import AddContactsResult, GenesysClient
+from recovery.contact_center.contacts import ContactRequest
 from recovery.runtime import Runtime
 from recovery.services.closing import remove_closed
 from recovery.services.reconcile import reconcile_overdue
@@ -84,3 +85,25 @@ def remove_contacts(
     return remove_closed(
         sessions=runtime.sessions, client=client, contacts=contacts, now=runtime.clock.now()
     )
+
+
+@task(
+    name="update-contacts",
+    task_run_name="update batch {batch_no} ({size} contacts) after their outcomes",
+    retries=RETRIES,
+    retry_delay_seconds=BACKOFF,
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+    tags=["recovery", "contact-centre"],
+)
+def update_contacts(
+    client: GenesysClient,
+    batch_no: int,
+    size: int,
+    contact_list_id: str,
+    contacts: list[ContactRequest],
+) -> AddContactsResult:
+    """Write each contact's outcome (dispositionCode) to the contact list, not dialable, with
+    doNotQueue=true so the update never queues it again; a retry upserts the same ids."""
+    return client.add_contacts(contact_list_id, contacts, do_not_queue=True)

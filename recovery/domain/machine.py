@@ -459,7 +459,7 @@ def decide(
     waiting: dict[str, Any] = {}
     if wait is not None and wait.until > earliest:
         earliest = wait.until
-        why = f"{why}; {wait.reason}"
+        retry_notes = (wait.reason, *retry_notes)
         waiting = {
             "waiting_for": wait.waiting_for,
             "retry_at": wait.retry_at,

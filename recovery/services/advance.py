@@ -25,7 +25,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from sqlalchemy import select, update
@@ -51,6 +51,7 @@ from recovery.domain.models import (
 )
 from recovery.domain.policy import Policy, is_right_party
 from recovery.log_scrubbing import mask_phone
+from recovery.services.contact_data import contact_request
 from recovery.store.cases import (
     append_history,
     case_key,
@@ -369,6 +370,12 @@ def _apply(
     case.lease_owner, case.lease_until = None, None
     if step.action == "review":
         case.flagged_for_review = True
+    data = {"action": step.action, "next_due_at": step.at.isoformat()}
+    if step.waiting_for is not None:
+        data.update(waiting_data(step))
+        result.events.append(
+            ("waiting", case_key(case.gateway, case.business_key), waiting_event(case, step))
+        )
     append_history(
         session=session,
         case_id=case.id,
@@ -377,9 +384,31 @@ def _apply(
         kind=HistoryKind.decision,
         status=step.status,
         reasons=reasons,
-        data={"action": step.action, "next_due_at": step.at.isoformat()},
+        data=data,
     )
     return added
+
+
+def waiting_data(step: Step) -> dict[str, str]:
+    """A retry-aware wait as its decision records it (read by ``cases show`` and the report's
+    calls avoided)."""
+    out = {"waiting_for": str(step.waiting_for)}
+    for name in ("retry_at", "unwaited_at"):
+        value = getattr(step, name)
+        if value is not None:
+            out[name] = value.isoformat()
+    return out
+
+
+def waiting_event(case: CaseRow, step: Step) -> dict[str, str]:
+    """The ``waiting`` business event's payload: what the case waits for, and until when (no
+    personal data)."""
+    return {
+        "waiting_for": str(step.waiting_for),
+        "until": step.at.isoformat(),
+        "category": case.category,
+        **({"retry_at": step.retry_at.isoformat()} if step.retry_at else {}),
+    }
 
 
 def contact_zone(zones: Sequence[str], at: datetime) -> str:
@@ -539,7 +568,7 @@ def dispatch(
             refusal: str | None = None
             if why is None:
                 try:
-                    requests.append(_contact_request(case, row))
+                    requests.append(_contact_request(case, row, histories[case.id]))
                     list_id = row.contact_list_id
                     continue
                 except (ValidationError, CardDataRefused) as exc:
@@ -571,26 +600,12 @@ def dispatch(
     return outcome
 
 
-def _contact_request(case: CaseRow, row: ContactRow) -> ContactRequest:
+def _contact_request(
+    case: CaseRow, row: ContactRow, entries: Sequence[HistoryEntry] = ()
+) -> ContactRequest:
     """The contact as the contact centre will receive it; raises ``ValidationError`` or
     ``CardDataRefused`` when a value cannot be sent."""
-    try:
-        window = row.planned_at.astimezone(ZoneInfo(row.time_zone)).isoformat(timespec="minutes")
-    except (ZoneInfoNotFoundError, ValueError):
-        window = ""  # the time zone itself is refused below, by name
-    request = ContactRequest(
-        case_key=case_key(case.gateway, case.business_key),
-        attempt=row.attempt,
-        phone_e164=row.phone_e164,
-        transaction_id=case.business_key,
-        failure_reason=case.category,
-        amount=case.amount,
-        currency=(case.currency or "").upper(),
-        next_retry_window=window,
-        time_zone=row.time_zone,
-    )
-    request.data()  # the columns' own last guard, run now so that it refuses this row alone
-    return request
+    return contact_request(case=case, row=row, entries=entries)
 
 
 def _invalid_reason(exc: ValidationError | CardDataRefused) -> str:

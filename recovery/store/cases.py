@@ -310,6 +310,30 @@ def _failure_data(
     return data
 
 
+@dataclass(frozen=True)
+class FailureFacts:
+    """What the failure events on record say for the contact centre: when the gateway last
+    tried to take the payment, and the payment link of the latest event that had one."""
+
+    last_attempt_at: datetime | None
+    payment_link: str | None
+
+
+def failure_facts(entries: Iterable[HistoryEntry]) -> FailureFacts:
+    """Read from a case's history (the ``_failure_data`` of each failure event)."""
+    last_at: datetime | None = None
+    link: tuple[datetime, str] | None = None
+    for entry in entries:
+        if entry.kind not in (HistoryKind.failure_recorded, HistoryKind.failure_updated):
+            continue
+        if last_at is None or entry.at > last_at:
+            last_at = entry.at
+        found = entry.data.get("payment_link")
+        if isinstance(found, str) and found and (link is None or entry.at >= link[0]):
+            link = (entry.at, found)
+    return FailureFacts(last_at, link[1] if link else None)
+
+
 def apply_card_update(*, session: Session, update_: CardUpdated, now: datetime) -> ApplyResult:
     """The card network updated a customer's card: a note on every open case of that customer
     at this gateway, each made due so the state machine pauses it until the gateway's next

@@ -8,7 +8,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-
 WAITING_FOR = {
     "gateway_retry": "the gateway's own retry",
     "card_update": "the gateway's retry with the updated card",

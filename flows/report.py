@@ -1,9 +1,10 @@
 """Flow: the recovery report, on a schedule: funnel, amounts recovered, rates by failure
-category and last disposition, calls held back by compliance, closed cases by outcome.
+category and last disposition, calls held back by compliance, closed cases by outcome, and what
+brought each recovery (no call, a call, a promise; calls avoided by retry-aware waits).
 
 Writes ``report.md`` and the recoveries chart into ``<data dir>/reports`` and publishes the
-report as a markdown artifact (linking the chart's file) with table artifacts for the funnel
-and the per-category figures.
+report as a markdown artifact (linking the chart's file) with table artifacts for the funnel,
+the per-category figures and the attribution.
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ def report(
         key="recovery-by-category",
         table=_table(figures, "By failure category") or [{"group": "no cases"}],
         description="Recovery rate and median days to recover by failure category",
+    )
+    create_table_artifact(
+        key="recovery-attribution",
+        table=_table(figures, "Recoveries attributed"),
+        description="Recovered with no call, after a call, after a promise; calls avoided by "
+        "retry-aware waits",
     )
     return {
         "cases": figures.cases,

@@ -27,7 +27,13 @@ from tasks.retry import retry_transient
 def compute(runtime: Runtime, since: datetime | None, until: datetime | None) -> Report:
     """Read the cases of the period and their histories; compute every figure."""
     with runtime.sessions() as session:
-        return compute_report(session=session, now=runtime.clock.now(), since=since, until=until)
+        return compute_report(
+            session=session,
+            now=runtime.clock.now(),
+            since=since,
+            until=until,
+            attribution_days=runtime.settings.attribution_days,
+        )
 
 
 @task(name="write-report", cache_policy=NO_CACHE, tags=["recovery", "files"])

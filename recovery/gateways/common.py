@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 import phonenumbers
@@ -69,7 +70,12 @@ def normalise_phone(value: Any, country: str | None) -> tuple[str | None, str | 
     text = text_or_none(value)
     if text is None:
         return None, None
-    region = (country or "US").upper()[:2]
+    return _normalise_phone(text, (country or "US").upper()[:2])
+
+
+# One renewal's invoice, intent and charge events carry the same phone: parsed once.
+@lru_cache(maxsize=4096)
+def _normalise_phone(text: str, region: str) -> tuple[str | None, str | None]:
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Table, and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from recovery.domain.models import (
@@ -24,7 +24,7 @@ from recovery.domain.models import (
     PaymentFailure,
     PaymentSucceeded,
 )
-from recovery.store.tables import CaseRow, ContactRow, HistoryRow, PaymentSuccessRow
+from recovery.store.tables import Base, CaseRow, ContactRow, HistoryRow, PaymentSuccessRow
 from recovery.store.upsert import insert_ignore
 
 
@@ -36,6 +36,9 @@ class ApplyResult:
     case_id: int | None
     reason: str
     key: str | None = None
+
+
+NO_OPEN_CASE = "no open case for this payment (a success is remembered)"
 
 
 def case_key(gateway: str, business_key: str) -> str:
@@ -114,9 +117,107 @@ def apply_failure(
             f"payment already succeeded at {success.occurred_at.isoformat()} "
             f"({success.event_id}); this failure is older",
         )
+    case_id = insert_ignore(
+        session,
+        CaseRow.__table__,  # type: ignore[arg-type]
+        _case_values(failure, category, now),
+        conflict=("gateway", "business_key"),
+    )
+    if case_id is not None:
+        for entry in _opening_history(
+            case_id, failure, category, category_reason, now, soft_declines
+        ):
+            session.add(HistoryRow(**entry))
+        return _opened(failure, case_id)
+    return _update_existing(session, failure, category, category_reason, now, soft_declines)
+
+
+@dataclass(frozen=True)
+class NewFailure:
+    """A failure ``open_cases`` may open: its category, and why (see ``apply_failure``)."""
+
+    failure: PaymentFailure
+    category: FailureCategory
+    category_reason: str
+
+
+def open_cases(
+    *,
+    session: Session,
+    items: Sequence[NewFailure],
+    now: datetime,
+    soft_declines: frozenset[FailureCategory] | None = None,
+) -> dict[int, ApplyResult]:
+    """Open the cases of failures known, in this transaction, to have no case and no recorded
+    success, in two statements (``apply_failure`` takes four or more per failure): results by
+    the index of the item. Items must name distinct payments.
+
+    A plain INSERT, so that SQLAlchemy compiles it once: on SQLite the transaction holds the
+    write lock from its first statement, so nothing can have opened one of these cases since
+    the caller looked; on PostgreSQL a concurrent runner may have, and the unique constraint
+    then fails the statement (``IntegrityError``): run it in a savepoint and apply the items
+    one by one with ``apply_failure`` instead."""
+    if not items:
+        return {}
+    # Core statements on the tables: executemany in a few multi-row INSERTs (the ORM's bulk
+    # insert with RETURNING sends one statement a row).
+    table = _table(CaseRow)
+    returned = session.execute(
+        insert(table).returning(table.c.id, table.c.gateway, table.c.business_key),
+        [_case_values(item.failure, item.category, now) for item in items],
+    ).all()
+    opened = {(gateway, key): int(case_id) for case_id, gateway, key in returned}
+    results: dict[int, ApplyResult] = {}
+    history: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        failure = item.failure
+        case_id = opened[(failure.gateway.value, failure.business_key)]
+        history.extend(
+            _opening_history(
+                case_id, failure, item.category, item.category_reason, now, soft_declines
+            )
+        )
+        results[index] = _opened(failure, case_id)
+    session.execute(insert(_table(HistoryRow)), history)
+    return results
+
+
+def remember_successes(
+    *, session: Session, successes: Sequence[PaymentSucceeded]
+) -> dict[int, ApplyResult]:
+    """Record successes known, in this transaction, to have no earlier success on record and
+    no case to close, in one statement: results by index (``ignored``: nothing to close; the
+    success is remembered). Successes must name distinct payments. A plain INSERT, as in
+    ``open_cases`` (and with the same ``IntegrityError`` on a PostgreSQL race)."""
+    if not successes:
+        return {}
+    session.execute(
+        insert(_table(PaymentSuccessRow)),
+        [
+            {
+                "gateway": success.gateway.value,
+                "business_key": success.business_key,
+                "event_id": success.event_id,
+                "occurred_at": success.occurred_at,
+                "amount": success.amount,
+                "currency": success.currency,
+            }
+            for success in successes
+        ],
+    )
+    return {index: ApplyResult("ignored", None, NO_OPEN_CASE) for index in range(len(successes))}
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _case_values(
+    failure: PaymentFailure, category: FailureCategory, now: datetime
+) -> dict[str, Any]:
     status, outcome, reason = _initial_status(failure)
     contact = failure.contact
-    values: dict[str, Any] = {
+    return {
         "gateway": failure.gateway.value,
         "business_key": failure.business_key,
         "customer_ref": failure.customer_ref,
@@ -144,21 +245,29 @@ def apply_failure(
         "closed_at": now if status is CaseStatus.closed else None,
         "next_due_at": now if status is CaseStatus.open else None,
         "contacts_made": 0,
+        "lease_owner": None,
+        "lease_until": None,
         "flagged_for_review": False,
     }
-    case_id = insert_ignore(
-        session,
-        CaseRow.__table__,  # type: ignore[arg-type]
-        values,
-        conflict=("gateway", "business_key"),
-    )
-    if case_id is not None:
-        reasons = [reason, f"category {category.value}: {category_reason}"]
-        if failure.missing_fields:
-            reasons.append("missing fields: " + ", ".join(failure.missing_fields))
-        append_history(
-            session=session,
-            case_id=case_id,
+
+
+def _opening_history(
+    case_id: int,
+    failure: PaymentFailure,
+    category: FailureCategory,
+    category_reason: str,
+    now: datetime,
+    soft_declines: frozenset[FailureCategory] | None,
+) -> list[dict[str, Any]]:
+    """The history rows of a case just opened: the failure, and its close when the phone is
+    unusable."""
+    status, outcome, reason = _initial_status(failure)
+    reasons = [reason, f"category {category.value}: {category_reason}"]
+    if failure.missing_fields:
+        reasons.append("missing fields: " + ", ".join(failure.missing_fields))
+    rows = [
+        _history_values(
+            case_id,
             at=failure.occurred_at,
             now=now,
             kind=HistoryKind.failure_recorded,
@@ -166,10 +275,11 @@ def apply_failure(
             reasons=reasons,
             data=_failure_data(failure, category, soft_declines),
         )
-        if outcome is not None:
-            append_history(
-                session=session,
-                case_id=case_id,
+    ]
+    if outcome is not None:
+        rows.append(
+            _history_values(
+                case_id,
                 at=now,
                 now=now,
                 kind=HistoryKind.closed,
@@ -177,10 +287,35 @@ def apply_failure(
                 reasons=[reason],
                 data={"outcome": outcome.value},
             )
-        return ApplyResult(
-            "opened", case_id, reason, case_key(failure.gateway, failure.business_key)
         )
-    return _update_existing(session, failure, category, category_reason, now, soft_declines)
+    return rows
+
+
+def _history_values(
+    case_id: int,
+    *,
+    at: datetime,
+    now: datetime,
+    kind: HistoryKind,
+    status: CaseStatus | None,
+    reasons: list[str],
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "at": at,
+        "recorded_at": now,
+        "kind": kind.value,
+        "status": status.value if status else None,
+        "disposition": None,
+        "reasons": reasons,
+        "data": data,
+    }
+
+
+def _opened(failure: PaymentFailure, case_id: int) -> ApplyResult:
+    _, _, reason = _initial_status(failure)
+    return ApplyResult("opened", case_id, reason, case_key(failure.gateway, failure.business_key))
 
 
 def _update_existing(
@@ -413,9 +548,7 @@ def apply_success(*, session: Session, success: PaymentSucceeded, now: datetime)
         if not (c.status == CaseStatus.closed.value and c.outcome == Outcome.recovered.value)
     ]
     if not cases:
-        return ApplyResult(
-            "ignored", None, "no open case for this payment (a success is remembered)"
-        )
+        return ApplyResult("ignored", None, NO_OPEN_CASE)
     for case in cases:
         close_case(
             session=session,

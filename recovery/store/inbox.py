@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from recovery.store.tables import InboxRow
@@ -81,6 +82,45 @@ def insert_delivery(*, session: Session | Connection, delivery: Delivery) -> boo
     return inserted is not None
 
 
+def insert_deliveries(*, session: Session, deliveries: list[Delivery]) -> list[bool]:
+    """Insert many deliveries in the session's transaction; for each, whether it was new
+    (False: recorded before, or earlier in the list).
+
+    One read of the ids already recorded, then one plain INSERT of the new rows, which
+    SQLAlchemy compiles once. On SQLite the transaction holds the write lock from that read on;
+    on PostgreSQL a concurrent writer may record one of them in between, and the unique
+    constraint fails the INSERT: then every delivery is inserted on its own
+    (``insert_delivery``), which tells new from recorded exactly."""
+    keys = [(d.gateway, d.event_id[:255]) for d in deliveries]
+    wanted = sorted({event_id for _, event_id in keys})
+    seen: set[tuple[str, str]] = set()
+    for start in range(0, len(wanted), 500):
+        seen.update(
+            session.execute(
+                select(InboxRow.gateway, InboxRow.event_id).where(
+                    InboxRow.event_id.in_(wanted[start : start + 500])
+                )
+            ).tuples()
+        )
+    flags: list[bool] = []
+    rows: list[dict[str, Any]] = []
+    for delivery, key in zip(deliveries, keys, strict=True):
+        new = key not in seen
+        seen.add(key)
+        flags.append(new)
+        if new:
+            rows.append(_row(delivery))
+    if not rows:
+        return flags
+    try:
+        with session.begin_nested():
+            # Core executemany on the table: a few multi-row INSERTs.
+            session.execute(insert(cast(Table, InboxRow.__table__)), rows)
+    except IntegrityError:
+        return [insert_delivery(session=session, delivery=d) for d in deliveries]
+    return flags
+
+
 def record_delivery(
     *,
     session: Session,
@@ -107,14 +147,28 @@ def record_delivery(
     )
 
 
-def next_unprocessed(*, session: Session, limit: int) -> list[InboxRow]:
-    """The oldest unprocessed rows; rows another runner holds are skipped on PostgreSQL."""
+class Pending(NamedTuple):
+    """An unprocessed inbox row, as ingest reads it."""
+
+    id: int
+    gateway: str
+    event_type: str
+    kind: str
+    payload: dict[str, Any]
+
+
+def next_unprocessed(*, session: Session, limit: int) -> list[Pending]:
+    """The oldest unprocessed rows; rows another runner holds are skipped on PostgreSQL. Read
+    as plain rows (the rows are only read, then marked by id)."""
     stmt = (
-        select(InboxRow).where(InboxRow.processed_at.is_(None)).order_by(InboxRow.id).limit(limit)
+        select(InboxRow.id, InboxRow.gateway, InboxRow.event_type, InboxRow.kind, InboxRow.payload)
+        .where(InboxRow.processed_at.is_(None))
+        .order_by(InboxRow.id)
+        .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
-    return list(session.scalars(stmt))
+    return [Pending(*row) for row in session.execute(stmt)]
 
 
 def mark_processed(
@@ -127,6 +181,25 @@ def mark_processed(
         # The rows are not reread in this session: skipping the in-session synchronisation
         # keeps a batch linear (it re-examined every loaded object for each row).
         .execution_options(synchronize_session=False)
+    )
+
+
+def mark_processed_many(
+    *, session: Session, marks: list[tuple[int, str, str | None]], now: datetime
+) -> None:
+    """``mark_processed`` for many rows in one statement: (row id, result, error) each."""
+    if not marks:
+        return
+    table = cast(Table, InboxRow.__table__)
+    # A Core executemany: the ORM's bulk update would also re-examine the loaded rows.
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("row_id"))
+        .values(processed_at=bindparam("at"), result=bindparam("res"), error=bindparam("err")),
+        [
+            {"row_id": row_id, "at": now, "res": result[:64], "err": error}
+            for row_id, result, error in marks
+        ],
     )
 
 

@@ -169,7 +169,7 @@ def test_ten_thousand_lines_exact_counts_and_a_second_run_changes_nothing(
     assert code == 0, err
     assert first is not None
     assert first["records"] == 10_000
-    assert first["recorded"] == {"failure": 2800, "success": 600}
+    assert first["recorded"] == {"failure": 2800, "success": 600, "card_updated": 0}
     assert first["skipped"] == {
         "duplicate event": 1000,
         "outside the time range": 0,
@@ -191,7 +191,7 @@ def test_ten_thousand_lines_exact_counts_and_a_second_run_changes_nothing(
     code, second, err = backfill(str(path))
     assert code == 0, err
     assert second is not None
-    assert second["recorded"] == {"failure": 0, "success": 0}
+    assert second["recorded"] == {"failure": 0, "success": 0, "card_updated": 0}
     assert second["skipped"] == {
         "duplicate event": 9900,
         "outside the time range": 0,
@@ -280,7 +280,7 @@ def test_csv_rows_bad_values_skip_only_their_row(
     assert code == 0, err
     assert document is not None
     assert document["records"] == 6
-    assert document["recorded"] == {"failure": 2, "success": 0}
+    assert document["recorded"] == {"failure": 2, "success": 0, "card_updated": 0}
     assert document["skipped"]["duplicate event"] == 1
     assert document["skipped"]["malformed"] == 3
     assert document["malformed"] == [
@@ -317,7 +317,7 @@ def test_csv_gateway_column_joins_the_gateways_cases(
     code, document, err = backfill(str(path))
     assert code == 0, err
     assert document is not None
-    assert document["recorded"] == {"failure": 0, "success": 1}
+    assert document["recorded"] == {"failure": 0, "success": 1, "card_updated": 0}
     assert document["skipped"]["duplicate event"] == 1
     choices = ", ".join(g.value for g in Gateway)
     assert document["malformed"] == [f"line 4: field gateway: expected one of {choices}"]

@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/compliance.py
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/backfill.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -87,14 +87,14 @@ class ScriptedDisposition(BaseModel):
 
 
 class PlanStep(BaseModel):
-    """One line of the timeline."""
+    """One line of the timeline: a decision, or (``event``) what the gateway's retry brought."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     at: AwareDatetime
     local_time: AwareDatetime
     decided_at: AwareDatetime
-    action: Action
+    action: Action | Literal["event"]
     status: CaseStatus
     outcome: Outcome | None = None
     attempt: int | None = None
@@ -102,6 +102,7 @@ class PlanStep(BaseModel):
     reasons: tuple[str, ...] = ()
     waiting_for: WaitingFor | None = None
     retry_at: AwareDatetime | None = None
+    event: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The ``recovery plan --json`` shape of the step."""
@@ -116,6 +117,8 @@ class PlanStep(BaseModel):
         if self.action == "contact":
             out["attempt"] = self.attempt
             out["disposition"] = self.disposition
+        if self.action == "event":
+            out["event"] = self.event
         if self.waiting_for is not None:
             out["waiting_for"] = self.waiting_for
             if self.retry_at is not None:
@@ -336,7 +339,19 @@ def simulate(
                 # The gateway's retry comes first: its event, then a decision at that instant.
                 now, outcome = max(pending[0], now), pending[1]
                 pending = None
-                history.append(_retry_event(now, outcome))
+                event = _retry_event(now, outcome)
+                history.append(event)
+                steps.append(
+                    PlanStep(
+                        at=now,
+                        local_time=now.astimezone(zone),
+                        decided_at=now,
+                        action="event",
+                        status=status,
+                        event=f"gateway retry: {outcome}",
+                        reasons=event.reasons,
+                    )
+                )
                 continue
             now = step.at
         else:

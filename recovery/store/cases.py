@@ -245,8 +245,6 @@ def _case_values(
         "closed_at": now if status is CaseStatus.closed else None,
         "next_due_at": now if status is CaseStatus.open else None,
         "contacts_made": 0,
-        "lease_owner": None,
-        "lease_until": None,
         "flagged_for_review": False,
     }
 

@@ -201,7 +201,8 @@ def test_a_retry_in_three_days_that_succeeds_closes_the_case_with_no_call() -> N
         "--reason", "insufficient_funds", *CA, *FAILED_MONDAY, "--retry-in", "3d",
         "--retry-outcome", "paid",
     )["steps"]  # fmt: skip
-    assert [s["action"] for s in steps] == ["wait", "close"]
+    assert [s["action"] for s in steps] == ["wait", "event", "close"]
+    assert steps[1]["event"] == "gateway retry: paid"
     assert steps[-1]["outcome"] == "recovered"
     assert steps[-1]["at"] == "2026-11-05T18:00:00Z"  # at the retry, before any call
 

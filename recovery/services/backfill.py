@@ -30,9 +30,10 @@ Each record ends in exactly one of: recorded as a failure, recorded as a success
 a ``duplicate event`` (already in the inbox, or earlier in the file), ``outside the time
 range``, ``ignored event type`` (kept in the inbox as the receiver keeps it, no case), or
 ``malformed`` (``line N: reason``). Records are committed a chunk at a time, each chunk in one
-transaction, and each chunk is drained into cases before the next is read: a crash leaves a
-processed prefix, and running the file again completes it without duplicates. Draining applies
-every waiting inbox row, live deliveries included, so the case counts include those too.
+transaction that also applies its new events to cases, as ingest applies inbox rows (the rows
+are recorded processed): a crash leaves a processed prefix, and running the file again
+completes it without duplicates. Before each chunk, every inbox row already waiting (live
+deliveries included) is applied first, so the case counts include those too.
 
 Order matters in one way, as for live deliveries: a failure older than a success already
 recorded is ignored rather than opened and closed. Stripe lists events newest first, so such an
@@ -68,9 +69,9 @@ from recovery.domain.taxonomy import FailureCodes
 from recovery.gateways import generic as generic_gateway
 from recovery.gateways import stripe as stripe_gateway
 from recovery.gateways.common import Ignored, PayloadError
-from recovery.services.intake import CustomerLookup, drain
+from recovery.services.intake import CustomerLookup, apply_recorded, drain
 from recovery.store.db import transaction
-from recovery.store.inbox import Delivery, insert_deliveries, storable_problem
+from recovery.store.inbox import Delivery, Pending, insert_deliveries, storable_problem
 from recovery.store.tables import InboxRow
 
 log = logging.getLogger("recovery.services.backfill")
@@ -612,10 +613,15 @@ def record_chunk(
     dry_run: bool = False,
     seen: set[tuple[str, str]] | None = None,
     marker: Marker = plain_marker,
+    codes: FailureCodes | None = None,
+    lookup: CustomerLookup | None = None,
 ) -> BackfillSummary:
     """Record one chunk of records in the inbox, in one transaction (or, for a dry run, only
     find out what would be recorded; ``seen`` then carries the events met earlier in the file).
-    """
+
+    With ``codes``, the new rows are also applied to cases in that transaction, as ingest
+    applies them (without reading them back), and marked processed; without, they wait in the
+    inbox for ingest."""
     summary = BackfillSummary(dry_run=dry_run)
     parsed: list[Parsed] = []
     for item in items:
@@ -656,9 +662,20 @@ def record_chunk(
         for event in parsed
     ]
     with transaction(sessions) as session:
-        new = insert_deliveries(session=session, deliveries=deliveries)
-    for delivery, is_new in zip(deliveries, new, strict=True):
-        _count(summary, delivery.kind, is_new)
+        ids = insert_deliveries(session=session, deliveries=deliveries)
+        if codes is not None:
+            recorded = [
+                (Pending(row_id, d.gateway, d.event_type, d.kind, d.payload), event.result)
+                for d, row_id, event in zip(deliveries, ids, parsed, strict=True)
+                if row_id is not None and not isinstance(event.result, Ignored)
+            ]
+            applied = apply_recorded(
+                session=session, recorded=recorded, codes=codes, now=now, lookup=lookup
+            )
+            summary.cases.update(applied.results)
+            summary.inbox_rows_applied += applied.rows
+    for delivery, row_id in zip(deliveries, ids, strict=True):
+        _count(summary, delivery.kind, row_id is not None)
     return summary
 
 
@@ -712,7 +729,8 @@ def run_backfill(
     on_progress: ProgressHook | None = None,
     marker: Marker = plain_marker,
 ) -> BackfillSummary:
-    """Read the export chunk by chunk; record each chunk, then drain the inbox into cases.
+    """Read the export chunk by chunk; apply what waits in the inbox, then record the chunk and
+    apply its new events to cases in the same transaction.
 
     ``on_progress(bytes_done, bytes_total, summary_so_far)`` is called after each chunk."""
     check_range(since, until)
@@ -724,8 +742,24 @@ def run_backfill(
     )
     seen: set[tuple[str, str]] = set()
     position, done = export.start, False
+
+    def drain_waiting() -> None:
+        # Rows already waiting (live deliveries) are applied before the chunk's, as ingest
+        # would have applied them: the order a success and a failure meet in matters.
+        applied = drain(
+            sessions=sessions,
+            codes=codes,
+            clock_now=clock_now,
+            batch_size=ingest_batch_size,
+            lookup=lookup,
+        )
+        total.cases.update(applied.results)
+        total.inbox_rows_applied += applied.rows
+
     while not done:
         items, position, done = read_chunk(export, position, chunk_lines)
+        if not dry_run:
+            drain_waiting()
         total.add(
             record_chunk(
                 sessions=sessions,
@@ -736,18 +770,12 @@ def run_backfill(
                 dry_run=dry_run,
                 seen=seen,
                 marker=marker,
-            )
-        )
-        if not dry_run:
-            applied = drain(
-                sessions=sessions,
-                codes=codes,
-                clock_now=clock_now,
-                batch_size=ingest_batch_size,
+                codes=None if dry_run else codes,
                 lookup=lookup,
             )
-            total.cases.update(applied.results)
-            total.inbox_rows_applied += applied.rows
+        )
         if on_progress is not None:
             on_progress(position.offset, export.size, total)
+    if not dry_run:
+        drain_waiting()
     return total

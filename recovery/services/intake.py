@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -85,46 +85,59 @@ def ingest_batch(
     lookup: CustomerLookup | None = None,
 ) -> IngestSummary:
     """Apply up to ``limit`` unprocessed inbox rows in one transaction."""
-    summary = IngestSummary(batches=1)
     with transaction(sessions) as session:
-        prepared = [
-            _prepare(row, codes, lookup)
-            for row in inbox.next_unprocessed(session=session, limit=limit)
-        ]
-        done = _apply_together(session, prepared, codes, now)
-        marks: list[tuple[int, str, str | None]] = []
-        for item in prepared:
-            row = item.row
-            summary.rows += 1
-            result = done.get(row.id)
-            if result is None and item.error is None:
-                try:
-                    with session.begin_nested():
-                        result = _apply(session, item, codes, now)
-                except Exception as exc:  # one bad row must not block the rest
-                    item.error = exc
-            if result is None:
-                message = scrub(f"{type(item.error).__name__}: {item.error}")[:1000]
-                log.warning("inbox row %s (%s) failed: %s", row.id, row.event_type, message)
-                marks.append((row.id, "error", message))
-                summary.results["error"] += 1
-                continue
-            marks.append(
-                (
-                    row.id,
-                    result.action,
-                    None if result.action != "ignored" else result.reason[:1000],
-                )
+        rows = inbox.next_unprocessed(session=session, limit=limit)
+        return _apply_rows(session, [_prepare(row, codes, lookup) for row in rows], codes, now)
+
+
+def apply_recorded(
+    *,
+    session: Session,
+    recorded: Sequence[tuple[inbox.Pending, Event]],
+    codes: FailureCodes,
+    now: datetime,
+    lookup: CustomerLookup | None = None,
+) -> IngestSummary:
+    """Apply inbox rows just recorded in this session's transaction, whose events the caller
+    holds already (backfill): as ``ingest_batch`` applies rows, without reading them back."""
+    prepared = [_prepare(row, codes, lookup, event) for row, event in recorded]
+    return _apply_rows(session, prepared, codes, now)
+
+
+def _apply_rows(
+    session: Session, prepared: list[_Prepared], codes: FailureCodes, now: datetime
+) -> IngestSummary:
+    summary = IngestSummary(batches=1)
+    done = _apply_together(session, prepared, codes, now)
+    marks: list[tuple[int, str, str | None]] = []
+    for item in prepared:
+        row = item.row
+        summary.rows += 1
+        result = done.get(row.id)
+        if result is None and item.error is None:
+            try:
+                with session.begin_nested():
+                    result = _apply(session, item, codes, now)
+            except Exception as exc:  # one bad row must not block the rest
+                item.error = exc
+        if result is None:
+            message = scrub(f"{type(item.error).__name__}: {item.error}")[:1000]
+            log.warning("inbox row %s (%s) failed: %s", row.id, row.event_type, message)
+            marks.append((row.id, "error", message))
+            summary.results["error"] += 1
+            continue
+        marks.append(
+            (row.id, result.action, None if result.action != "ignored" else result.reason[:1000])
+        )
+        summary.results[result.action] += 1
+        if result.case_id is not None:
+            summary.case_ids.add(result.case_id)
+        if result.key and result.action in ("opened", "closed"):
+            name = "payment.failed" if result.action == "opened" else "payment.succeeded"
+            summary.events.append(
+                (name, result.key, {"gateway": row.gateway, "event_type": row.event_type})
             )
-            summary.results[result.action] += 1
-            if result.case_id is not None:
-                summary.case_ids.add(result.case_id)
-            if result.key and result.action in ("opened", "closed"):
-                name = "payment.failed" if result.action == "opened" else "payment.succeeded"
-                summary.events.append(
-                    (name, result.key, {"gateway": row.gateway, "event_type": row.event_type})
-                )
-        inbox.mark_processed_many(session=session, marks=marks, now=now)
+    inbox.mark_processed_many(session=session, marks=marks, now=now)
     return summary
 
 
@@ -142,10 +155,15 @@ class _Prepared:
     error: Exception | None = None
 
 
-def _prepare(row: inbox.Pending, codes: FailureCodes, lookup: CustomerLookup | None) -> _Prepared:
+def _prepare(
+    row: inbox.Pending,
+    codes: FailureCodes,
+    lookup: CustomerLookup | None,
+    event: Event | None = None,
+) -> _Prepared:
     item = _Prepared(row)
     try:
-        item.event = _event(row)
+        item.event = event if event is not None else _event(row)
         if isinstance(item.event, PaymentFailure):
             failure = _complete(item.event, lookup)
             item.event = failure

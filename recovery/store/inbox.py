@@ -82,15 +82,15 @@ def insert_delivery(*, session: Session | Connection, delivery: Delivery) -> boo
     return inserted is not None
 
 
-def insert_deliveries(*, session: Session, deliveries: list[Delivery]) -> list[bool]:
-    """Insert many deliveries in the session's transaction; for each, whether it was new
-    (False: recorded before, or earlier in the list).
+def insert_deliveries(*, session: Session, deliveries: list[Delivery]) -> list[int | None]:
+    """Insert many deliveries in the session's transaction; for each, the new row's id, or
+    None when it was recorded before (or earlier in the list).
 
     One read of the ids already recorded, then one plain INSERT of the new rows, which
     SQLAlchemy compiles once. On SQLite the transaction holds the write lock from that read on;
     on PostgreSQL a concurrent writer may record one of them in between, and the unique
-    constraint fails the INSERT: then every delivery is inserted on its own
-    (``insert_delivery``), which tells new from recorded exactly."""
+    constraint fails the INSERT: then every delivery is inserted on its own, which tells new
+    from recorded exactly."""
     keys = [(d.gateway, d.event_id[:255]) for d in deliveries]
     wanted = sorted({event_id for _, event_id in keys})
     seen: set[tuple[str, str]] = set()
@@ -102,23 +102,36 @@ def insert_deliveries(*, session: Session, deliveries: list[Delivery]) -> list[b
                 )
             ).tuples()
         )
-    flags: list[bool] = []
+    new: list[bool] = []
     rows: list[dict[str, Any]] = []
     for delivery, key in zip(deliveries, keys, strict=True):
-        new = key not in seen
-        seen.add(key)
-        flags.append(new)
-        if new:
+        new.append(key not in seen)
+        if key not in seen:
             rows.append(_row(delivery))
+        seen.add(key)
     if not rows:
-        return flags
+        return [None] * len(deliveries)
+    table = cast(Table, InboxRow.__table__)
     try:
         with session.begin_nested():
             # Core executemany on the table: a few multi-row INSERTs.
-            session.execute(insert(cast(Table, InboxRow.__table__)), rows)
+            returned = session.execute(
+                insert(table).returning(table.c.id, table.c.gateway, table.c.event_id), rows
+            ).all()
     except IntegrityError:
-        return [insert_delivery(session=session, delivery=d) for d in deliveries]
-    return flags
+        return [_insert_one(session, d) for d in deliveries]
+    ids = {(gateway, event_id): int(row_id) for row_id, gateway, event_id in returned}
+    return [ids[key] if is_new else None for key, is_new in zip(keys, new, strict=True)]
+
+
+def _insert_one(session: Session, delivery: Delivery) -> int | None:
+    inserted = insert_ignore(
+        session,
+        InboxRow.__table__,  # type: ignore[arg-type]
+        _row(delivery),
+        conflict=("gateway", "event_id"),
+    )
+    return int(inserted) if inserted is not None else None
 
 
 def record_delivery(

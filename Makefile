@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/compliance.py
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/pan_guard.py
+	$(BIN)/python bench/backfill.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

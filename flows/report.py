@@ -1,9 +1,10 @@
 """Flow: the recovery report, on a schedule: funnel, amounts recovered, rates by failure
-category and last disposition, calls held back by compliance, closed cases by outcome.
+category and last disposition, calls held back by compliance, closed cases by outcome, and what
+brought each recovery (no call, a call, a promise; calls avoided by retry-aware waits).
 
 Writes ``report.md`` and the recoveries chart into ``<data dir>/reports`` and publishes the
-report as a markdown artifact (linking the chart's file) with table artifacts for the funnel
-and the per-category figures.
+report as a markdown artifact (linking the chart's file) with table artifacts for the funnel,
+the per-category figures and the attribution.
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ def report(
         table=table_dicts(figures, "By failure category"),
         columns=("group", ""),
         empty="no cases",
+    )
+    publish_summary(
+        "recovery-attribution",
+        "Recovered with no call, after a call, after a promise; calls avoided by retry-aware waits",
+        table=table_dicts(figures, "Recoveries attributed"),
     )
     return {
         "cases": figures.cases,

@@ -137,6 +137,10 @@ class Settings(BaseSettings):
     genesys_analytics_page_size: int = Field(default=100, ge=1, le=100)
     genesys_wrapup_cache_seconds: int = Field(default=900, ge=0)
 
+    # Reporting: a recovery counts as "after a call" within this many days of a right-party
+    # contact (and "after a promise" within this many days of the promised date).
+    attribution_days: int = Field(default=7, ge=1, le=365)
+
     # Advancing due cases
     lease_seconds: int = Field(default=300, ge=10, description="real seconds")
     advance_chunk_size: int = Field(default=500, ge=1, le=10_000)

@@ -27,7 +27,13 @@ def compute(since: datetime | None, until: datetime | None) -> Report:
     """Read the cases of the period and their histories; compute every figure."""
     built = runtime()
     with built.sessions() as session:
-        return compute_report(session=session, now=built.clock.now(), since=since, until=until)
+        return compute_report(
+            session=session,
+            now=built.clock.now(),
+            since=since,
+            until=until,
+            attribution_days=built.settings.attribution_days,
+        )
 
 
 @task(name="write-report", cache_policy=NO_CACHE, tags=["recovery", "files"])

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from recovery.domain.models import PaymentFailure, PaymentSucceeded
+from recovery.domain.models import CardUpdated, PaymentFailure, PaymentSucceeded
 from recovery.domain.pan import FloatWatch, Marker, plain_marker, redact_parsed_json
 from recovery.gateways.common import Ignored, PayloadError, guard_normalised
 from recovery.store.inbox import storable_problem
@@ -20,7 +20,7 @@ from recovery.store.inbox import storable_problem
 # does not hold up every other request while it is parsed and scanned.
 INLINE_BODY_BYTES = 64 * 1024
 
-Normalised = PaymentFailure | PaymentSucceeded | Ignored
+Normalised = PaymentFailure | PaymentSucceeded | CardUpdated | Ignored
 
 
 class Rejected(Exception):

@@ -35,7 +35,11 @@ def report_command(
     try:
         with runtime.sessions() as session:
             report = compute_report(
-                session=session, now=runtime.clock.now(), since=start, until=end
+                session=session,
+                now=runtime.clock.now(),
+                since=start,
+                until=end,
+                attribution_days=runtime.settings.attribution_days,
             )
     finally:
         runtime.close()

@@ -21,9 +21,9 @@ from recovery.domain.pan import contains_pan
 from recovery.log_scrubbing import mask_phone, scrub
 
 __all__ = [
-    "DATA_COLUMNS",
+    "CONTACT_COLUMNS",
     "ContactRequest",
-    "data_columns",
+    "contact_columns",
     "clean_text",
     "contact_id_for",
     "contains_card_number",
@@ -37,9 +37,26 @@ CONTACT_ID_NAMESPACE = uuid.UUID("6d1f0f5e-2b7a-5c1e-9a43-2f0c8a6b7e15")
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _BARE_PHONE = re.compile(r"(?<![\w+-])\d{10,15}(?![\w-])")
 
-# The columns of every contact this project sends (``ContactRequest.data``): the contact
-# list must have each of them, or the contact centre refuses the contact.
-DATA_COLUMNS = (
+FIELD_CAPS = {
+    "case_key": 255,
+    "transaction_id": 128,
+    "failure_reason": 200,
+    "next_retry_window": 100,
+    "time_zone": 64,
+    "last_attempt_date": 10,
+    "payment_link": 1000,
+    "disposition_code": 64,
+}
+
+# Every column of the campaign's contact list, in one place: what ``ContactRequest.data`` sends
+# (all of them, always), what a contact list must be created with, and what the emulator's
+# default list and ``genesys check/setup`` use. ``phone`` stands for the configured phone column
+# (``RECOVERY_GENESYS_PHONE_COLUMN``; see ``contact_columns``).
+#   transactionId, failureReason, amountOwed, currency, lastAttemptDate, pciTokenized: the
+#   failed payment; attemptCount, nextRetryWindow, dispositionCode: the attempt and, on the
+#   update after it, its outcome; paymentLink: a page where the customer can pay (never a card
+#   field); timeZone: the zone the dialer's callable-time check uses.
+CONTACT_COLUMNS: tuple[str, ...] = (
     "phone",
     "transactionId",
     "failureReason",
@@ -47,23 +64,18 @@ DATA_COLUMNS = (
     "currency",
     "attemptCount",
     "nextRetryWindow",
+    "lastAttemptDate",
+    "dispositionCode",
+    "paymentLink",
     "pciSensitive",
+    "pciTokenized",
     "timeZone",
 )
 
 
-def data_columns(phone_column: str = "phone") -> tuple[str, ...]:
-    """``DATA_COLUMNS`` with the phone column under the list's own name."""
-    return tuple(phone_column if c == "phone" else c for c in DATA_COLUMNS)
-
-
-FIELD_CAPS = {
-    "case_key": 255,
-    "transaction_id": 128,
-    "failure_reason": 200,
-    "next_retry_window": 100,
-    "time_zone": 64,
-}
+def contact_columns(phone_column: str = "phone") -> tuple[str, ...]:
+    """``CONTACT_COLUMNS`` with the phone column under its configured name."""
+    return tuple(phone_column if c == "phone" else c for c in CONTACT_COLUMNS)
 
 
 def contact_id_for(case_key: str, attempt: int) -> str:
@@ -107,6 +119,13 @@ class ContactRequest(BaseModel):
     currency: str = ""
     next_retry_window: str = ""
     time_zone: str
+    last_attempt_date: str = ""
+    # A page where the customer can pay (Stripe's hosted invoice page); never card data.
+    payment_link: str = ""
+    # On the update after an outcome: the outcome (the project's disposition name).
+    disposition_code: str = ""
+    # False on the update after an outcome: the contact centre must not dial it again.
+    dialable: bool = True
 
     @field_validator(
         "case_key",
@@ -114,6 +133,9 @@ class ContactRequest(BaseModel):
         "failure_reason",
         "next_retry_window",
         "time_zone",
+        "last_attempt_date",
+        "payment_link",
+        "disposition_code",
         mode="before",
     )
     @classmethod
@@ -145,6 +167,20 @@ class ContactRequest(BaseModel):
             raise ValueError("currency must be a three-letter ISO 4217 code")
         return cleaned
 
+    @field_validator("last_attempt_date")
+    @classmethod
+    def _date(cls, value: str) -> str:
+        if value and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError("last_attempt_date must be YYYY-MM-DD")
+        return value
+
+    @field_validator("payment_link")
+    @classmethod
+    def _link(cls, value: str) -> str:
+        if value and not value.lower().startswith("https://"):
+            raise ValueError("payment_link must be an https URL")
+        return value
+
     @field_validator("time_zone")
     @classmethod
     def _zone(cls, value: str) -> str:
@@ -168,9 +204,15 @@ class ContactRequest(BaseModel):
             "currency": self.currency,
             "attemptCount": str(self.attempt),
             "nextRetryWindow": self.next_retry_window,
+            "lastAttemptDate": self.last_attempt_date,
+            "dispositionCode": self.disposition_code,
+            "paymentLink": self.payment_link,
             "pciSensitive": "true",
+            # The card itself stays with the payment processor: only its token is on file.
+            "pciTokenized": "true",
             "timeZone": self.time_zone,
         }
+        assert tuple(columns) == CONTACT_COLUMNS  # one list of columns, kept in step
         # A last guard at the boundary, whatever path produced the values.
         for name, value in columns.items():
             if name != "phone" and contains_card_number(value):
@@ -182,9 +224,13 @@ class ContactRequest(BaseModel):
         data = self.data()
         if phone_column != "phone":
             data[phone_column] = data.pop("phone")
-        return {
+        writable: dict[str, Any] = {
             "id": self.contact_id,
             "contactListId": contact_list_id,
             "data": data,
-            "callable": True,
+            "callable": self.dialable,
         }
+        if not self.dialable:
+            # As ``GenesysClient.make_uncallable``: the number too, so no recycle dials it.
+            writable["phoneNumberStatus"] = {phone_column: {"callable": False}}
+        return writable

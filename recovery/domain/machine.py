@@ -13,6 +13,20 @@ source of truth; these ``HistoryEntry.data`` conventions are read:
   outcome, so the case is parked for review.
 - ``closed``: ``{"outcome": ...}``; ``note`` with ``{"review_resolved": true}`` releases a case
   parked for review (it then continues on the category's retry schedule).
+- ``failure_recorded`` / ``failure_updated`` (at the failure's own time): ``"next_retry_at":
+  iso`` when the gateway announced its next automatic retry, ``"decline": "soft" | "hard"``
+  (the taxonomy's classification of the case's category; the shipped one when absent).
+- ``card_updated``: the card network updated the customer's card.
+
+Retry-aware timing. For a soft decline whose category has ``gateway_retry`` in the policy, the
+first contact also waits until ``gateway_retry.after`` past the retry the gateway announced
+(the latest announcement made before that retry's time), unless that retry lies beyond
+``gateway_retry.within`` after the failure. A payment success meanwhile closes the case with no
+call (it wins over everything); a failure event at or after the retry's time means the retry
+failed, which ends the wait. Hard declines never wait for a retry. After a card update, no call
+(at any attempt) comes before ``after_card_update`` past the next retry announced after the
+update and not yet failed. Such a wait has the status ``awaiting_retry`` and says so in
+``Step.waiting_for``, with the retry's time and the instant the policy alone would have allowed.
 
 Order of precedence: payment success > an earlier close > a closing disposition (do-not-call,
 wrong number, paid, dispute, ...) > suppression of the number > expiry > missing phone > an
@@ -57,6 +71,7 @@ from recovery.domain.models import (
     CaseView,
     ContactPoint,
     Disposition,
+    FailureCategory,
     HistoryEntry,
     HistoryKind,
     Outcome,
@@ -70,10 +85,13 @@ from recovery.domain.policy import (
     format_delay,
     is_right_party,
 )
+from recovery.domain.taxonomy import SOFT_DECLINES
 
-__all__ = ["Action", "Step", "Suppress", "decide"]
+__all__ = ["Action", "Step", "Suppress", "WaitingFor", "decide"]
 
 Action = Literal["contact", "wait", "close", "review"]
+# What a retry-aware wait waits for.
+WaitingFor = Literal["gateway_retry", "card_update"]
 
 
 class Suppress(BaseModel):
@@ -109,8 +127,13 @@ class Step(BaseModel):
     # On contact: when the outcome is due before reconciling, and the candidate zones.
     disposition_due_at: AwareDatetime | None = None
     timezones: tuple[str, ...] = ()
+    # On a retry-aware wait: what it waits for, the gateway's retry, and the instant the policy
+    # alone would have allowed the contact (the call the wait may save).
+    waiting_for: WaitingFor | None = None
+    retry_at: AwareDatetime | None = None
+    unwaited_at: AwareDatetime | None = None
 
-    @field_validator("at", "disposition_due_at", mode="after")
+    @field_validator("at", "disposition_due_at", "retry_at", "unwaited_at", mode="after")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         return value.astimezone(UTC) if value is not None else None
@@ -125,6 +148,13 @@ class _Disp:
 
 
 @dataclass(slots=True)
+class _Failure:
+    at: datetime
+    next_retry_at: datetime | None
+    decline: str | None
+
+
+@dataclass(slots=True)
 class _Facts:
     success_at: datetime | None = None
     closed_outcome: Outcome | None = None
@@ -135,6 +165,8 @@ class _Facts:
     dispositions: list[_Disp] = field(default_factory=list)
     last_conversation: datetime | None = None
     review_resolved_at: datetime | None = None
+    failures: list[_Failure] = field(default_factory=list)
+    card_updated_at: datetime | None = None
 
 
 def _utc(value: datetime) -> datetime:
@@ -179,7 +211,135 @@ def _read(history: Sequence[HistoryEntry]) -> _Facts:
                 facts.closed_outcome = Outcome(raw)
         elif kind is HistoryKind.note and entry.data.get("review_resolved") is True:
             facts.review_resolved_at = _utc(entry.at)
+        elif kind in (HistoryKind.failure_recorded, HistoryKind.failure_updated):
+            decline = entry.data.get("decline")
+            facts.failures.append(
+                _Failure(
+                    _utc(entry.at),
+                    _aware(entry.data.get("next_retry_at")),
+                    decline if isinstance(decline, str) else None,
+                )
+            )
+        elif kind is HistoryKind.card_updated:
+            at = _utc(entry.at)
+            if facts.card_updated_at is None or at > facts.card_updated_at:
+                facts.card_updated_at = at
+    facts.failures.sort(key=lambda f: f.at)
     return facts
+
+
+def _aware(raw: Any) -> datetime | None:
+    """An aware instant from history data (ISO text), else None."""
+    if isinstance(raw, datetime):
+        value = raw
+    elif isinstance(raw, str):
+        try:
+            value = datetime.fromisoformat(raw)
+        except ValueError:
+            return None
+    else:
+        return None
+    return _utc(value) if value.tzinfo is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    """The gateway's retry as the failures on record tell it."""
+
+    at: datetime | None  # the retry announced (the latest announcement before it came)
+    failed_at: datetime | None  # a failure at or after it: the retry failed
+
+
+def _gateway_retry(failures: Sequence[_Failure]) -> _Retry:
+    announced: datetime | None = None
+    for failure in failures:
+        if announced is not None and failure.at >= announced:
+            return _Retry(announced, failure.at)
+        if failure.next_retry_at is not None and failure.next_retry_at > failure.at:
+            announced = failure.next_retry_at
+    return _Retry(announced, None)
+
+
+def _soft(case: CaseView, facts: _Facts) -> bool:
+    """Whether the case's category is a soft decline, as recorded with its latest failure."""
+    for failure in reversed(facts.failures):
+        if failure.decline in ("soft", "hard"):
+            return failure.decline == "soft"
+    return FailureCategory(case.category) in SOFT_DECLINES
+
+
+@dataclass(frozen=True, slots=True)
+class _Wait:
+    """A retry-aware wait that pushes the earliest contact later: until when, and why."""
+
+    until: datetime
+    waiting_for: WaitingFor
+    retry_at: datetime
+    reason: str
+
+
+def _retry_waits(
+    case: CaseView,
+    cat: CategoryPolicy,
+    policy: Policy,
+    facts: _Facts,
+    n: int,
+    failed_at: datetime,
+) -> tuple[_Wait | None, tuple[str, ...]]:
+    """The retry-aware wait that applies (the later one when both do), and notes on the
+    retries that are not waited for."""
+    retry = _gateway_retry(facts.failures)
+    notes: list[str] = []
+    waits: list[_Wait] = []
+    if retry.at is not None and retry.failed_at is not None:
+        notes.append(
+            f"the gateway's retry at {_iso(retry.at)} failed "
+            f"(failure at {_iso(retry.failed_at)}): no further wait for it"
+        )
+    pending = retry.at if retry.at is not None and retry.failed_at is None else None
+    rule = cat.gateway_retry
+    if n == 0 and pending is not None:
+        name = case.category.value
+        if not _soft(case, facts):
+            notes.append(f"{name} is a hard decline: the gateway's retry is not waited for")
+        elif rule is None:
+            notes.append(f"{name}: the policy waits for no gateway retry")
+        elif pending > failed_at + rule.within:
+            notes.append(
+                f"the gateway's retry at {_iso(pending)} is more than "
+                f"{format_delay(rule.within)} after the failure: not waited for"
+            )
+        else:
+            until = pending + rule.after
+            waits.append(
+                _Wait(
+                    until,
+                    "gateway_retry",
+                    pending,
+                    f"{name}: soft decline, the gateway retries at {_iso(pending)}: first "
+                    f"contact {format_delay(rule.after)} after it (not before {_iso(until)})",
+                )
+            )
+    updated = facts.card_updated_at
+    if updated is not None:
+        if pending is not None and pending > updated:
+            until = pending + policy.after_card_update
+            waits.append(
+                _Wait(
+                    until,
+                    "card_update",
+                    pending,
+                    f"card updated at {_iso(updated)}: paused until "
+                    f"{format_delay(policy.after_card_update)} after the gateway's retry at "
+                    f"{_iso(pending)} (not before {_iso(until)})",
+                )
+            )
+        else:
+            notes.append(
+                f"card updated at {_iso(updated)}: no gateway retry announced after it, not paused"
+            )
+    wait = max(waits, key=lambda w: w.until) if waits else None
+    return wait, tuple(notes)
 
 
 def decide(
@@ -381,6 +541,19 @@ def _next_step(
         action = "retry"
 
     earliest, why = _earliest(case, cat, policy, facts, last, action, n, failed_at)
+    wait, retry_notes = _retry_waits(case, cat, policy, facts, n, failed_at)
+    unwaited = earliest
+    waiting: dict[str, Any] = {}
+    if wait is not None and wait.until > earliest:
+        earliest = wait.until
+        retry_notes = (wait.reason, *retry_notes)
+        waiting = {
+            "waiting_for": wait.waiting_for,
+            "retry_at": wait.retry_at,
+            "unwaited_at": max(unwaited, now),
+        }
+    elif wait is not None:
+        retry_notes = (*retry_notes, f"{wait.reason}; the policy's own delay ends later")
     callback_at = _callback_at(last) if action == "callback" else None
     if n >= cat.max_attempts:
         if action == "promise" and now < earliest:
@@ -404,9 +577,13 @@ def _next_step(
     )
     after = max(now, earliest)
     verdict = next_permitted(case.contact, calls, after, rules)
-    reasons = (why, f"attempt {n + 1} of {cat.max_attempts}", *verdict.reasons)
+    reasons = (why, *retry_notes, f"attempt {n + 1} of {cat.max_attempts}", *verdict.reasons)
     cooling = n > 0 and earliest > now
-    waiting = CaseStatus.cooling_down if cooling else CaseStatus.awaiting_window
+    status = CaseStatus.cooling_down if cooling else CaseStatus.awaiting_window
+    if waiting and earliest > now:
+        status = CaseStatus.awaiting_retry
+    else:
+        waiting = {}
     at = verdict.next_permitted_at
     holds = verdict.holds
     if at is None:
@@ -421,23 +598,25 @@ def _next_step(
         return Step(
             action="wait",
             at=min(after + horizon, expires_at),
-            status=waiting,
+            status=status,
             reasons=(
                 *reasons,
                 f"no permitted window within {rules.horizon_days} days: looking again then",
             ),
             holds=holds,
             timezones=verdict.timezones,
+            **waiting,
         )
     at = _utc(at)
     if at >= expires_at:
         return Step(
             action="wait",
             at=expires_at,
-            status=waiting,
+            status=status,
             reasons=(*reasons, f"the next permitted instant {_iso(at)} is after the expiry"),
             holds=holds,
             timezones=verdict.timezones,
+            **waiting,
         )
     if at <= now:
         where = ", ".join(verdict.timezones)
@@ -456,10 +635,11 @@ def _next_step(
     return Step(
         action="wait",
         at=at,
-        status=waiting,
+        status=status,
         reasons=reasons,
         holds=holds,
         timezones=verdict.timezones,
+        **waiting,
     )
 
 

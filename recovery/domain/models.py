@@ -35,6 +35,8 @@ class CaseStatus(StrEnum):
     open = "open"
     needs_contact_info = "needs_contact_info"
     awaiting_window = "awaiting_window"
+    # the first call waits for the gateway's own retry (or the retry after a card update)
+    awaiting_retry = "awaiting_retry"
     contact_requested = "contact_requested"
     awaiting_disposition = "awaiting_disposition"
     cooling_down = "cooling_down"
@@ -136,6 +138,16 @@ class PaymentFailure(_Frozen):
     attempt_count: int | None = None
     occurred_at: AwareDatetime
     missing_fields: tuple[str, ...] = ()
+    next_retry_at: AwareDatetime | None = Field(
+        default=None,
+        description="when the gateway says it will retry the payment by itself (Stripe "
+        "next_payment_attempt, Braintree next_billing_date of a past-due subscription, PayPal "
+        "last_failed_payment.next_payment_retry_time); None when it says it will not, or nothing",
+    )
+    payment_link: Annotated[str | None, _text(1000)] = Field(
+        default=None,
+        description="a page where the customer can pay this payment (Stripe hosted_invoice_url)",
+    )
     invoice_unknown: bool = Field(
         default=False,
         description="a Stripe payment intent or charge that does not say whether it pays an "
@@ -155,10 +167,23 @@ class PaymentSucceeded(_Frozen):
     occurred_at: AwareDatetime
 
 
+class CardUpdated(_Frozen):
+    """The card network updated a customer's card on file (Stripe's card updater:
+    ``payment_method.automatically_updated``): the gateway's next retry uses the new details."""
+
+    gateway: Gateway
+    event_id: str
+    event_type: str
+    # Made storable and cut as a failure's customer_ref is, so the two compare equal.
+    customer_ref: Annotated[str, _text(255)]
+    occurred_at: AwareDatetime
+
+
 class HistoryKind(StrEnum):
     failure_recorded = "failure_recorded"
     failure_updated = "failure_updated"
     payment_succeeded = "payment_succeeded"
+    card_updated = "card_updated"
     decision = "decision"
     contact_requested = "contact_requested"
     contact_created = "contact_created"

@@ -40,6 +40,7 @@ __all__ = [
     "DispositionMap",
     "DispositionRule",
     "Duration",
+    "GatewayRetry",
     "NextWeekday",
     "Policy",
     "delay_end",
@@ -185,6 +186,25 @@ def _next_matching(delay: NextWeekday | DayOfMonth, day: date) -> date:
     raise AssertionError("every month has days 1..28")  # pragma: no cover
 
 
+class GatewayRetry(_Frozen):
+    """How the first call of a soft decline waits for the gateway's own retry.
+
+    ``after``: the first call comes no sooner than this long after the retry the gateway
+    announced (time for the retry's success to arrive, which closes the case with no call).
+    ``within``: a retry announced further out than this after the failure is not waited for.
+    """
+
+    after: Duration
+    within: Duration
+
+    @field_validator("within", mode="after")
+    @classmethod
+    def _horizon(cls, value: timedelta) -> timedelta:
+        if value < timedelta(hours=1):
+            raise ValueError("must be at least 1h")
+        return value
+
+
 class CategoryPolicy(_Frozen):
     """Timing and caps for one failure category."""
 
@@ -193,6 +213,8 @@ class CategoryPolicy(_Frozen):
     max_attempts: int = Field(ge=1, le=50)
     expires_after: Duration
     disposition_timeout: Duration
+    # Honoured for the taxonomy's soft declines only (recovery/data/failure_codes.yaml).
+    gateway_retry: GatewayRetry | None = None
 
     @field_validator("retry", mode="after")
     @classmethod
@@ -262,6 +284,9 @@ class Policy(_Frozen):
     version: Literal[1] = 1
     categories: dict[FailureCategory, CategoryPolicy]
     dispositions: dict[Disposition, DispositionRule]
+    # After the card network updated the customer's card, no call until this long after the
+    # gateway's next retry (which uses the new card).
+    after_card_update: Duration = timedelta(days=1)
 
     @field_validator("categories", mode="after")
     @classmethod

@@ -3,6 +3,10 @@
 The loop is the production one in miniature: ``decide`` -> apply the step to an in-memory
 history -> move the virtual clock to the step's time. Each contact receives the next scripted
 disposition (``no_answer`` once the script runs out) a few minutes after it is made.
+
+When the gateway announced its next automatic retry (``next_retry_at``), the failure carries it
+as a live one does; ``retry_outcome`` then plays what happens at that instant: ``paid`` (the
+retry's success arrives), ``failed`` (a new failure event), or nothing.
 """
 
 from __future__ import annotations
@@ -10,13 +14,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from recovery.domain.compliance import CallingRules, resolve_contact
-from recovery.domain.machine import Action, decide
+from recovery.domain.machine import Action, WaitingFor, decide
 from recovery.domain.models import (
     CaseStatus,
     CaseView,
@@ -38,6 +42,7 @@ __all__ = [
     "PlanStep",
     "ScriptedDisposition",
     "SimulationError",
+    "RetryOutcome",
     "parse_dispositions",
     "parse_reason",
     "simulate",
@@ -47,6 +52,9 @@ __all__ = [
 CALL_DURATION = timedelta(minutes=5)
 # A policy cannot need more: 50 attempts at most, each with a few waits around it.
 MAX_STEPS = 1000
+
+# What happens at the gateway's announced retry in a simulation.
+RetryOutcome = Literal["paid", "failed"]
 
 
 class SimulationError(RuntimeError):
@@ -79,19 +87,22 @@ class ScriptedDisposition(BaseModel):
 
 
 class PlanStep(BaseModel):
-    """One line of the timeline."""
+    """One line of the timeline: a decision, or (``event``) what the gateway's retry brought."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     at: AwareDatetime
     local_time: AwareDatetime
     decided_at: AwareDatetime
-    action: Action
+    action: Action | Literal["event"]
     status: CaseStatus
     outcome: Outcome | None = None
     attempt: int | None = None
     disposition: str | None = None
     reasons: tuple[str, ...] = ()
+    waiting_for: WaitingFor | None = None
+    retry_at: AwareDatetime | None = None
+    event: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The ``recovery plan --json`` shape of the step."""
@@ -106,6 +117,12 @@ class PlanStep(BaseModel):
         if self.action == "contact":
             out["attempt"] = self.attempt
             out["disposition"] = self.disposition
+        if self.action == "event":
+            out["event"] = self.event
+        if self.waiting_for is not None:
+            out["waiting_for"] = self.waiting_for
+            if self.retry_at is not None:
+                out["retry_at"] = self.retry_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
         out["reasons"] = list(self.reasons)
         return out
 
@@ -208,6 +225,19 @@ def parse_reason(text: str, codes: FailureCodes) -> tuple[FailureCategory, str]:
     return category, reason
 
 
+def _retry_event(at: datetime, outcome: RetryOutcome) -> HistoryEntry:
+    if outcome == "paid":
+        return HistoryEntry(
+            at=at, kind=HistoryKind.payment_succeeded, reasons=("the gateway's retry succeeded",)
+        )
+    return HistoryEntry(
+        at=at,
+        kind=HistoryKind.failure_updated,
+        reasons=("the gateway's retry failed",),
+        data={"next_retry_at": None},
+    )
+
+
 def simulate(
     *,
     category: FailureCategory,
@@ -218,18 +248,35 @@ def simulate(
     rules: CallingRules,
     call_duration: timedelta = CALL_DURATION,
     max_steps: int = MAX_STEPS,
+    next_retry_at: datetime | None = None,
+    retry_outcome: RetryOutcome | None = None,
+    soft_decline: bool | None = None,
 ) -> Plan:
-    """The timeline of one case from its failure to its end, on a virtual clock."""
+    """The timeline of one case from its failure to its end, on a virtual clock.
+
+    ``soft_decline``: the taxonomy's classification of ``category`` (None: the shipped one)."""
     if failed_at.tzinfo is None:
         raise ValueError("failed_at needs a UTC offset")
     failed_at = failed_at.astimezone(UTC)
+    if next_retry_at is not None and next_retry_at.tzinfo is None:
+        raise ValueError("next_retry_at needs a UTC offset")
+    retry = next_retry_at.astimezone(UTC) if next_retry_at is not None else None
+    if retry is not None and retry <= failed_at:
+        raise ValueError("the gateway's next retry must come after the failure")
     zones = resolve_contact(contact).timezones
     zone_name = zones[0] if zones else "UTC"
     zone = ZoneInfo(zone_name)
     script = deque(dispositions)
+    failure: dict[str, Any] = {"next_retry_at": retry.isoformat() if retry else None}
+    if soft_decline is not None:
+        failure["decline"] = "soft" if soft_decline else "hard"
     history: list[HistoryEntry] = [
-        HistoryEntry(at=failed_at, kind=HistoryKind.failure_recorded, status=CaseStatus.open)
+        HistoryEntry(
+            at=failed_at, kind=HistoryKind.failure_recorded, status=CaseStatus.open, data=failure
+        )
     ]
+    # The event the gateway's retry brings, played when the clock reaches it.
+    pending = (retry, retry_outcome) if retry is not None and retry_outcome else None
     status = CaseStatus.open
     now = failed_at
     steps: list[PlanStep] = []
@@ -256,6 +303,8 @@ def simulate(
             "action": step.action,
             "status": step.status,
             "reasons": step.reasons,
+            "waiting_for": step.waiting_for,
+            "retry_at": step.retry_at,
         }
         if step.action == "contact":
             scripted = (
@@ -286,6 +335,24 @@ def simulate(
             if step.at <= now:
                 raise SimulationError(f"a wait that does not move time forward at {now}")
             steps.append(PlanStep(**common))
+            if pending is not None and pending[0] <= step.at:
+                # The gateway's retry comes first: its event, then a decision at that instant.
+                now, outcome = max(pending[0], now), pending[1]
+                pending = None
+                event = _retry_event(now, outcome)
+                history.append(event)
+                steps.append(
+                    PlanStep(
+                        at=now,
+                        local_time=now.astimezone(zone),
+                        decided_at=now,
+                        action="event",
+                        status=status,
+                        event=f"gateway retry: {outcome}",
+                        reasons=event.reasons,
+                    )
+                )
+                continue
             now = step.at
         else:
             steps.append(PlanStep(**common, outcome=step.outcome))

@@ -13,6 +13,13 @@ Then the ``advice_code`` table may override the category found: Stripe's ``do_no
 turns soft reasons (insufficient funds, processing error, generic or unknown decline) into
 ``card_invalid_or_lost``, because the issuer has said this card will not succeed again and the
 call must ask for a new payment method rather than wait for funds. Hard reasons are kept.
+
+The file also says which categories are **soft declines** (a gateway retries them by itself and
+a retry may succeed: Stripe's "usually soft" codes, ``docs.stripe.com/declines/codes``) and
+which are **hard** (no retry succeeds without a new payment method or the customer's own
+action: Stripe never retries ``incorrect_number``, ``lost_card``, ``stolen_card``, ...,
+``docs.stripe.com/billing/revenue-recovery/smart-retries#non-retryable-decline-codes``). The
+state machine waits for a gateway's announced retry only for soft declines.
 """
 
 from __future__ import annotations
@@ -102,6 +109,36 @@ class GatewayCodes(BaseModel):
         return _normalise_keys(value, info.field_name)
 
 
+# The shipped classification, used when an operator's file has no ``declines`` entry.
+SOFT_DECLINES = frozenset(
+    {
+        FailureCategory.insufficient_funds,
+        FailureCategory.processing_error,
+        FailureCategory.generic_decline,
+        FailureCategory.unknown,
+    }
+)
+
+
+class Declines(BaseModel):
+    """Which categories are soft declines and which are hard: every category exactly once."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    soft: frozenset[FailureCategory] = SOFT_DECLINES
+    hard: frozenset[FailureCategory] = frozenset(FailureCategory) - SOFT_DECLINES
+
+    @model_validator(mode="after")
+    def _partition(self) -> Declines:
+        both = sorted(c.value for c in self.soft & self.hard)
+        if both:
+            raise ValueError(f"both soft and hard: {', '.join(both)}")
+        missing = sorted(c.value for c in set(FailureCategory) - self.soft - self.hard)
+        if missing:
+            raise ValueError(f"neither soft nor hard: {', '.join(missing)}")
+        return self
+
+
 class FailureCodes(BaseModel):
     """The whole taxonomy, keyed by gateway."""
 
@@ -109,6 +146,11 @@ class FailureCodes(BaseModel):
 
     version: Literal[1] = 1
     gateways: dict[Gateway, GatewayCodes]
+    declines: Declines = Declines()
+
+    def is_soft(self, category: FailureCategory) -> bool:
+        """Whether a gateway may recover this category by retrying on its own."""
+        return category in self.declines.soft
 
     @model_validator(mode="after")
     def _fallbacks(self) -> FailureCodes:

@@ -27,13 +27,25 @@ Codes: the latest transaction's processor response code goes in ``decline_code``
 ``"2001"``); its processor response type (``soft_declined`` / ``hard_declined``), else its gateway
 rejection reason, else its failed status goes in ``failure_code``; the network's merchant advice
 code in ``advice_code``.
+
+Next automatic retry: the subscription's ``next_billing_date``, "the date when the system will
+attempt to bill the subscription again [...] For past due subscriptions with automatic retry
+enabled, this date will advance based on your configured retry settings" (Braintree GraphQL
+reference, ``RecurringBillingSubscriptionTimeline.nextBillingDate``,
+``developer.paypal.com/braintree/graphql/reference/types/recurring-billing-subscription-timeline``;
+the server SDKs' Subscription response object carries it as ``next_billing_date``,
+``developer.paypal.com/braintree/docs/reference/response/subscription/python``). It is a date
+without a time or zone (the merchant account's), so the retry is taken to happen by the end of
+that date anywhere on Earth (UTC-12), and a call never comes before it. ``failure_count`` is the
+attempt count; ``billing_period_end_date`` and ``days_past_due`` say nothing about a retry and
+are not read.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -66,6 +78,8 @@ FAILED_STATUSES = frozenset(
 TZ_FIELD_KEYS = ("timezone", "time_zone", "tz")
 # Attributes of the package's objects that are plumbing, not notification data.
 _SKIP_ATTRS = frozenset({"gateway", "config"})
+# A date-only retry is done by the end of that date in the last zone to finish it.
+_LAST_ZONE = timezone(timedelta(hours=-12))
 _MAX_DEPTH = 32
 
 Normalised = PaymentFailure | PaymentSucceeded | Ignored
@@ -245,7 +259,17 @@ def _failure(
         else None,
         occurred_at=occurred_at,
         missing_fields=missing,
+        next_retry_at=next_retry(sub.get("next_billing_date"), occurred_at),
     )
+
+
+def next_retry(value: Any, occurred_at: datetime) -> datetime | None:
+    """The latest instant the retry Braintree plans for ``next_billing_date`` can happen (the
+    end of that date at UTC-12), when that date is after the failure's; else None."""
+    day = _date(value)
+    if day is None or day <= occurred_at.date():
+        return None
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=_LAST_ZONE).astimezone(UTC)
 
 
 def _failure_code(failed: Mapping[str, Any] | None) -> str | None:

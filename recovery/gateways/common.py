@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypeVar
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict
 
 from recovery.domain.compliance.zones import US_TERRITORIES, normalise_state
-from recovery.domain.models import Gateway, PaymentFailure, PaymentSucceeded
-from recovery.domain.pan import Marker, redact_payload
+from recovery.domain.models import Gateway
+from recovery.domain.pan import REDACTED, Marker, redact_payload
 
 # ISO 4217 currencies without minor units (Stripe's list of zero-decimal currencies).
 ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
@@ -32,9 +33,10 @@ class Ignored(BaseModel):
     reason: str
 
 
-def guard_normalised(
-    result: PaymentFailure | PaymentSucceeded | Ignored, marker: Marker
-) -> tuple[PaymentFailure | PaymentSucceeded | Ignored, int]:
+NormalisedT = TypeVar("NormalisedT", bound=BaseModel)
+
+
+def guard_normalised(result: NormalisedT, marker: Marker) -> tuple[NormalisedT, int]:
     """The normalised event with every field checked for card numbers again, and how many
     were found. A normaliser builds fields from several of the event's (a name from a given
     name and a surname, a phone from a country code and a national number); each part was
@@ -83,7 +85,12 @@ def normalise_phone(value: Any, country: str | None) -> tuple[str | None, str | 
     text = text_or_none(value)
     if text is None:
         return None, None
-    region = (country or "US").upper()[:2]
+    return _normalise_phone(text, (country or "US").upper()[:2])
+
+
+# One renewal's invoice, intent and charge events carry the same phone: parsed once.
+@lru_cache(maxsize=4096)
+def _normalise_phone(text: str, region: str) -> tuple[str | None, str | None]:
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
@@ -125,3 +132,20 @@ def minor_to_decimal(amount: Any, currency: Any) -> tuple[Decimal | None, str | 
     if major is None:
         return None, code, "amount out of range"
     return major, code, None
+
+
+# A payment link longer than this is dropped rather than cut (a cut link does not work).
+PAYMENT_LINK_CHARS = 1000
+
+
+def payment_link(value: Any) -> str | None:
+    """A payment page the agent may send: an ``https`` URL with no space and no card-number
+    marker (a URL the card-number guard had to rewrite is not the page any more), else None."""
+    text = text_or_none(value)
+    if text is None or len(text) > PAYMENT_LINK_CHARS:
+        return None
+    if not text.lower().startswith("https://") or any(ch.isspace() for ch in text):
+        return None
+    if REDACTED.rstrip("]") in text:  # the plain and the keyed marker alike
+        return None
+    return text

@@ -40,6 +40,12 @@ key is the subscription id, and closing the failure's case needs the store to ma
 keyed ``S`` to the open cases keyed ``S@...`` (``subscription_of`` gives ``S`` from a failure's
 key). A key of the subscription id alone on both sides would close the case, but would also make
 every later failure of that subscription land on the closed case and be dropped.
+
+Next automatic retry: ``billing_info.last_failed_payment.next_payment_retry_time``, "the time
+when the retry attempt for the failed payment occurs" (PayPal Subscriptions API v1,
+``failed_payment_details``, ``developer.paypal.com/docs/api/subscriptions/v1/``), becomes
+``PaymentFailure.next_retry_at``. ``billing_info.next_billing_time`` is the next billing cycle,
+not a retry of the failed payment, and ``failed_payments_count`` is the attempt count.
 """
 
 from __future__ import annotations
@@ -762,6 +768,7 @@ def _failure(
         name for name, value in (("amount", amount), ("currency", currency)) if value is None
     )
     count = billing.get("failed_payments_count")
+    occurred = _parse_time(last_failed.get("time")) or created
     return PaymentFailure(
         gateway=Gateway.paypal,
         event_id=event_id,
@@ -776,9 +783,14 @@ def _failure(
         amount=amount,
         currency=currency,
         attempt_count=count if isinstance(count, int) and not isinstance(count, bool) else None,
-        occurred_at=_parse_time(last_failed.get("time")) or created,
+        occurred_at=occurred,
         missing_fields=missing,
+        next_retry_at=_after(_parse_time(last_failed.get("next_payment_retry_time")), occurred),
     )
+
+
+def _after(at: datetime | None, occurred: datetime) -> datetime | None:
+    return at if at is not None and at > occurred else None
 
 
 def _amount_owed(

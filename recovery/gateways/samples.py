@@ -53,6 +53,8 @@ def invoice_failed(
     attempt_count: int = 1,
     metadata: dict[str, str] | None = None,
     event_type: str = "invoice.payment_failed",
+    next_payment_attempt: datetime | None = None,
+    hosted_invoice_url: str | None = None,
 ) -> dict[str, Any]:
     inv = copy.deepcopy(stripe_object("invoice"))
     inv.update(
@@ -65,6 +67,11 @@ def invoice_failed(
         status="open",
         amount_paid=0,
         metadata=metadata or {},
+        # Stripe's next automatic retry (null: none planned) and the invoice's payment page.
+        next_payment_attempt=int(next_payment_attempt.timestamp())
+        if next_payment_attempt
+        else None,
+        hosted_invoice_url=hosted_invoice_url,
     )
     inv["customer_address"] = {
         "city": None,
@@ -167,6 +174,16 @@ def charge_event(
         ch["failure_message"] = "Your card has expired."
         ch["outcome"].update(type="issuer_declined", reason=failure_code)
     return envelope(event_id, "charge.succeeded" if succeeded else "charge.failed", ch, created)
+
+
+def card_updated(
+    *, event_id: str, created: datetime, customer: str = "cus_QXg1o8vcGmoR32"
+) -> dict[str, Any]:
+    """``payment_method.automatically_updated``: the card network updated the card on file."""
+    method = copy.deepcopy(stripe_object("payment_method"))
+    method.update(customer=customer)
+    method["card"].update(exp_year=method["card"]["exp_year"] + 3)
+    return envelope(event_id, "payment_method.automatically_updated", method, created)
 
 
 def signed(

@@ -1,6 +1,23 @@
 """Stripe: verify a webhook's signature with the ``stripe`` package, and normalise the failure
 and success events into the project's models. Card data never survives: the payload is passed
-through the PAN guard before it is read."""
+through the PAN guard before it is read.
+
+Retry-aware facts, only where Stripe's objects carry them:
+
+- ``invoice.next_payment_attempt`` (Unix seconds, or null): "the time at which payment will
+  next be attempted" by Smart Retries or the account's retry schedule; null when Stripe will
+  not retry (a hard decline, retries exhausted, no payment method). Stripe API reference,
+  Invoice object (``docs.stripe.com/api/invoices/object#invoice_object-next_payment_attempt``)
+  and ``docs.stripe.com/billing/revenue-recovery/smart-retries``. It becomes
+  ``PaymentFailure.next_retry_at``. Payment intents and charges carry no such field.
+- ``invoice.hosted_invoice_url``: "the URL for the hosted invoice page, which allows customers
+  to view and pay an invoice" (same reference): the payment link the agent can send. Kept only
+  as an ``https`` URL without any card-number marker.
+- ``payment_method.automatically_updated``: "occurs whenever a payment method's details are
+  automatically updated by the network" (``docs.stripe.com/api/events/types``): the card
+  updater; it names the payment method's ``customer``, not an invoice, so it becomes a
+  ``CardUpdated`` for that customer.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +28,13 @@ from typing import Any
 import stripe
 from stripe.params import InvoicePaymentListParamsPayment
 
-from recovery.domain.models import ContactPoint, Gateway, PaymentFailure, PaymentSucceeded
+from recovery.domain.models import (
+    CardUpdated,
+    ContactPoint,
+    Gateway,
+    PaymentFailure,
+    PaymentSucceeded,
+)
 from recovery.gateways.common import (
     Ignored,
     PayloadError,
@@ -19,6 +42,7 @@ from recovery.gateways.common import (
     address_state,
     minor_to_decimal,
     normalise_phone,
+    payment_link,
     text_or_none,
 )
 from recovery.gateways.signing import SignatureError
@@ -29,6 +53,7 @@ FAILURE_TYPES = frozenset(
 SUCCESS_TYPES = frozenset(
     {"invoice.paid", "invoice.payment_succeeded", "payment_intent.succeeded", "charge.succeeded"}
 )
+CARD_UPDATED_TYPE = "payment_method.automatically_updated"
 TZ_METADATA_KEYS = ("timezone", "time_zone", "tz")
 
 
@@ -60,8 +85,11 @@ def verify_signature(
     raise SignatureError("no signature matches any configured secret")
 
 
-def normalise(event: Mapping[str, Any]) -> PaymentFailure | PaymentSucceeded | Ignored:
-    """One Stripe event (already PAN-redacted) as a failure, a success, or ignored."""
+def normalise(
+    event: Mapping[str, Any],
+) -> PaymentFailure | PaymentSucceeded | CardUpdated | Ignored:
+    """One Stripe event (already PAN-redacted) as a failure, a success, a card update, or
+    ignored."""
     event_id, event_type, obj, occurred_at = _envelope(event)
     if event_type in FAILURE_TYPES:
         if event_type == "invoice.payment_failed":
@@ -79,6 +107,22 @@ def normalise(event: Mapping[str, Any]) -> PaymentFailure | PaymentSucceeded | I
             business_key=_business_key(obj),
             amount=amount,
             currency=currency,
+            occurred_at=occurred_at,
+        )
+    if event_type == CARD_UPDATED_TYPE:
+        customer = _ref(obj.get("customer"))
+        if customer is None:
+            return Ignored(
+                gateway=Gateway.stripe,
+                event_id=event_id,
+                event_type=event_type,
+                reason="the updated payment method belongs to no customer",
+            )
+        return CardUpdated(
+            gateway=Gateway.stripe,
+            event_id=event_id,
+            event_type=event_type,
+            customer_ref=customer,
             occurred_at=occurred_at,
         )
     return Ignored(
@@ -202,6 +246,8 @@ def _failure(
     codes: tuple[Any, Any, Any, Any],
     attempt: Any = None,
     invoice_unknown: bool = False,
+    next_retry_at: datetime | None = None,
+    payment_link: str | None = None,
 ) -> PaymentFailure:
     """The failure as every Stripe object reports it: ``codes`` are the failure code, decline
     code, advice code and message, as found on the object."""
@@ -230,6 +276,8 @@ def _failure(
         occurred_at=occurred_at,
         missing_fields=_missing(value, currency),
         invoice_unknown=invoice_unknown,
+        next_retry_at=next_retry_at,
+        payment_link=payment_link,
     )
 
 
@@ -260,7 +308,21 @@ def _invoice_failure(
             text_or_none(error.get("message")) or charge.get("failure_message"),
         ),
         attempt=inv.get("attempt_count"),
+        next_retry_at=_next_attempt(inv.get("next_payment_attempt"), occurred_at),
+        payment_link=payment_link(inv.get("hosted_invoice_url")),
     )
+
+
+def _next_attempt(value: Any, occurred_at: datetime) -> datetime | None:
+    """``next_payment_attempt`` as an instant, when it is a time after the failure (a draft
+    invoice's first attempt, or a stale value, says nothing about a retry)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    try:
+        at = datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return at if at > occurred_at else None
 
 
 def _intent_failure(

@@ -8,8 +8,9 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from recovery.reporting.figures import Report
+from recovery.reporting.figures import ATTRIBUTION, Attribution, Report
 
 REPORT_FILE = "report.md"
 CHART_FILE = "recoveries.png"
@@ -19,7 +20,8 @@ CHART_CURRENCIES = 4  # amount panels at most: the currencies recovered on the m
 
 def draw_chart(report: Report, path: Path) -> Path:
     """Recoveries per day as PNG: the count per day, then one panel per currency with the
-    amount per day (currencies never share an axis: their scales differ too much)."""
+    amount per day (currencies never share an axis: their scales differ too much), then what
+    brought the recoveries (a bar per attribution, and the calls retry-aware waits avoided)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -27,9 +29,18 @@ def draw_chart(report: Report, path: Path) -> Path:
     days = report.recoveries_by_day
     seen = Counter(currency for d in days for currency in d.amounts)
     currencies = sorted(seen, key=lambda c: (-seen[c], c))[:CHART_CURRENCIES]
-    figure = Figure(figsize=(9, 3 + 1.8 * len(currencies)), dpi=100)
+    attributed = report.attribution
+    extra = 1 if attributed is not None else 0
+    figure = Figure(figsize=(9, 3 + 1.8 * len(currencies) + 2.4 * extra), dpi=100)
     FigureCanvasAgg(figure)  # Agg, without pyplot's global state
-    axes = figure.subplots(1 + len(currencies), 1, sharex=True, squeeze=False)[:, 0]
+    grid = figure.subplots(1 + len(currencies) + extra, 1, squeeze=False)[:, 0]
+    axes = grid[: 1 + len(currencies)]
+    for axis in axes[1:]:
+        axis.sharex(axes[0])
+    for axis in axes[:-1]:
+        axis.tick_params(labelbottom=False)  # the dates once, under the last day panel
+    if attributed is not None:
+        draw_attribution(grid[-1], attributed)
     axes[0].set_title("Recoveries per day (UTC)")
     axes[0].set_ylabel("recoveries")
     if not days:
@@ -55,6 +66,32 @@ def draw_chart(report: Report, path: Path) -> Path:
     figure.tight_layout()
     atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
     return path
+
+
+ATTRIBUTION_BARS = {
+    "after_promise": "after a promise",
+    "after_call": "after a call",
+    "no_call": "with no call",
+    "after_calls": "after calls, no right party",
+}
+
+
+def draw_attribution(axis: Any, attribution: Attribution) -> None:
+    """Recovered cases per cause as horizontal bars, and the calls retry-aware waits avoided."""
+    from matplotlib.ticker import MaxNLocator
+
+    labels = [ATTRIBUTION_BARS[cause] for cause in ATTRIBUTION] + ["calls avoided by waits"]
+    values = [attribution.recovered[cause] for cause in ATTRIBUTION]
+    values.append(attribution.calls_avoided)
+    colours = ["#4c72b0"] * len(ATTRIBUTION) + ["#dd8452"]
+    positions = list(range(len(labels)))[::-1]
+    axis.barh(positions, values, color=colours)
+    axis.set_yticks(positions, labels)
+    axis.set_title(f"What brought the recoveries (calls within {attribution.days} days)")
+    axis.set_xlabel("cases")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for y, value in zip(positions, values, strict=True):
+        axis.text(value, y, f" {value}", va="center")
 
 
 def atomic_write(path: Path, write: Callable[[str], object]) -> None:

@@ -29,6 +29,16 @@ exclusive; either may be open). Its figures:
   (see ``entry_holds``).
 * **closed by outcome**, and **recoveries per day** (UTC dates: count and amount per currency),
   drawn as a PNG chart next to a markdown report that links it.
+* **attribution** of each recovered case to one cause, in this order: **after a promise** (a
+  ``promise_to_pay`` before the payment, which came no later than ``N`` days after the promised
+  date, or after the promise when it named no date); **after a call** (a right-party contact
+  before the payment, which came within ``N`` days of the latest one); **with no call** (no
+  contact was ever created: the gateway's retry or the customer alone); the rest were
+  recovered **after calls** without a right-party contact in the ``N`` days before.
+  ``N`` is ``RECOVERY_ATTRIBUTION_DAYS``. **Calls avoided by retry-aware waits**: cases
+  recovered with no call whose first call was held back for the gateway's retry (or a card
+  update) past the instant the policy alone allowed, and whose payment came after that instant:
+  without the wait, the call would have been made.
 
 Nothing here reads a clock: ``now`` is passed in.
 """
@@ -39,7 +49,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -121,6 +131,7 @@ class Report:
     blocked_decisions: int
     closed_by_outcome: dict[str, int]
     recoveries_by_day: list[DayFigures]
+    attribution: Attribution | None = None
 
     @property
     def cases(self) -> int:
@@ -322,11 +333,14 @@ def compute_report(
     now: datetime,
     since: datetime | None = None,
     until: datetime | None = None,
+    attribution_days: int = 7,
 ) -> Report:
-    """Every figure for the cases whose payment failed in ``[since, until)``."""
+    """Every figure for the cases whose payment failed in ``[since, until)``;
+    ``attribution_days``: the ``N`` of the attribution (module docstring)."""
     if now.tzinfo is None:
         raise ValueError("compute_report needs a timezone-aware now")
     facts: list[CaseFacts] = []
+    attributed: list[AttributionFacts] = []
     last_id = 0
     while True:
         stmt = select(CaseRow).where(CaseRow.id > last_id).order_by(CaseRow.id).limit(_CHUNK)
@@ -353,8 +367,14 @@ def compute_report(
             )
         }
         facts.extend(case_facts(c, histories[c.id], created.get(c.id, 0)) for c in cases)
+        attributed.extend(
+            attribution_facts(c, histories[c.id], created.get(c.id, 0), days=attribution_days)
+            for c in cases
+        )
         session.expunge_all()  # keeps memory flat on a large store
-    return summarise(facts, since=since, until=until, now=now)
+    report = summarise(facts, since=since, until=until, now=now)
+    report.attribution = summarise_attribution(attributed, days=attribution_days)
+    return report
 
 
 def summarise(
@@ -454,3 +474,135 @@ def _calling_rule(hold: Hold) -> tuple[str, str] | None:
     if not hold.calling_rule or hold.jurisdiction is None:
         return None
     return hold.jurisdiction, rule_label(hold)
+
+
+# --- attribution: what brought each recovery, and the calls retry-aware waits saved ---------
+
+ATTRIBUTION = ("after_promise", "after_call", "no_call", "after_calls")
+
+
+@dataclass(frozen=True)
+class AttributionFacts:
+    """One case's attribution: its cause when recovered (one of ``ATTRIBUTION``), whether a
+    retry-aware wait held its first call back, and whether that wait saved a call."""
+
+    cause: str | None
+    waited: bool
+    call_avoided: bool
+    amount: Decimal | None
+    currency: str | None
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Recovered cases by cause (counts and amounts per currency), and the calls saved by
+    retry-aware waits; ``days`` is the ``N`` of the definitions."""
+
+    days: int
+    recovered: dict[str, int]
+    amounts: dict[str, dict[str, Decimal]]
+    retry_waits: int
+    calls_avoided: int
+    avoided_amounts: dict[str, Decimal]
+
+
+def attribution_facts(
+    case: CaseRow, history: Sequence[HistoryRow], contacts_created: int, *, days: int
+) -> AttributionFacts:
+    """The attribution of one case (pure: the rows are passed in)."""
+    window = timedelta(days=days)
+    success_at: datetime | None = None
+    success_amount: tuple[Decimal | None, str | None] = (None, None)
+    conversations: list[datetime] = []
+    # (when the promise was made, the instant from which its N days count)
+    promises: list[tuple[datetime, datetime]] = []
+    unwaited: list[datetime] = []
+    for row in history:
+        data = row.data or {}
+        if row.kind == HistoryKind.payment_succeeded.value and success_at is None:
+            success_at = row.at
+            success_amount = (_decimal(data.get("amount")), data.get("currency"))
+        elif row.kind == HistoryKind.disposition.value and row.disposition:
+            disposition = Disposition(row.disposition)
+            spoke = data.get("right_party")
+            if spoke is True or (not isinstance(spoke, bool) and is_right_party(disposition)):
+                conversations.append(row.at)
+            if disposition is Disposition.promise_to_pay:
+                counts_from = max(row.at, _promised_day_end(data.get("promised_date")))
+                promises.append((row.at, counts_from))
+        elif row.kind == HistoryKind.decision.value and data.get("waiting_for"):
+            at = _instant(data.get("unwaited_at"))
+            if at is not None:
+                unwaited.append(at)
+    recovered = case.outcome == Outcome.recovered.value
+    recovered_at = (success_at or case.closed_at) if recovered else None
+    amount, currency = case.amount, case.currency
+    if recovered and amount is None:
+        amount, currency = success_amount[0], success_amount[1] or currency
+    cause: str | None = None
+    avoided = False
+    if recovered_at is not None:
+        spoken = [c for c in conversations if c <= recovered_at]
+        if any(made <= recovered_at <= start + window for made, start in promises):
+            cause = "after_promise"
+        elif spoken and recovered_at - max(spoken) <= window:
+            cause = "after_call"
+        elif contacts_created == 0:
+            cause = "no_call"
+            avoided = any(at < recovered_at for at in unwaited)
+        else:
+            cause = "after_calls"
+    return AttributionFacts(
+        cause=cause,
+        waited=bool(unwaited),
+        call_avoided=avoided,
+        amount=amount,
+        currency=currency.lower() if isinstance(currency, str) else None,
+    )
+
+
+def _instant(raw: Any) -> datetime | None:
+    if not isinstance(raw, str):
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else None
+
+
+def _promised_day_end(raw: Any) -> datetime:
+    """The end of a promised date (UTC; the earliest instant a promise can count from)."""
+    if isinstance(raw, str):
+        try:
+            day = date.fromisoformat(raw)
+        except ValueError:
+            return datetime.min.replace(tzinfo=UTC)
+        return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
+    return datetime.min.replace(tzinfo=UTC)
+
+
+def summarise_attribution(facts: Sequence[AttributionFacts], *, days: int) -> Attribution:
+    """The attribution figures of a report's cases (pure)."""
+    counts = {cause: 0 for cause in ATTRIBUTION}
+    sums: dict[str, dict[str, Decimal]] = {cause: defaultdict(Decimal) for cause in ATTRIBUTION}
+    avoided: dict[str, Decimal] = defaultdict(Decimal)
+    for f in facts:
+        if f.cause is None:
+            continue
+        counts[f.cause] += 1
+        if f.amount is not None:
+            sums[f.cause][f.currency or NO_CURRENCY] += f.amount
+            if f.call_avoided:
+                avoided[f.currency or NO_CURRENCY] += f.amount
+    return Attribution(
+        days=days,
+        recovered=counts,
+        amounts={
+            cause: {c: _quantize(v, c) for c, v in sorted(sums[cause].items())}
+            for cause in ATTRIBUTION
+        },
+        retry_waits=sum(f.waited for f in facts),
+        calls_avoided=sum(f.call_avoided for f in facts),
+        avoided_amounts={c: _quantize(v, c) for c, v in sorted(avoided.items())},
+    )

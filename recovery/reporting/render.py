@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from recovery.reporting.chart import CHART_FILE
-from recovery.reporting.figures import FUNNEL, GroupFigures, Report, rate
+from recovery.reporting.figures import ATTRIBUTION, FUNNEL, Attribution, GroupFigures, Report, rate
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -57,11 +57,76 @@ def report_document(
             }
             for d in report.recoveries_by_day
         ],
+        "attribution": attribution_document(report.attribution),
         "files": {
             "report": str(markdown) if markdown else None,
             "chart": str(chart) if chart else None,
         },
     }
+
+
+def attribution_document(attribution: Attribution | None) -> dict[str, Any] | None:
+    """The ``attribution`` part of the JSON contract."""
+    if attribution is None:
+        return None
+    return {
+        "days": attribution.days,
+        "recovered": [
+            {
+                "cause": cause,
+                "cases": attribution.recovered[cause],
+                "amount": {c: str(v) for c, v in attribution.amounts[cause].items()},
+            }
+            for cause in ATTRIBUTION
+        ],
+        "retry_waits": attribution.retry_waits,
+        "calls_avoided": attribution.calls_avoided,
+        "calls_avoided_amount": {c: str(v) for c, v in attribution.avoided_amounts.items()},
+    }
+
+
+ATTRIBUTION_LABELS = {
+    "after_promise": "recovered after a promise (within {n} days of the promised date)",
+    "after_call": "recovered after a call (within {n} days of a right-party contact)",
+    "no_call": "recovered with no call (the gateway's retry or the customer alone)",
+    "after_calls": "recovered after calls, no right-party contact in the {n} days before",
+}
+
+
+def attribution_rows(attribution: Attribution) -> tuple[list[str], list[list[str]]]:
+    """The attribution as a table: one row per cause, then the retry-aware waits."""
+    n = attribution.days
+    total = sum(attribution.recovered.values())
+    rows = [
+        [
+            ATTRIBUTION_LABELS[cause].format(n=n),
+            str(attribution.recovered[cause]),
+            _pct(rate(attribution.recovered[cause], total)),
+            _money(attribution.amounts[cause]),
+        ]
+        for cause in ATTRIBUTION
+    ]
+    rows.append(
+        [
+            "cases whose first call waited for a gateway retry",
+            str(attribution.retry_waits),
+            "-",
+            "-",
+        ]
+    )
+    rows.append(
+        [
+            "calls avoided by retry-aware waits (recovered with no call after the wait)",
+            str(attribution.calls_avoided),
+            _pct(rate(attribution.calls_avoided, total)),
+            _money(attribution.avoided_amounts),
+        ]
+    )
+    return ["attribution", "cases", "of recovered", "amount"], rows
+
+
+def _money(amounts: dict[str, Any]) -> str:
+    return ", ".join(f"{v} {c.upper()}" for c, v in amounts.items()) or "-"
 
 
 def _group_doc(group: GroupFigures) -> dict[str, Any]:
@@ -139,6 +204,8 @@ def table_rows(report: Report) -> dict[str, tuple[list[str], list[list[str]]]]:
         ["outcome", "cases"],
         [[o, str(n)] for o, n in report.closed_by_outcome.items()],
     )
+    if report.attribution is not None:
+        tables["Recoveries attributed"] = attribution_rows(report.attribution)
     return tables
 
 

@@ -179,6 +179,11 @@ def _apply(
         )
         result.to_dispatch.append(planned.row_id)
     else:
+        waiting = waiting_data(step)
+        if waiting:
+            result.events.append(
+                ("waiting", case_key(case.gateway, case.business_key), waiting_event(case, step))
+            )
         record_decision(
             session=session,
             case=case,
@@ -188,8 +193,33 @@ def _apply(
             reasons=step.reasons,
             now=now,
             holds=step.holds,
+            extra=waiting,
         )
     return added
+
+
+def waiting_data(step: Step) -> dict[str, str]:
+    """A retry-aware wait as its decision records it (read by ``cases show`` and the report's
+    calls avoided); empty for any other step."""
+    if step.waiting_for is None:
+        return {}
+    out = {"waiting_for": str(step.waiting_for)}
+    for name in ("retry_at", "unwaited_at"):
+        value = getattr(step, name)
+        if value is not None:
+            out[name] = value.isoformat()
+    return out
+
+
+def waiting_event(case: CaseRow, step: Step) -> dict[str, str]:
+    """The ``waiting`` business event's payload: what the case waits for, and until when (no
+    personal data)."""
+    return {
+        "waiting_for": str(step.waiting_for),
+        "until": step.at.isoformat(),
+        "category": case.category,
+        **({"retry_at": step.retry_at.isoformat()} if step.retry_at else {}),
+    }
 
 
 def contact_zone(zones: Sequence[str], at: datetime) -> str:

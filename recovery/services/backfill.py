@@ -30,9 +30,10 @@ Each record ends in exactly one of: recorded as a failure, recorded as a success
 a ``duplicate event`` (already in the inbox, or earlier in the file), ``outside the time
 range``, ``ignored event type`` (kept in the inbox as the receiver keeps it, no case), or
 ``malformed`` (``line N: reason``). Records are committed a chunk at a time, each chunk in one
-transaction, and each chunk is drained into cases before the next is read: a crash leaves a
-processed prefix, and running the file again completes it without duplicates. Draining applies
-every waiting inbox row, live deliveries included, so the case counts include those too.
+transaction that also applies its new events to cases, as ingest applies inbox rows (the rows
+are recorded processed): a crash leaves a processed prefix, and running the file again
+completes it without duplicates. Before each chunk, every inbox row already waiting (live
+deliveries included) is applied first, so the case counts include those too.
 
 Order matters in one way, as for live deliveries: a failure older than a success already
 recorded is ignored rather than opened and closed. Stripe lists events newest first, so such an
@@ -55,20 +56,32 @@ from typing import Any, Literal
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from recovery.domain.models import Gateway, PaymentFailure, PaymentSucceeded
-from recovery.domain.pan import Marker, plain_marker, redact_parsed_json, redact_payload
+from recovery.domain.models import CardUpdated, Gateway, PaymentFailure, PaymentSucceeded
+from recovery.domain.pan import (
+    FloatWatch,
+    Marker,
+    plain_marker,
+    redact_parsed_json,
+    redact_payload,
+)
 from recovery.domain.taxonomy import FailureCodes
 from recovery.gateways import generic as generic_gateway
 from recovery.gateways import stripe as stripe_gateway
 from recovery.gateways.common import Ignored, PayloadError, guard_normalised
-from recovery.services.intake import CustomerLookup, drain
+from recovery.services.intake import CustomerLookup, apply_recorded, drain
 from recovery.store.db import transaction
-from recovery.store.inbox import record_delivery, recorded_events, storable_problem
+from recovery.store.inbox import (
+    Delivery,
+    Pending,
+    insert_deliveries,
+    recorded_events,
+    storable_problem,
+)
 
 log = logging.getLogger("recovery.services.backfill")
 
 Format = Literal["jsonl", "csv"]
-Normalised = PaymentFailure | PaymentSucceeded | Ignored
+Normalised = PaymentFailure | PaymentSucceeded | CardUpdated | Ignored
 
 CSV_REQUIRED = ("event_id", "business_key", "occurred_at")
 CSV_OPTIONAL = (
@@ -101,8 +114,9 @@ SKIP_REASONS = (DUPLICATE, OUTSIDE, IGNORED, MALFORMED)
 MAX_PROBLEMS = 1000
 DEFAULT_CHUNK = 500
 # Inbox rows per drain transaction: short transactions keep the store's write lock brief for
-# the live receiver, which shares the store while a backfill runs.
-DRAIN_BATCH = 50
+# the live receiver, which shares the store while a backfill runs (200 new cases are opened in
+# a few statements, some tens of milliseconds).
+DRAIN_BATCH = 200
 
 _JSON_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 
@@ -241,6 +255,9 @@ class Record:
     source: Literal["stripe", "generic", "csv"]
     value: dict[str, Any]
     raw: str | None = None  # the JSON text, when ``value`` was parsed from it alone
+    # Whether the parser met a float literal that may hide a card number (``FloatWatch``), so
+    # the raw text need not be scanned for floats again; None: scan it.
+    risky_floats: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,8 +306,9 @@ def _parse_json_line(raw: bytes, line_no: int) -> list[Record | Bad]:
         return [Bad(f"{where}: not valid UTF-8")]
     if not text:
         return []
+    floats = FloatWatch()
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_float=floats)
     except (json.JSONDecodeError, RecursionError):
         return [Bad(f"{where}: malformed JSON")]
     except ValueError:
@@ -305,7 +323,7 @@ def _parse_json_line(raw: bytes, line_no: int) -> list[Record | Bad]:
         if not isinstance(items, list):
             return [Bad(f"{where}: a list page without a 'data' array")]
     else:
-        return [Record(where, _json_source(value), value, text)]
+        return [Record(where, _json_source(value), value, text, floats.risky)]
     records: list[Record | Bad] = []
     for index, item in enumerate(items, 1):
         at = f"{where} item {index}"
@@ -317,7 +335,10 @@ def _parse_json_line(raw: bytes, line_no: int) -> list[Record | Bad]:
 
 
 def _json_source(value: Mapping[str, Any]) -> Literal["stripe", "generic"]:
-    return "generic" if "event_id" in value and "id" not in value else "stripe"
+    if "id" in value:
+        return "stripe"
+    generic = ("event_id", *generic_gateway.SEED_FIELDS)
+    return "generic" if any(name in value for name in generic) else "stripe"
 
 
 def _read_csv(
@@ -392,11 +413,16 @@ class Parsed:
     pan_found: int
 
 
-def normalise_record(record: Record, marker: Marker = plain_marker) -> Parsed | Bad:
+def normalise_record(
+    record: Record, marker: Marker = plain_marker, *, received_at: datetime | None = None
+) -> Parsed | Bad:
     """PAN guard, then the gateway's normalisation, as the receiver does (give it the
-    receiver's ``marker``, so an event redacted both ways is recognised as one)."""
+    receiver's ``marker``, so an event redacted both ways is recognised as one).
+    ``received_at``: the time of a middleware-shape body that carries none."""
     if record.raw is not None:
-        value, found = redact_parsed_json(record.raw, record.value, marker)
+        value, found = redact_parsed_json(
+            record.raw, record.value, marker, risky_floats=record.risky_floats
+        )
     else:
         value, found = redact_payload(record.value, marker)
     try:
@@ -415,7 +441,8 @@ def normalise_record(record: Record, marker: Marker = plain_marker) -> Parsed | 
                 choices = ", ".join(g.value for g in Gateway)
                 return Bad(f"{record.where}: field gateway: expected one of {choices}")
             gateway = named
-        result = generic_gateway.normalise(value)
+        # A middleware-shape body without a time was received now (the run's time).
+        result = generic_gateway.normalise(value, received_at=received_at)
     except PayloadError as exc:
         return Bad(f"{record.where}: {_field_problem(record, value, exc)}")
     if gateway != "generic":
@@ -485,6 +512,8 @@ def _kind(result: Normalised) -> str:
         return "failure"
     if isinstance(result, PaymentSucceeded):
         return "success"
+    if isinstance(result, CardUpdated):
+        return "card_updated"
     return "ignored"
 
 
@@ -499,7 +528,7 @@ class BackfillSummary:
     format: str = ""
     dry_run: bool = False
     records: int = 0
-    recorded: Counter[str] = field(default_factory=Counter)  # failure | success
+    recorded: Counter[str] = field(default_factory=Counter)  # failure | success | card_updated
     skipped: Counter[str] = field(default_factory=Counter)  # SKIP_REASONS
     problems: list[str] = field(default_factory=list)  # "line N: reason", the first ones
     pan_redacted: int = 0
@@ -530,7 +559,9 @@ class BackfillSummary:
             "format": self.format,
             "dry_run": self.dry_run,
             "records": self.records,
-            "recorded": {k: self.recorded.get(k, 0) for k in ("failure", "success")},
+            "recorded": {
+                k: self.recorded.get(k, 0) for k in ("failure", "success", "card_updated")
+            },
             "skipped": {k: self.skipped.get(k, 0) for k in SKIP_REASONS},
             "malformed": list(self.problems),
             "pan_redacted": self.pan_redacted,
@@ -571,7 +602,12 @@ class BackfillSummary:
             f"{self.path} ({self.format}): {self.records} records"
             + (" (dry run: nothing written)" if self.dry_run else ""),
             f"{verb} {recorded}: {self.recorded.get('failure', 0)} failures, "
-            f"{self.recorded.get('success', 0)} successes",
+            f"{self.recorded.get('success', 0)} successes"
+            + (
+                f", {self.recorded['card_updated']} card updates"
+                if self.recorded.get("card_updated")
+                else ""
+            ),
             f"skipped {sum(self.skipped.values())}:",
         ]
         for reason in SKIP_REASONS:
@@ -615,10 +651,15 @@ def record_chunk(
     dry_run: bool = False,
     seen: set[tuple[str, str]] | None = None,
     marker: Marker = plain_marker,
+    codes: FailureCodes | None = None,
+    lookup: CustomerLookup | None = None,
 ) -> BackfillSummary:
     """Record one chunk of records in the inbox, in one transaction (or, for a dry run, only
     find out what would be recorded; ``seen`` then carries the events met earlier in the file).
-    """
+
+    With ``codes``, the new rows are also applied to cases in that transaction, as ingest
+    applies them (without reading them back), and marked processed; without, they wait in the
+    inbox for ingest."""
     summary = BackfillSummary(dry_run=dry_run)
     parsed: list[Parsed] = []
     for item in items:
@@ -626,7 +667,7 @@ def record_chunk(
         if isinstance(item, Bad):
             summary.skip(MALFORMED, item.reason)
             continue
-        result = normalise_record(item, marker)
+        result = normalise_record(item, marker, received_at=now)
         if isinstance(result, Bad):
             summary.skip(MALFORMED, result.reason)
             continue
@@ -646,20 +687,33 @@ def record_chunk(
     if dry_run:
         _count_dry(sessions, parsed, summary, seen if seen is not None else set())
         return summary
+    deliveries = [
+        Delivery(
+            gateway=event.gateway,
+            event_id=event.result.event_id,
+            event_type=event.result.event_type,
+            kind=_kind(event.result),
+            payload=event.result.model_dump(mode="json"),
+            pan_redacted=event.pan_found > 0,
+            received_at=now,
+        )
+        for event in parsed
+    ]
     with transaction(sessions) as session:
-        for event in parsed:
-            kind = _kind(event.result)
-            new = record_delivery(
-                session=session,
-                gateway=event.gateway,
-                event_id=event.result.event_id,
-                event_type=event.result.event_type,
-                kind=kind,
-                payload=event.result.model_dump(mode="json"),
-                pan_redacted=event.pan_found > 0,
-                now=now,
+        ids = insert_deliveries(session=session, deliveries=deliveries)
+        if codes is not None:
+            recorded = [
+                (Pending(row_id, d.gateway, d.event_type, d.kind, d.payload), event.result)
+                for d, row_id, event in zip(deliveries, ids, parsed, strict=True)
+                if row_id is not None and not isinstance(event.result, Ignored)
+            ]
+            applied = apply_recorded(
+                session=session, recorded=recorded, codes=codes, now=now, lookup=lookup
             )
-            _count(summary, kind, new)
+            summary.cases.update(applied.results)
+            summary.inbox_rows_applied += applied.rows
+    for delivery, row_id in zip(deliveries, ids, strict=True):
+        _count(summary, delivery.kind, row_id is not None)
     return summary
 
 
@@ -705,7 +759,8 @@ def run_backfill(
     on_progress: ProgressHook | None = None,
     marker: Marker = plain_marker,
 ) -> BackfillSummary:
-    """Read the export chunk by chunk; record each chunk, then drain the inbox into cases.
+    """Read the export chunk by chunk; apply what waits in the inbox, then record the chunk and
+    apply its new events to cases in the same transaction.
 
     ``on_progress(bytes_done, bytes_total, summary_so_far)`` is called after each chunk."""
     check_range(since, until)
@@ -717,8 +772,24 @@ def run_backfill(
     )
     seen: set[tuple[str, str]] = set()
     position, done = export.start, False
+
+    def drain_waiting() -> None:
+        # Rows already waiting (live deliveries) are applied before the chunk's, as ingest
+        # would have applied them: the order a success and a failure meet in matters.
+        applied = drain(
+            sessions=sessions,
+            codes=codes,
+            clock_now=clock_now,
+            batch_size=ingest_batch_size,
+            lookup=lookup,
+        )
+        total.cases.update(applied.results)
+        total.inbox_rows_applied += applied.rows
+
     while not done:
         items, position, done = read_chunk(export, position, chunk_lines)
+        if not dry_run:
+            drain_waiting()
         total.add(
             record_chunk(
                 sessions=sessions,
@@ -729,18 +800,12 @@ def run_backfill(
                 dry_run=dry_run,
                 seen=seen,
                 marker=marker,
-            )
-        )
-        if not dry_run:
-            applied = drain(
-                sessions=sessions,
-                codes=codes,
-                clock_now=clock_now,
-                batch_size=ingest_batch_size,
+                codes=None if dry_run else codes,
                 lookup=lookup,
             )
-            total.cases.update(applied.results)
-            total.inbox_rows_applied += applied.rows
+        )
         if on_progress is not None:
             on_progress(position.offset, export.size, total)
+    if not dry_run:
+        drain_waiting()
     return total

@@ -8,8 +8,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from recovery.domain.models import CaseStatus, HistoryKind
 from recovery.log_scrubbing import mask_phone
-from recovery.store.cases import case_key, find_case, history_of, list_cases
+from recovery.store.cases import (
+    case_key,
+    failure_facts,
+    find_case,
+    history_of,
+    list_cases,
+    to_entries,
+)
 from recovery.store.contacts import contacts_of_case
 from recovery.store.dispositions import dispositions_of_case
 from recovery.store.tables import CaseRow
@@ -62,6 +70,7 @@ def case_detail(session: Session, case: CaseRow, *, reveal: bool = False) -> dic
         closed_at=case.closed_at.isoformat() if case.closed_at else None,
         flagged_for_review=case.flagged_for_review,
     )
+    rows = history_of(session=session, case_id=case.id)
     detail["history"] = [
         {
             "at": row.at.isoformat(),
@@ -70,10 +79,11 @@ def case_detail(session: Session, case: CaseRow, *, reveal: bool = False) -> dic
             "status": row.status,
             "disposition": row.disposition,
             "reasons": list(row.reasons or []),
-            "data": row.data or {},
+            "data": _shown(row.data or {}, reveal=reveal),
         }
-        for row in history_of(session=session, case_id=case.id)
+        for row in rows
     ]
+    detail.update(retry_facts(case, rows, reveal=reveal))
     contacts = contacts_of_case(session=session, case_id=case.id)
     dispositions = {
         (d.contact_id, d.attempt): d for d in dispositions_of_case(session=session, case_id=case.id)
@@ -94,6 +104,53 @@ def case_detail(session: Session, case: CaseRow, *, reveal: bool = False) -> dic
             }
         )
     return detail
+
+
+HIDDEN_LINK = "(on file; --reveal shows it)"
+
+
+def _shown(data: dict[str, Any], *, reveal: bool) -> dict[str, Any]:
+    """History data as shown: a payment link (it opens the customer's invoice) only revealed."""
+    if reveal or not data.get("payment_link"):
+        return data
+    return {**data, "payment_link": HIDDEN_LINK}
+
+
+def retry_facts(case: CaseRow, rows: list[Any], *, reveal: bool) -> dict[str, Any]:
+    """The gateway's next retry, the payment link, and the retry-aware wait the case is in
+    (what it waits for, until when, and why), from its history."""
+    entries = to_entries(rows)
+    facts = failure_facts(entries)
+    failures = [
+        e for e in entries if e.kind in (HistoryKind.failure_recorded, HistoryKind.failure_updated)
+    ]
+    latest = max(failures, key=lambda e: e.at, default=None)
+    out: dict[str, Any] = {
+        "next_retry_at": latest.data.get("next_retry_at") if latest else None,
+        "payment_link": (facts.payment_link if reveal else HIDDEN_LINK)
+        if facts.payment_link
+        else None,
+        "waiting": None,
+    }
+    if case.status != CaseStatus.awaiting_retry.value:
+        return out
+    decision = next(
+        (
+            e
+            for e in reversed(entries)
+            if e.kind is HistoryKind.decision and e.data.get("waiting_for")
+        ),
+        None,
+    )
+    if decision is not None:
+        out["waiting"] = {
+            "waiting_for": decision.data["waiting_for"],
+            "until": decision.data.get("next_due_at"),
+            "retry_at": decision.data.get("retry_at"),
+            "unwaited_at": decision.data.get("unwaited_at"),
+            "reasons": list(decision.reasons),
+        }
+    return out
 
 
 def list_summaries(

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recovery.contact_center.client import GenesysClient
-from recovery.contact_center.contacts import data_columns
+from recovery.contact_center.contacts import contact_columns
 from recovery.contact_center.wrapups import SYSTEM_CODES
 from recovery.domain.compliance import CallingRules
 from recovery.domain.compliance.rules import DAY_NAMES
@@ -76,7 +76,7 @@ class Needs:
             campaign_id=settings.genesys_campaign_id,
             phone_column=settings.genesys_phone_column,
             time_zone_column=settings.genesys_time_zone_column,
-            columns=data_columns(settings.genesys_phone_column),
+            columns=contact_columns(settings.genesys_phone_column),
             zones=us_zones(),
             week=week,
             data_action_id=settings.genesys_data_action_id,

@@ -1,32 +1,143 @@
 """Call outcomes: recorded from whichever channel brings them (the notification listener, a
-data action, the analytics reconcile), and published by the dispositions flow."""
+data action, the analytics reconcile); then, by the dispositions flow, each written to its
+contact at the contact centre (``dispositionCode``, not dialable, ``doNotQueue=true``) and
+published as a business event."""
 
 from __future__ import annotations
 
+import logging
 import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
+from recovery.contact_center.client import GenesysClient
+from recovery.contact_center.contacts import ContactRequest
+from recovery.contact_center.errors import CardDataRefused
 from recovery.domain.models import Disposition
 from recovery.domain.pan import redact_text
 from recovery.domain.policy import DispositionMap, is_right_party, map_wrapup
+from recovery.services.contact_data import contact_request
+from recovery.store.cases import case_histories
 from recovery.store.db import transaction
 from recovery.store.dispositions import (
     DispositionSource,
     RecordResult,
     mark_published,
     record_disposition,
+    unpublished_outcomes,
 )
+from recovery.store.uncallable import DoneContact, record_uncallable
+
+log = logging.getLogger("recovery.services.outcomes")
+
+
+@dataclass(frozen=True)
+class OutcomeUpdate:
+    """A contact to update at the contact centre after its outcome: the same columns it was
+    sent with, ``dispositionCode`` set, not dialable, and sent with ``doNotQueue=true`` so the
+    update never puts it back in the dialer's queue."""
+
+    row_id: int
+    contact_list_id: str
+    request: ContactRequest
+
+
+@dataclass(frozen=True)
+class OutcomeUpdates:
+    """The updates of the oldest unpublished outcomes, up to disposition ``through_id``
+    (publish those and no later ones: a later one has had no update yet)."""
+
+    updates: tuple[OutcomeUpdate, ...]
+    through_id: int | None
+
+    def batches(self, size: int) -> list[tuple[OutcomeUpdate, ...]]:
+        """Up to ``size`` updates of one contact list each: one request each."""
+        by_list: dict[str, list[OutcomeUpdate]] = {}
+        for item in self.updates:
+            by_list.setdefault(item.contact_list_id, []).append(item)
+        return [
+            tuple(items[start : start + size])
+            for items in by_list.values()
+            for start in range(0, len(items), size)
+        ]
+
+
+def outcome_updates(*, sessions: sessionmaker[Session], limit: int) -> OutcomeUpdates:
+    """The updates of the outcomes not yet published, oldest first. Only a contact the
+    contact centre holds is updated (a removed one is not added again); a contact whose values
+    cannot be sent again is left out, logged."""
+    with sessions() as session:
+        found = unpublished_outcomes(session=session, limit=limit)
+        histories = case_histories(session=session, case_ids=sorted({f.case.id for f in found}))
+        updates: list[OutcomeUpdate] = []
+        for item in found:
+            if item.contact.state != "dispositioned":
+                continue
+            try:
+                request = contact_request(
+                    case=item.case,
+                    row=item.contact,
+                    entries=histories[item.case.id],
+                    disposition_code=item.disposition,
+                )
+            except (ValidationError, CardDataRefused):
+                log.warning(
+                    "contact %s: its outcome update cannot be sent", item.contact.contact_id
+                )
+                continue
+            updates.append(
+                OutcomeUpdate(
+                    item.contact.id,
+                    item.contact.contact_list_id,
+                    request.model_copy(update={"dialable": False}),
+                )
+            )
+        through = max((item.disposition_id for item in found), default=None)
+        return OutcomeUpdates(tuple(updates), through)
+
+
+def write_outcomes(
+    *,
+    sessions: sessionmaker[Session],
+    client: GenesysClient,
+    updates: Sequence[OutcomeUpdate],
+    now: datetime,
+) -> Counter[str]:
+    """Write these outcomes to their contacts (one contact list, one request): the contact
+    centre keeps the disposition with the contact, and, not dialable, never calls it again on
+    its own; those written are stamped uncallable, so the uncallable flow leaves them be."""
+    if not updates:
+        return Counter()
+    list_id = updates[0].contact_list_id
+    result = client.add_contacts(list_id, [u.request for u in updates])
+    written = set(result.created)
+    done = [
+        DoneContact(u.row_id, list_id, u.request.contact_id, "its outcome was recorded")
+        for u in updates
+        if u.request.contact_id in written
+    ]
+    with transaction(sessions) as session:
+        record_uncallable(session=session, contacts=done, held=written, now=now)
+    return Counter({"written": len(written), "refused": len(result.rejected)})
 
 
 def publish_recorded(
-    *, sessions: sessionmaker[Session], now: datetime, limit: int
+    *,
+    sessions: sessionmaker[Session],
+    now: datetime,
+    limit: int,
+    through_id: int | None = None,
 ) -> list[tuple[str, str, dict[str, str]]]:
-    """Mark recorded outcomes as applied; their business events (no personal data)."""
+    """Mark recorded outcomes as applied (up to disposition ``through_id`` when given); their
+    business events (no personal data)."""
     with transaction(sessions) as session:
-        published = mark_published(session=session, limit=limit, now=now)
+        published = mark_published(session=session, limit=limit, now=now, through_id=through_id)
     return [
         (
             "disposition.recorded",

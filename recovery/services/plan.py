@@ -8,7 +8,14 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from recovery.domain.models import ContactPoint
-from recovery.domain.simulate import Plan, _aware, parse_dispositions, parse_reason, simulate
+from recovery.domain.simulate import (
+    Plan,
+    RetryOutcome,
+    _aware,
+    parse_dispositions,
+    parse_reason,
+    simulate,
+)
 
 
 class PlanArgumentError(ValueError):
@@ -26,27 +33,52 @@ def run_plan(
     dispositions: str = "",
     policy_file: str | None = None,
     rules_file: str | None = None,
+    next_retry: str | None = None,
+    retry_in: str | None = None,
+    retry_outcome: str | None = None,
+    failure_codes_file: str | None = None,
     now: datetime,
 ) -> Plan:
     """Check the ``recovery plan`` arguments, load the files, and simulate.
 
     Bad arguments raise ``PlanArgumentError``; ``now`` is the failure time when ``failed_at``
-    is not given.
+    is not given. ``next_retry`` (ISO 8601) or ``retry_in`` (a duration after the failure):
+    when the gateway retries by itself; ``retry_outcome`` (``paid`` or ``failed``) what that
+    retry brings.
     """
     from pathlib import Path
 
     from recovery.domain.compliance import RulesFileError, load_rules
-    from recovery.domain.policy import load_disposition_map, load_policy
+    from recovery.domain.policy import load_disposition_map, load_policy, parse_duration
     from recovery.domain.taxonomy import DataFileError, load_failure_codes
 
     try:
-        codes = load_failure_codes()
+        codes = load_failure_codes(Path(failure_codes_file) if failure_codes_file else None)
         category, _ = parse_reason(reason, codes)
         contact = _contact(phone, state, postal_code, tz)
         if failed_at:
             failed = _aware(failed_at.strip(), "--failed-at")
         else:
             failed = now
+        if next_retry and retry_in:
+            raise ValueError("give --next-retry or --retry-in, not both")
+        retry_at: datetime | None = None
+        if next_retry:
+            retry_at = _aware(next_retry.strip(), "--next-retry")
+        elif retry_in:
+            try:
+                retry_at = failed + parse_duration(retry_in)
+            except ValueError as exc:
+                raise ValueError(f"--retry-in: {exc}") from None
+        if retry_at is not None and retry_at <= failed:
+            raise ValueError("--next-retry must be after the failure")
+        outcome: RetryOutcome | None = None
+        if retry_outcome:
+            if retry_outcome not in ("paid", "failed"):
+                raise ValueError(f"--retry-outcome {retry_outcome!r}: expected paid or failed")
+            if retry_at is None:
+                raise ValueError("--retry-outcome needs --next-retry or --retry-in")
+            outcome = "paid" if retry_outcome == "paid" else "failed"
         script = parse_dispositions(dispositions, load_disposition_map())
         policy = load_policy(Path(policy_file) if policy_file else None)
         rules = load_rules(Path(rules_file) if rules_file else None)
@@ -59,6 +91,9 @@ def run_plan(
         dispositions=script,
         policy=policy,
         rules=rules,
+        next_retry_at=retry_at,
+        retry_outcome=outcome,
+        soft_decline=codes.is_soft(category),
     )
 
 

@@ -6,13 +6,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Table, and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from recovery.domain.compliance.holds import Hold, holds_data
 from recovery.domain.models import (
+    CardUpdated,
     CaseStatus,
     CaseView,
     ContactPoint,
@@ -25,7 +26,7 @@ from recovery.domain.models import (
     PaymentFailure,
     PaymentSucceeded,
 )
-from recovery.store.tables import CaseRow, HistoryRow, PaymentSuccessRow
+from recovery.store.tables import Base, CaseRow, HistoryRow, PaymentSuccessRow
 from recovery.store.upsert import insert_ignore
 
 
@@ -37,6 +38,9 @@ class ApplyResult:
     case_id: int | None
     reason: str
     key: str | None = None
+
+
+NO_OPEN_CASE = "no open case for this payment (a success is remembered)"
 
 
 def case_key(gateway: str, business_key: str) -> str:
@@ -95,8 +99,13 @@ def apply_failure(
     category: FailureCategory,
     category_reason: str,
     now: datetime,
+    soft_declines: frozenset[FailureCategory] | None = None,
 ) -> ApplyResult:
-    """Open the case for this payment, or update the one that exists (never a second one)."""
+    """Open the case for this payment, or update the one that exists (never a second one).
+
+    ``soft_declines``: the taxonomy's soft-decline categories; the history then records
+    whether the case's category is one (the state machine waits for a gateway's retry only
+    for those)."""
     success = session.scalar(
         select(PaymentSuccessRow).where(
             PaymentSuccessRow.gateway == failure.gateway.value,
@@ -110,9 +119,107 @@ def apply_failure(
             f"payment already succeeded at {success.occurred_at.isoformat()} "
             f"({success.event_id}); this failure is older",
         )
+    case_id = insert_ignore(
+        session,
+        CaseRow.__table__,  # type: ignore[arg-type]
+        _case_values(failure, category, now),
+        conflict=("gateway", "business_key"),
+    )
+    if case_id is not None:
+        for entry in _opening_history(
+            case_id, failure, category, category_reason, now, soft_declines
+        ):
+            session.add(HistoryRow(**entry))
+        return _opened(failure, case_id)
+    return _update_existing(session, failure, category, category_reason, now, soft_declines)
+
+
+@dataclass(frozen=True)
+class NewFailure:
+    """A failure ``open_cases`` may open: its category, and why (see ``apply_failure``)."""
+
+    failure: PaymentFailure
+    category: FailureCategory
+    category_reason: str
+
+
+def open_cases(
+    *,
+    session: Session,
+    items: Sequence[NewFailure],
+    now: datetime,
+    soft_declines: frozenset[FailureCategory] | None = None,
+) -> dict[int, ApplyResult]:
+    """Open the cases of failures known, in this transaction, to have no case and no recorded
+    success, in two statements (``apply_failure`` takes four or more per failure): results by
+    the index of the item. Items must name distinct payments.
+
+    A plain INSERT, so that SQLAlchemy compiles it once: on SQLite the transaction holds the
+    write lock from its first statement, so nothing can have opened one of these cases since
+    the caller looked; on PostgreSQL a concurrent runner may have, and the unique constraint
+    then fails the statement (``IntegrityError``): run it in a savepoint and apply the items
+    one by one with ``apply_failure`` instead."""
+    if not items:
+        return {}
+    # Core statements on the tables: executemany in a few multi-row INSERTs (the ORM's bulk
+    # insert with RETURNING sends one statement a row).
+    table = _table(CaseRow)
+    returned = session.execute(
+        insert(table).returning(table.c.id, table.c.gateway, table.c.business_key),
+        [_case_values(item.failure, item.category, now) for item in items],
+    ).all()
+    opened = {(gateway, key): int(case_id) for case_id, gateway, key in returned}
+    results: dict[int, ApplyResult] = {}
+    history: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        failure = item.failure
+        case_id = opened[(failure.gateway.value, failure.business_key)]
+        history.extend(
+            _opening_history(
+                case_id, failure, item.category, item.category_reason, now, soft_declines
+            )
+        )
+        results[index] = _opened(failure, case_id)
+    session.execute(insert(_table(HistoryRow)), history)
+    return results
+
+
+def remember_successes(
+    *, session: Session, successes: Sequence[PaymentSucceeded]
+) -> dict[int, ApplyResult]:
+    """Record successes known, in this transaction, to have no earlier success on record and
+    no case to close, in one statement: results by index (``ignored``: nothing to close; the
+    success is remembered). Successes must name distinct payments. A plain INSERT, as in
+    ``open_cases`` (and with the same ``IntegrityError`` on a PostgreSQL race)."""
+    if not successes:
+        return {}
+    session.execute(
+        insert(_table(PaymentSuccessRow)),
+        [
+            {
+                "gateway": success.gateway.value,
+                "business_key": success.business_key,
+                "event_id": success.event_id,
+                "occurred_at": success.occurred_at,
+                "amount": success.amount,
+                "currency": success.currency,
+            }
+            for success in successes
+        ],
+    )
+    return {index: ApplyResult("ignored", None, NO_OPEN_CASE) for index in range(len(successes))}
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _case_values(
+    failure: PaymentFailure, category: FailureCategory, now: datetime
+) -> dict[str, Any]:
     status, outcome, reason = _initial_status(failure)
     contact = failure.contact
-    values: dict[str, Any] = {
+    return {
         "gateway": failure.gateway.value,
         "business_key": failure.business_key,
         "customer_ref": failure.customer_ref,
@@ -142,30 +249,37 @@ def apply_failure(
         "contacts_made": 0,
         "flagged_for_review": False,
     }
-    case_id = insert_ignore(
-        session,
-        CaseRow.__table__,  # type: ignore[arg-type]
-        values,
-        conflict=("gateway", "business_key"),
-    )
-    if case_id is not None:
-        reasons = [reason, f"category {category.value}: {category_reason}"]
-        if failure.missing_fields:
-            reasons.append("missing fields: " + ", ".join(failure.missing_fields))
-        append_history(
-            session=session,
-            case_id=case_id,
+
+
+def _opening_history(
+    case_id: int,
+    failure: PaymentFailure,
+    category: FailureCategory,
+    category_reason: str,
+    now: datetime,
+    soft_declines: frozenset[FailureCategory] | None,
+) -> list[dict[str, Any]]:
+    """The history rows of a case just opened: the failure, and its close when the phone is
+    unusable."""
+    status, outcome, reason = _initial_status(failure)
+    reasons = [reason, f"category {category.value}: {category_reason}"]
+    if failure.missing_fields:
+        reasons.append("missing fields: " + ", ".join(failure.missing_fields))
+    rows = [
+        _history_values(
+            case_id,
             at=failure.occurred_at,
             now=now,
             kind=HistoryKind.failure_recorded,
             status=status,
             reasons=reasons,
-            data=_failure_data(failure, category),
+            data=_failure_data(failure, category, soft_declines),
         )
-        if outcome is not None:
-            append_history(
-                session=session,
-                case_id=case_id,
+    ]
+    if outcome is not None:
+        rows.append(
+            _history_values(
+                case_id,
                 at=now,
                 now=now,
                 kind=HistoryKind.closed,
@@ -173,10 +287,35 @@ def apply_failure(
                 reasons=[reason],
                 data={"outcome": outcome.value},
             )
-        return ApplyResult(
-            "opened", case_id, reason, case_key(failure.gateway, failure.business_key)
         )
-    return _update_existing(session, failure, category, category_reason, now)
+    return rows
+
+
+def _history_values(
+    case_id: int,
+    *,
+    at: datetime,
+    now: datetime,
+    kind: HistoryKind,
+    status: CaseStatus | None,
+    reasons: list[str],
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "at": at,
+        "recorded_at": now,
+        "kind": kind.value,
+        "status": status.value if status else None,
+        "disposition": None,
+        "reasons": reasons,
+        "data": data,
+    }
+
+
+def _opened(failure: PaymentFailure, case_id: int) -> ApplyResult:
+    _, _, reason = _initial_status(failure)
+    return ApplyResult("opened", case_id, reason, case_key(failure.gateway, failure.business_key))
 
 
 def _update_existing(
@@ -185,6 +324,7 @@ def _update_existing(
     category: FailureCategory,
     category_reason: str,
     now: datetime,
+    soft_declines: frozenset[FailureCategory] | None,
 ) -> ApplyResult:
     stmt = select(CaseRow).where(
         CaseRow.gateway == failure.gateway.value, CaseRow.business_key == failure.business_key
@@ -213,6 +353,7 @@ def _update_existing(
     if failure.amount is not None and case.amount is None:
         case.amount, case.currency = failure.amount, failure.currency or case.currency
         changed.append("amount now known")
+    changed.extend(_retry_changes(session, case.id, failure))
     if failure.attempt_count is not None:
         case.attempt_count = max(case.attempt_count or 0, failure.attempt_count)
     if failure.customer_ref and not case.customer_ref:
@@ -240,7 +381,7 @@ def _update_existing(
         kind=HistoryKind.failure_updated,
         status=CaseStatus(case.status),
         reasons=changed or [f"another event about the same payment ({failure.event_type})"],
-        data=_failure_data(failure, category),
+        data=_failure_data(failure, FailureCategory(case.category), soft_declines),
     )
     return ApplyResult(
         "updated",
@@ -250,8 +391,41 @@ def _update_existing(
     )
 
 
-def _failure_data(failure: PaymentFailure, category: FailureCategory) -> dict[str, Any]:
-    return {
+_FAILURE_KINDS = (HistoryKind.failure_recorded.value, HistoryKind.failure_updated.value)
+
+
+def _retry_changes(session: Session, case_id: int, failure: PaymentFailure) -> list[str]:
+    """What a further failure event says about the gateway's own retries, compared with the
+    latest failure on record: a failure after it (a retry that failed), or a different next
+    retry. Either makes the case due, so the state machine decides again."""
+    latest = session.execute(
+        select(HistoryRow.at, HistoryRow.data)
+        .where(HistoryRow.case_id == case_id, HistoryRow.kind.in_(_FAILURE_KINDS))
+        .order_by(HistoryRow.at.desc(), HistoryRow.id.desc())
+        .limit(1)
+    ).first()
+    if latest is None:
+        return []
+    at, data = latest
+    changes: list[str] = []
+    if failure.occurred_at > at:
+        changes.append(f"failed again at {failure.occurred_at.isoformat()}")
+    before = (data or {}).get("next_retry_at")
+    after = failure.next_retry_at.isoformat() if failure.next_retry_at is not None else None
+    # An older event delivered late says nothing new about the retries.
+    if after != before and failure.occurred_at >= at:
+        changes.append(
+            f"the gateway's next retry at {after}" if after else "the gateway retries no more"
+        )
+    return changes
+
+
+def _failure_data(
+    failure: PaymentFailure,
+    category: FailureCategory,
+    soft_declines: frozenset[FailureCategory] | None = None,
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
         "event_id": failure.event_id,
         "event_type": failure.event_type,
         "category": category.value,
@@ -260,7 +434,76 @@ def _failure_data(failure: PaymentFailure, category: FailureCategory) -> dict[st
         "advice_code": failure.advice_code,
         "amount": str(failure.amount) if failure.amount is not None else None,
         "currency": failure.currency,
+        # Read by the state machine (retry-aware first contact) and the dispatch (the link).
+        "next_retry_at": (
+            failure.next_retry_at.isoformat() if failure.next_retry_at is not None else None
+        ),
+        "payment_link": failure.payment_link,
     }
+    if soft_declines is not None:
+        data["decline"] = "soft" if category in soft_declines else "hard"
+    return data
+
+
+@dataclass(frozen=True)
+class FailureFacts:
+    """What the failure events on record say for the contact centre: when the gateway last
+    tried to take the payment, and the payment link of the latest event that had one."""
+
+    last_attempt_at: datetime | None
+    payment_link: str | None
+
+
+def failure_facts(entries: Iterable[HistoryEntry]) -> FailureFacts:
+    """Read from a case's history (the ``_failure_data`` of each failure event)."""
+    last_at: datetime | None = None
+    link: tuple[datetime, str] | None = None
+    for entry in entries:
+        if entry.kind not in (HistoryKind.failure_recorded, HistoryKind.failure_updated):
+            continue
+        if last_at is None or entry.at > last_at:
+            last_at = entry.at
+        found = entry.data.get("payment_link")
+        if isinstance(found, str) and found and (link is None or entry.at >= link[0]):
+            link = (entry.at, found)
+    return FailureFacts(last_at, link[1] if link else None)
+
+
+def apply_card_update(*, session: Session, update_: CardUpdated, now: datetime) -> ApplyResult:
+    """The card network updated a customer's card: a note on every open case of that customer
+    at this gateway, each made due so the state machine pauses it until the gateway's next
+    retry (which uses the new card)."""
+    stmt = select(CaseRow).where(
+        CaseRow.gateway == update_.gateway.value,
+        CaseRow.customer_ref == update_.customer_ref,
+        CaseRow.status != CaseStatus.closed.value,
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    cases = list(session.scalars(stmt.order_by(CaseRow.id)))
+    if not cases:
+        return ApplyResult("ignored", None, "no open case of this customer")
+    for case in cases:
+        if case.status != CaseStatus.needs_contact_info.value:
+            case.next_due_at = now if case.next_due_at is None else min(case.next_due_at, now)
+        case.updated_at = now
+        append_history(
+            session=session,
+            case_id=case.id,
+            at=update_.occurred_at,
+            now=now,
+            kind=HistoryKind.card_updated,
+            status=CaseStatus(case.status),
+            reasons=[f"the card network updated the customer's card ({update_.event_type})"],
+            data={"event_id": update_.event_id, "event_type": update_.event_type},
+        )
+    last = cases[-1]
+    return ApplyResult(
+        "updated",
+        last.id,
+        f"card updated: {len(cases)} open case(s) of the customer",
+        case_key(last.gateway, last.business_key),
+    )
 
 
 def apply_success(*, session: Session, success: PaymentSucceeded, now: datetime) -> ApplyResult:
@@ -305,9 +548,7 @@ def apply_success(*, session: Session, success: PaymentSucceeded, now: datetime)
         if not (c.status == CaseStatus.closed.value and c.outcome == Outcome.recovered.value)
     ]
     if not cases:
-        return ApplyResult(
-            "ignored", None, "no open case for this payment (a success is remembered)"
-        )
+        return ApplyResult("ignored", None, NO_OPEN_CASE)
     for case in cases:
         close_case(
             session=session,
@@ -409,10 +650,12 @@ def record_decision(
     reasons: Sequence[str],
     now: datetime,
     holds: Sequence[Hold] = (),
+    extra: dict[str, Any] | None = None,
 ) -> CaseMoved:
     """The state machine's wait or review: the case's status and reason, due again at ``at``,
     released (a review also flags it for a person), and the decision in its history, with the
-    compliance ``holds`` behind it as ``data["holds"]``."""
+    compliance ``holds`` behind it as ``data["holds"]`` and ``extra`` (a retry-aware wait's
+    facts) beside them."""
     case.status = status.value
     case.status_reason = "; ".join(reasons)[:2000]
     case.next_due_at = at
@@ -428,7 +671,12 @@ def record_decision(
         kind=HistoryKind.decision,
         status=status,
         reasons=reasons,
-        data={"action": action, "next_due_at": at.isoformat(), "holds": holds_data(holds)},
+        data={
+            "action": action,
+            "next_due_at": at.isoformat(),
+            "holds": holds_data(holds),
+            **(extra or {}),
+        },
     )
     return _case_moved(case)
 

@@ -187,16 +187,21 @@ class Published:
     source: str
 
 
-def mark_published(*, session: Session, limit: int, now: datetime) -> list[Published]:
-    """Mark up to ``limit`` recorded outcomes not yet published (oldest first) as applied at
-    ``now``; what they were."""
-    rows = session.execute(
+def mark_published(
+    *, session: Session, limit: int, now: datetime, through_id: int | None = None
+) -> list[Published]:
+    """Mark up to ``limit`` recorded outcomes not yet published (oldest first; none after
+    disposition ``through_id`` when given) as applied at ``now``; what they were."""
+    stmt = (
         select(DispositionRow, CaseRow.gateway, CaseRow.business_key)
         .join(CaseRow, CaseRow.id == DispositionRow.case_id)
         .where(DispositionRow.applied_at.is_(None))
         .order_by(DispositionRow.id)
         .limit(limit)
-    ).all()
+    )
+    if through_id is not None:
+        stmt = stmt.where(DispositionRow.id <= through_id)
+    rows = session.execute(stmt).all()
     published = []
     for disposition, gateway, business_key in rows:
         disposition.applied_at = now
@@ -210,6 +215,30 @@ def mark_published(*, session: Session, limit: int, now: datetime) -> list[Publi
             )
         )
     return published
+
+
+@dataclass(frozen=True)
+class Unpublished:
+    """A recorded outcome not yet published, with its contact and case (read only)."""
+
+    disposition_id: int
+    disposition: str
+    contact: ContactRow
+    case: CaseRow
+
+
+def unpublished_outcomes(*, session: Session, limit: int) -> list[Unpublished]:
+    """Up to ``limit`` recorded outcomes not yet published, oldest first, with their contact
+    and case."""
+    rows = session.execute(
+        select(DispositionRow.id, DispositionRow.disposition, ContactRow, CaseRow)
+        .join(ContactRow, ContactRow.contact_id == DispositionRow.contact_id)
+        .join(CaseRow, CaseRow.id == ContactRow.case_id)
+        .where(DispositionRow.applied_at.is_(None))
+        .order_by(DispositionRow.id)
+        .limit(limit)
+    ).all()
+    return [Unpublished(int(r[0]), str(r[1]), r[2], r[3]) for r in rows]
 
 
 def dispositions_of_case(*, session: Session, case_id: int) -> list[DispositionRow]:

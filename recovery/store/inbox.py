@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from recovery.store.tables import InboxRow, TransmissionRow
@@ -125,6 +126,58 @@ def forget_transmissions(*, session: Session, before: datetime) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def insert_deliveries(*, session: Session, deliveries: list[Delivery]) -> list[int | None]:
+    """Insert many deliveries in the session's transaction; for each, the new row's id, or
+    None when it was recorded before (or earlier in the list).
+
+    One read of the ids already recorded, then one plain INSERT of the new rows, which
+    SQLAlchemy compiles once. On SQLite the transaction holds the write lock from that read on;
+    on PostgreSQL a concurrent writer may record one of them in between, and the unique
+    constraint fails the INSERT: then every delivery is inserted on its own, which tells new
+    from recorded exactly."""
+    keys = [(d.gateway, d.event_id[:255]) for d in deliveries]
+    wanted = sorted({event_id for _, event_id in keys})
+    seen: set[tuple[str, str]] = set()
+    for start in range(0, len(wanted), 500):
+        seen.update(
+            session.execute(
+                select(InboxRow.gateway, InboxRow.event_id).where(
+                    InboxRow.event_id.in_(wanted[start : start + 500])
+                )
+            ).tuples()
+        )
+    new: list[bool] = []
+    rows: list[dict[str, Any]] = []
+    for delivery, key in zip(deliveries, keys, strict=True):
+        new.append(key not in seen)
+        if key not in seen:
+            rows.append(_row(delivery))
+        seen.add(key)
+    if not rows:
+        return [None] * len(deliveries)
+    table = cast(Table, InboxRow.__table__)
+    try:
+        with session.begin_nested():
+            # Core executemany on the table: a few multi-row INSERTs.
+            returned = session.execute(
+                insert(table).returning(table.c.id, table.c.gateway, table.c.event_id), rows
+            ).all()
+    except IntegrityError:
+        return [_insert_one(session, d) for d in deliveries]
+    ids = {(gateway, event_id): int(row_id) for row_id, gateway, event_id in returned}
+    return [ids[key] if is_new else None for key, is_new in zip(keys, new, strict=True)]
+
+
+def _insert_one(session: Session, delivery: Delivery) -> int | None:
+    inserted = insert_ignore(
+        session,
+        InboxRow.__table__,  # type: ignore[arg-type]
+        _row(delivery),
+        conflict=("gateway", "event_id"),
+    )
+    return int(inserted) if inserted is not None else None
+
+
 def record_delivery(
     *,
     session: Session,
@@ -166,14 +219,28 @@ def recorded_events(*, session: Session, event_ids: Iterable[str]) -> set[tuple[
     return found
 
 
-def next_unprocessed(*, session: Session, limit: int) -> list[InboxRow]:
-    """The oldest unprocessed rows; rows another runner holds are skipped on PostgreSQL."""
+class Pending(NamedTuple):
+    """An unprocessed inbox row, as ingest reads it."""
+
+    id: int
+    gateway: str
+    event_type: str
+    kind: str
+    payload: dict[str, Any]
+
+
+def next_unprocessed(*, session: Session, limit: int) -> list[Pending]:
+    """The oldest unprocessed rows; rows another runner holds are skipped on PostgreSQL. Read
+    as plain rows (the rows are only read, then marked by id)."""
     stmt = (
-        select(InboxRow).where(InboxRow.processed_at.is_(None)).order_by(InboxRow.id).limit(limit)
+        select(InboxRow.id, InboxRow.gateway, InboxRow.event_type, InboxRow.kind, InboxRow.payload)
+        .where(InboxRow.processed_at.is_(None))
+        .order_by(InboxRow.id)
+        .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
-    return list(session.scalars(stmt))
+    return [Pending(*row) for row in session.execute(stmt)]
 
 
 def mark_processed(
@@ -186,6 +253,25 @@ def mark_processed(
         # The rows are not reread in this session: skipping the in-session synchronisation
         # keeps a batch linear (it re-examined every loaded object for each row).
         .execution_options(synchronize_session=False)
+    )
+
+
+def mark_processed_many(
+    *, session: Session, marks: list[tuple[int, str, str | None]], now: datetime
+) -> None:
+    """``mark_processed`` for many rows in one statement: (row id, result, error) each."""
+    if not marks:
+        return
+    table = cast(Table, InboxRow.__table__)
+    # A Core executemany: the ORM's bulk update would also re-examine the loaded rows.
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("row_id"))
+        .values(processed_at=bindparam("at"), result=bindparam("res"), error=bindparam("err")),
+        [
+            {"row_id": row_id, "at": now, "res": result[:64], "err": error}
+            for row_id, result, error in marks
+        ],
     )
 
 

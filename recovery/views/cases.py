@@ -8,6 +8,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+WAITING_FOR = {
+    "gateway_retry": "the gateway's own retry",
+    "card_update": "the gateway's retry with the updated card",
+}
+
 
 def print_case_table(rows: list[dict[str, Any]], console: Console | None = None) -> None:
     console = console or Console()
@@ -56,11 +61,19 @@ def print_case_detail(detail: dict[str, Any], console: Console | None = None) ->
         "currency",
         "failed_at",
         "next_due_at",
+        "next_retry_at",
+        "payment_link",
         "contacts_made",
         "reason",
     ):
         if detail.get(label) not in (None, ""):
             console.print(f"  {label.replace('_', ' ')}: {detail[label]}")
+    waiting = detail.get("waiting")
+    if waiting:
+        what = WAITING_FOR.get(str(waiting["waiting_for"]), str(waiting["waiting_for"]))
+        console.print(f"  waiting for {what}: no call before {waiting['until']}")
+        for reason in waiting["reasons"]:
+            console.print(f"    {reason}")
     if detail["missing_fields"]:
         console.print(f"  missing fields: {', '.join(detail['missing_fields'])}")
     timeline = Table(title="timeline")

@@ -26,6 +26,10 @@ def print_plan(plan: Plan, *, json_output: bool = False) -> None:
             detail = f"attempt {step.attempt}: {step.disposition}"
         elif step.action == "close":
             detail = step.outcome.value if step.outcome else ""
+        elif step.action == "event":
+            detail = step.event or ""
+        elif step.waiting_for is not None:
+            detail = f"{step.status.value}: {step.waiting_for.replace('_', ' ')}"
         else:
             detail = step.status.value
         table.add_row(

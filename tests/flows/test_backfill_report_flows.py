@@ -57,11 +57,11 @@ def test_backfill_twice_then_report(
     first = backfill(path=str(export))
     second = backfill(path=str(export))
     assert first["records"] == 62 and second["records"] == 62
-    assert first["recorded"] == {"failure": 60, "success": 0}
+    assert first["recorded"] == {"failure": 60, "success": 0, "card_updated": 0}
     assert first["skipped"]["duplicate event"] == 1
     assert len(first["malformed"]) == 1 and "line 62" in first["malformed"][0]
     assert first["cases"] == {"opened": 30, "updated": 30}
-    assert second["recorded"] == {"failure": 0, "success": 0}
+    assert second["recorded"] == {"failure": 0, "success": 0, "card_updated": 0}
     assert second["skipped"]["duplicate event"] == 61
     runtime = Runtime(settings_for(store_url))
     with runtime.sessions() as s:

@@ -25,8 +25,10 @@ from typer.testing import CliRunner
 from recovery.cli import app
 from recovery.domain.models import CaseStatus, Gateway, Outcome
 from recovery.domain.taxonomy import load_failure_codes
+from recovery.gateways.stripe import normalise
 from recovery.services.backfill import open_export, run_backfill
-from recovery.store.db import make_engine, make_sessionmaker
+from recovery.store.db import make_engine, make_sessionmaker, transaction
+from recovery.store.inbox import record_delivery
 from recovery.store.tables import Base, CaseRow, HistoryRow, InboxRow, PaymentSuccessRow
 from tests.factories import envelope, intent_failed, invoice_failed
 
@@ -169,7 +171,7 @@ def test_ten_thousand_lines_exact_counts_and_a_second_run_changes_nothing(
     assert code == 0, err
     assert first is not None
     assert first["records"] == 10_000
-    assert first["recorded"] == {"failure": 2800, "success": 600}
+    assert first["recorded"] == {"failure": 2800, "success": 600, "card_updated": 0}
     assert first["skipped"] == {
         "duplicate event": 1000,
         "outside the time range": 0,
@@ -191,7 +193,7 @@ def test_ten_thousand_lines_exact_counts_and_a_second_run_changes_nothing(
     code, second, err = backfill(str(path))
     assert code == 0, err
     assert second is not None
-    assert second["recorded"] == {"failure": 0, "success": 0}
+    assert second["recorded"] == {"failure": 0, "success": 0, "card_updated": 0}
     assert second["skipped"] == {
         "duplicate event": 9900,
         "outside the time range": 0,
@@ -280,7 +282,7 @@ def test_csv_rows_bad_values_skip_only_their_row(
     assert code == 0, err
     assert document is not None
     assert document["records"] == 6
-    assert document["recorded"] == {"failure": 2, "success": 0}
+    assert document["recorded"] == {"failure": 2, "success": 0, "card_updated": 0}
     assert document["skipped"]["duplicate event"] == 1
     assert document["skipped"]["malformed"] == 3
     assert document["malformed"] == [
@@ -317,7 +319,7 @@ def test_csv_gateway_column_joins_the_gateways_cases(
     code, document, err = backfill(str(path))
     assert code == 0, err
     assert document is not None
-    assert document["recorded"] == {"failure": 0, "success": 1}
+    assert document["recorded"] == {"failure": 0, "success": 1, "card_updated": 0}
     assert document["skipped"]["duplicate event"] == 1
     choices = ", ".join(g.value for g in Gateway)
     assert document["malformed"] == [f"line 4: field gateway: expected one of {choices}"]
@@ -564,3 +566,64 @@ def test_long_numeric_ids_that_look_like_card_numbers_stay_distinct(
         ids = list(s.scalars(select(InboxRow.event_id)))
     assert len(set(ids)) == 2
     assert all(i.startswith("[redacted-card-number:") for i in ids)
+
+
+def test_a_success_waiting_in_the_inbox_meets_the_export_s_older_failure_first(
+    tmp_path: Path, store_sessions: sessionmaker[Session]
+) -> None:
+    """A live success not yet ingested is applied before the export's failure of the same
+    payment, as ingest would order them: the older failure then opens nothing."""
+    paid = invoice_failed(
+        event_id="evt_live_paid",
+        invoice_id="in_order",
+        created=T0 + timedelta(hours=1),
+        event_type="invoice.paid",
+    )
+    success = normalise(paid)
+    with transaction(store_sessions) as session:
+        assert record_delivery(
+            session=session,
+            gateway="stripe",
+            event_id="evt_live_paid",
+            event_type="invoice.paid",
+            kind="success",
+            payload=success.model_dump(mode="json"),
+            pan_redacted=False,
+            now=T0 + timedelta(hours=1),
+        )
+    path = tmp_path / "older.jsonl"
+    path.write_text(compact(invoice_failed(event_id="evt_old", invoice_id="in_order", created=T0)))
+    code, document, err = backfill(str(path))
+    assert code == 0, err
+    assert document is not None
+    assert document["cases"] == {"ignored": 2}  # the success: nothing to close; the failure
+    with store_sessions() as s:
+        assert s.scalar(select(func.count()).select_from(CaseRow)) == 0
+        assert s.scalar(select(func.count()).where(InboxRow.processed_at.is_(None))) == 0
+
+
+def test_the_middleware_shape_is_backfilled_once(
+    tmp_path: Path, store_sessions: sessionmaker[Session]
+) -> None:
+    body = {
+        "transaction_id": "txn_77",
+        "customer_phone_number": "(305) 555-0143",
+        "failure_reason": "Insufficient Funds",
+        "original_amount": "12.50",
+        "occurred_at": T0.isoformat(),
+    }
+    path = tmp_path / "middleware.jsonl"
+    path.write_text(json.dumps(body) + "\n" + json.dumps(body) + "\n")
+    code, document, err = backfill(str(path))
+    assert code == 0, err
+    assert document is not None
+    assert document["recorded"]["failure"] == 1
+    assert document["skipped"]["duplicate event"] == 1
+    assert document["cases"] == {"opened": 1}
+    with store_sessions() as s:
+        case = s.scalars(select(CaseRow)).one()
+        assert (case.gateway, case.business_key, case.category) == (
+            "generic",
+            "txn_77",
+            "insufficient_funds",
+        )

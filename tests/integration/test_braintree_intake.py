@@ -134,7 +134,13 @@ def notification_xml(
     balance: str = "49.99",
     failure_count: int = 1,
     timestamp: str = "2026-12-01T17:00:00Z",
+    next_billing_date: str | None = None,
 ) -> str:
+    next_billing = (
+        f'<next-billing-date type="date">{next_billing_date}</next-billing-date>'
+        if next_billing_date
+        else ""
+    )
     return f"""
         <notification>
           <timestamp type="datetime">{timestamp}</timestamp>
@@ -148,6 +154,7 @@ def notification_xml(
               <failure-count type="integer">{failure_count}</failure-count>
               <billing-period-start-date type="date">{period_start}</billing-period-start-date>
               <billing-period-end-date type="date">2026-12-31</billing-period-end-date>
+              {next_billing}
               <transactions type="array">{"".join(transactions)}</transactions>
               <add-ons type="array"></add-ons>
               <discounts type="array"></discounts>
@@ -559,3 +566,34 @@ def test_successful_retry_closes_the_case_and_the_next_period_opens_a_new_one(
     fresh = _case(sessions, "sub_42@2027-01-01")
     assert fresh is not None and fresh.status == CaseStatus.open.value
     assert fresh.category == FailureCategory.card_expired.value
+
+
+def test_the_next_retry_is_the_end_of_the_past_due_subscription_s_next_billing_date(
+    gateway: braintree.BraintreeGateway,
+) -> None:
+    from datetime import UTC, datetime
+
+    declined = transaction_xml(
+        "txn_retry",
+        status="processor_declined",
+        response_code="2001",
+        response_type="soft_declined",
+    )
+    xml = notification_xml(
+        "subscription_charged_unsuccessfully", [declined], next_billing_date="2026-12-11"
+    )
+    result = bt.parse_notification(*signed(xml), gateway=gateway)
+    assert isinstance(result, PaymentFailure)
+    # a date in the merchant's zone: done by the end of 11 December at UTC-12
+    assert result.next_retry_at == datetime(2026, 12, 12, 12, tzinfo=UTC)
+    # a next billing date on or before the failure's own date names no retry
+    same_day = notification_xml(
+        "subscription_charged_unsuccessfully", [declined], next_billing_date="2026-12-01"
+    )
+    again = bt.parse_notification(*signed(same_day), gateway=gateway)
+    assert isinstance(again, PaymentFailure) and again.next_retry_at is None
+    without = bt.parse_notification(
+        *signed(notification_xml("subscription_charged_unsuccessfully", [declined])),
+        gateway=gateway,
+    )
+    assert isinstance(without, PaymentFailure) and without.next_retry_at is None

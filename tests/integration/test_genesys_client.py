@@ -16,7 +16,13 @@ from recovery.contact_center.client import (
     login_url_for,
     region_urls,
 )
-from recovery.contact_center.contacts import ContactRequest, contact_id_for, redact
+from recovery.contact_center.contacts import (
+    CONTACT_COLUMNS,
+    ContactRequest,
+    contact_columns,
+    contact_id_for,
+    redact,
+)
 from recovery.contact_center.errors import (
     AuthenticationFailed,
     CardDataRefused,
@@ -104,16 +110,62 @@ def test_writable_contact_has_only_sanitised_string_columns() -> None:
 
 
 @pytest.mark.parametrize(
-    "field", ["transaction_id", "failure_reason", "next_retry_window", "case_key"]
+    "field",
+    [
+        "transaction_id",
+        "failure_reason",
+        "next_retry_window",
+        "case_key",
+        "payment_link",
+        "disposition_code",
+    ],
 )
 @pytest.mark.parametrize("card", ["4111111111111111", "4111 1111 1111 1111", "378282246310005"])
 def test_card_numbers_are_refused_and_never_echoed(field: str, card: str) -> None:
     values = request_for(1).model_dump()
-    values[field] = f"ref {card}"
+    values[field] = f"https://pay.example.com/{card}" if field == "payment_link" else f"ref {card}"
     with pytest.raises(CardDataRefused) as caught:
         ContactRequest(**values)
     assert card not in str(caught.value)
     assert caught.value.field == field
+
+
+def test_every_column_is_sent_always_and_the_outcome_update_is_not_dialable() -> None:
+    first = request_for(7).model_copy(
+        update={
+            "last_attempt_date": "2026-03-03",
+            "payment_link": "https://invoice.stripe.com/i/acct_1/test_x?s=ap",
+        }
+    )
+    first = ContactRequest(**first.model_dump())
+    wire = first.to_writable("L1", phone_column="mobile")
+    assert sorted(wire["data"]) == sorted(contact_columns("mobile"))
+    assert wire["callable"] is True
+    assert wire["data"]["lastAttemptDate"] == "2026-03-03"
+    assert wire["data"]["pciTokenized"] == "true" and wire["data"]["dispositionCode"] == ""
+    assert wire["data"]["paymentLink"] == "https://invoice.stripe.com/i/acct_1/test_x?s=ap"
+    update = ContactRequest(
+        **{**first.model_dump(), "disposition_code": "promise_to_pay", "dialable": False}
+    )
+    after = update.to_writable("L1")
+    assert after["id"] == wire["id"] and after["callable"] is False
+    assert after["data"]["dispositionCode"] == "promise_to_pay"
+    assert tuple(request_for(1).data()) == CONTACT_COLUMNS
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("payment_link", "http://pay.example.com/i/1"),
+        ("payment_link", "javascript:alert(1)"),
+        ("last_attempt_date", "yesterday"),
+    ],
+)
+def test_a_link_that_is_not_https_or_a_date_that_is_not_one_is_refused(
+    field: str, value: str
+) -> None:
+    with pytest.raises(ValueError):
+        ContactRequest(**{**request_for(1).model_dump(), field: value})
 
 
 def test_bad_phone_and_zone_are_refused_with_the_phone_masked() -> None:

@@ -353,3 +353,14 @@ def test_verified_body_with_a_card_number_normalises_without_it() -> None:
     assert isinstance(result, PaymentFailure)
     assert result.customer_name == f"Grace Hopper {REDACTED}"
     assert PAN not in result.model_dump_json()
+
+
+def test_the_next_retry_is_paypal_s_next_payment_retry_time() -> None:
+    result = paypal.normalise(failed_event())
+    assert isinstance(result, PaymentFailure)
+    assert result.next_retry_at == datetime(2026, 12, 6, 10, tzinfo=UTC)
+    # next_billing_time is the next cycle, not a retry: without a retry time, none is known
+    event = failed_event()
+    del event["resource"]["billing_info"]["last_failed_payment"]["next_payment_retry_time"]
+    result = paypal.normalise(event)
+    assert isinstance(result, PaymentFailure) and result.next_retry_at is None

@@ -325,6 +325,15 @@ def test_figures_match_the_hand_computed_ones(sessions: sessionmaker[Session]) -
         report = compute_report(session=session, now=LATER, since=SINCE, until=UNTIL)
     assert report.funnel == EXPECTED_FUNNEL
     assert report.recovered_after_contact == 3  # A B D
+    # A after its promise; B (callback) and D (payment updated) within 7 days of speaking to
+    # the customer; C and I paid without any call
+    assert report.attribution is not None
+    assert report.attribution.recovered == {
+        "after_promise": 1,
+        "after_call": 2,
+        "no_call": 2,
+        "after_calls": 0,
+    }
     assert report.recovered_amount == {
         "eur": Decimal("10.00"),
         "jpy": Decimal("3000"),
@@ -597,6 +606,7 @@ def test_cli_json_contract_and_files(cli_store: str, tmp_path: Path) -> None:
         "blocked_decisions",
         "closed_by_outcome",
         "recoveries_by_day",
+        "attribution",
         "files",
     }
     assert document["period"] == {
@@ -638,12 +648,35 @@ def test_cli_json_contract_and_files(cli_store: str, tmp_path: Path) -> None:
     assert "![Recoveries per day](recoveries.png)" in text
     assert "| recovered | 5 | 50.0% |" in text
     assert "| US | hours | 4 | 3 |" in text
+    assert document["attribution"] == {
+        "days": 7,
+        "recovered": [
+            {"cause": "after_promise", "cases": 1, "amount": {"usd": "20.00"}},
+            {"cause": "after_call", "cases": 2, "amount": {"usd": "50.50"}},
+            {"cause": "no_call", "cases": 2, "amount": {"eur": "10.00", "jpy": "3000"}},
+            {"cause": "after_calls", "cases": 0, "amount": {}},
+        ],
+        "retry_waits": 0,
+        "calls_avoided": 0,
+        "calls_avoided_amount": {},
+    }
+    assert "## Recoveries attributed" in text
+    assert (
+        "| recovered after a call (within 7 days of a right-party contact) | 2 | 40.0% "
+        "| 50.50 USD |" in text
+    )
 
 
 def test_cli_tables_and_default_folder(cli_store: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["report", "--since", "2026-10-01T00:00:00Z"])
     assert result.exit_code == 0, result.stderr
-    for title in ("Funnel", "Recovered amount", "By failure category", "Blocked by compliance"):
+    for title in (
+        "Funnel",
+        "Recovered amount",
+        "By failure category",
+        "Blocked by compliance",
+        "Recoveries attributed",
+    ):
         assert title in result.stdout
     # The conftest points RECOVERY_DATA_DIR at tmp_path / "data".
     assert (tmp_path / "data" / "reports" / "recoveries.png").exists()

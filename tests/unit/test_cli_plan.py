@@ -63,11 +63,31 @@ def test_json_contract() -> None:
         "no_answer",
     ]
     assert [s["attempt"] for s in contacts] == [1, 2, 3, 4]
-    assert utc(contacts[0]["at"]) == datetime(2026, 11, 5, 18, tzinfo=UTC)  # 3 days' grace
+    assert utc(contacts[0]["at"]) == datetime(2026, 11, 9, 18, tzinfo=UTC)  # 7 days' grace
     assert steps[-1] == {**steps[-1], "action": "close", "outcome": "exhausted"}
     rules = load_rules()
     contact = ContactPoint(phone_e164="+14155550123", state="CA")
     assert permitted(contact, CallHistory(), utc(contacts[0]["at"]), rules).permitted
+
+
+def test_the_payday_policy_calls_after_three_days_then_on_paydays() -> None:
+    payday = str(Path(DEFAULT_POLICY).with_name("policy-payday.yaml"))
+    steps = plan(
+        "--reason",
+        "insufficient_funds",
+        *CA,
+        "--failed-at",
+        "2026-11-02T10:00:00-08:00",
+        "--dispositions",
+        "no_answer,no_answer",
+        "--policy",
+        payday,
+    )["steps"]
+    contacts = [s for s in steps if s["action"] == "contact"]
+    assert utc(contacts[0]["at"]) == datetime(2026, 11, 5, 18, tzinfo=UTC)  # 3 days' grace
+    # then the next 1st or 15th of the month, at 08:00 in Los Angeles
+    assert utc(contacts[1]["at"]) == datetime(2026, 11, 15, 16, tzinfo=UTC)
+    assert utc(contacts[2]["at"]) == datetime(2026, 12, 1, 16, tzinfo=UTC)
 
 
 def test_a_stripe_decline_code_is_mapped_through_the_taxonomy() -> None:
@@ -152,6 +172,18 @@ def test_table_output() -> None:
         (["--reason", "card_expired", *CA, "--dispositions", "busy:2026-12-03"], "take a value"),
         (["--reason", "card_expired", *CA, "--tz", "Mars/Olympus"], "--tz"),
         (["--reason", "card_expired", *CA, "--state", "California"], "--state"),
+        (["--reason", "card_expired", *CA, "--retry-in", "soon"], "--retry-in"),
+        (
+            ["--reason", "card_expired", *CA, "--retry-in", "1d", "--next-retry", "2026-12-01"],
+            "not both",
+        ),
+        (
+            ["--reason", "card_expired", *CA, "--failed-at", "2026-11-02T10:00:00-08:00"]
+            + ["--next-retry", "2026-11-01T10:00:00-08:00"],
+            "after the failure",
+        ),
+        (["--reason", "card_expired", *CA, "--retry-outcome", "paid"], "needs --next-retry"),
+        (["--reason", "card_expired", *CA, "--retry-in", "1d", "--retry-outcome", "x"], "paid"),
     ],
 )
 def test_bad_arguments_exit_2(args: list[str], message: str) -> None:
@@ -159,6 +191,55 @@ def test_bad_arguments_exit_2(args: list[str], message: str) -> None:
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert result.stdout == ""
+
+
+FAILED_MONDAY = ["--failed-at", "2026-11-02T10:00:00-08:00"]
+
+
+def test_a_retry_in_three_days_that_succeeds_closes_the_case_with_no_call() -> None:
+    steps = plan(
+        "--reason", "insufficient_funds", *CA, *FAILED_MONDAY, "--retry-in", "3d",
+        "--retry-outcome", "paid",
+    )["steps"]  # fmt: skip
+    assert [s["action"] for s in steps] == ["wait", "event", "close"]
+    assert steps[1]["event"] == "gateway retry: paid"
+    assert steps[-1]["outcome"] == "recovered"
+    assert steps[-1]["at"] == "2026-11-05T18:00:00Z"  # at the retry, before any call
+
+
+def test_a_soft_decline_waits_past_the_retry_the_gateway_announced() -> None:
+    payday = str(Path(DEFAULT_POLICY).with_name("policy-payday.yaml"))
+    steps = plan(
+        "--reason", "insufficient_funds", *CA, *FAILED_MONDAY, "--retry-in", "3d",
+        "--policy", payday,
+    )["steps"]  # fmt: skip
+    first = steps[0]
+    assert first["status"] == "awaiting_retry" and first["waiting_for"] == "gateway_retry"
+    assert first["retry_at"] == "2026-11-05T18:00:00Z"
+    contacts = [s for s in steps if s["action"] == "contact"]
+    # the 3-day grace ends with the retry; the first call comes a day after it
+    assert contacts[0]["at"] == "2026-11-06T18:00:00Z"
+
+
+def test_a_failed_retry_moves_the_case_on() -> None:
+    steps = plan(
+        "--reason", "generic_decline", *CA, *FAILED_MONDAY, "--retry-in", "3d",
+        "--retry-outcome", "failed",
+    )["steps"]  # fmt: skip
+    contacts = [s for s in steps if s["action"] == "contact"]
+    # called at the retry's failure, not a day after the retry
+    assert contacts[0]["at"] == "2026-11-05T18:00:00Z"
+    assert any("failed" in r for r in contacts[0]["reasons"])
+
+
+def test_an_expired_card_is_called_at_the_first_lawful_minute_whatever_the_retry() -> None:
+    steps = plan(
+        "--reason", "expired_card", *CA, "--failed-at", "2026-11-02T06:30:00-08:00",
+        "--retry-in", "1d",
+    )["steps"]  # fmt: skip
+    assert steps[0]["action"] == "wait" and steps[0]["status"] == "awaiting_window"
+    assert steps[1]["action"] == "contact" and steps[1]["at"] == "2026-11-02T16:00:00Z"
+    assert "waiting_for" not in steps[0]
 
 
 def test_a_bad_policy_file_exits_2_naming_the_entry(tmp_path: Path) -> None:

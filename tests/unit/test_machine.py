@@ -24,9 +24,10 @@ from recovery.domain.models import (
     HistoryKind,
     Outcome,
 )
-from recovery.domain.policy import load_policy
+from recovery.domain.policy import DEFAULT_POLICY, load_policy
 
 POLICY = load_policy()
+PAYDAY = load_policy(DEFAULT_POLICY.with_name("policy-payday.yaml"))
 RULES = load_rules()
 LA = ZoneInfo("America/Los_Angeles")
 NY = ZoneInfo("America/New_York")
@@ -125,8 +126,8 @@ def test_insufficient_funds_is_not_called_before_the_grace() -> None:
     at = local(LA, 2026, 11, 2, 10, 0)  # Monday
     case = make_case(FailureCategory.insufficient_funds, at)
     history = [failed(at)]
-    grace_end = at + timedelta(days=3)
-    for now in (at, at + timedelta(hours=5), at + timedelta(days=2, hours=23, minutes=59)):
+    grace_end = at + timedelta(days=7)  # the default policy's 7-day grace
+    for now in (at, at + timedelta(hours=5), at + timedelta(days=6, hours=23, minutes=59)):
         step = run(case, history, now)
         assert step.action == "wait"
         assert step.at == grace_end
@@ -177,11 +178,17 @@ def test_unanswered_calls_retry_on_the_category_schedule(disposition: Dispositio
     assert run(case, history, step.at).attempt == 2
 
 
-def test_insufficient_funds_retries_on_the_next_payday() -> None:
+def test_insufficient_funds_retries_on_the_next_payday_under_the_payday_policy() -> None:
     case, history, now = one_attempt(FailureCategory.insufficient_funds, Disposition.no_answer)
-    step = run(case, history, now)
+    step = decide(case, history, now, PAYDAY, RULES)
     # the 15th of November, midnight Pacific, then the calling window opens at 08:00
     assert step.at == local(LA, 2026, 11, 15, 8, 0)
+
+
+def test_insufficient_funds_retries_after_fixed_delays_under_the_default_policy() -> None:
+    case, history, now = one_attempt(FailureCategory.insufficient_funds, Disposition.no_answer)
+    step = run(case, history, now)
+    assert step.at == history[1].at + timedelta(days=3)
 
 
 def test_promise_to_pay_waits_for_the_date_plus_grace() -> None:

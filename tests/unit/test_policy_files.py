@@ -111,8 +111,18 @@ def test_the_shipped_policy_covers_everything() -> None:
     assert set(policy.categories) == set(FailureCategory)
     assert set(policy.dispositions) == set(Disposition)
     insufficient = policy.for_category(FailureCategory.insufficient_funds)
-    assert insufficient.first_contact == timedelta(days=3)
-    assert insufficient.retry == (DayOfMonth(day_of_month=(1, 15)),)
+    assert insufficient.first_contact == timedelta(days=7)
+    assert insufficient.gateway_retry is not None
+    assert insufficient.gateway_retry.after == timedelta(days=1)
+    payday = load_policy(DEFAULT_POLICY.with_name("policy-payday.yaml"))
+    paid_on = payday.for_category(FailureCategory.insufficient_funds)
+    assert paid_on.first_contact == timedelta(days=3)
+    assert paid_on.retry == (DayOfMonth(day_of_month=(1, 15)),)
+    # the two files differ in the insufficient-funds schedule only
+    assert {c: payday.for_category(c) for c in FailureCategory if c != "insufficient_funds"} == {
+        c: policy.for_category(c) for c in FailureCategory if c != "insufficient_funds"
+    }
+    assert payday.dispositions == policy.dispositions
     dnc = policy.for_disposition(Disposition.do_not_call)
     assert (dnc.action, dnc.outcome, dnc.suppress, dnc.stop_phone_cases) == (
         "close",

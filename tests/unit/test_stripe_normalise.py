@@ -133,3 +133,71 @@ def test_minor_units_by_currency() -> None:
     assert minor_to_decimal(1999, "jpy")[:2] == (Decimal("1999"), "jpy")
     assert minor_to_decimal(1999, "kwd")[:2] == (Decimal("1.999"), "kwd")
     assert minor_to_decimal(None, "usd")[0] is None
+
+
+# --- retry-aware facts ----------------------------------------------------------------------
+
+
+def test_an_invoice_names_stripe_s_next_retry_and_its_payment_page() -> None:
+    from datetime import timedelta
+
+    retry = T0 + timedelta(days=3)
+    page = "https://invoice.stripe.com/i/acct_1/test_YWNjdF8x?s=ap"
+    result = gateway.normalise(
+        invoice_failed(
+            event_id="evt_r",
+            invoice_id="in_r",
+            created=T0,
+            next_payment_attempt=retry,
+            hosted_invoice_url=page,
+        )
+    )
+    assert isinstance(result, PaymentFailure)
+    assert result.next_retry_at == retry and result.payment_link == page
+
+
+@pytest.mark.parametrize("seconds", [None, 0, -86400, "tomorrow", True])
+def test_no_next_retry_when_stripe_plans_none_or_names_a_past_time(seconds: object) -> None:
+    event = invoice_failed(event_id="evt_n", invoice_id="in_n", created=T0)
+    event["data"]["object"]["next_payment_attempt"] = (
+        int(T0.timestamp()) + seconds
+        if isinstance(seconds, int) and seconds is not True
+        else seconds
+    )
+    result = gateway.normalise(event)
+    assert isinstance(result, PaymentFailure) and result.next_retry_at is None
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "http://invoice.stripe.com/i/x",
+        "javascript:alert(1)",
+        "https://invoice.stripe.com/i/[redacted-card-number:0011223344556677]",
+        "https://invoice.stripe.com/i/x y",
+        "https://invoice.stripe.com/" + "x" * 1000,
+    ],
+)
+def test_a_payment_page_that_is_not_a_plain_https_url_is_dropped(page: str) -> None:
+    event = invoice_failed(event_id="e", invoice_id="in_p", created=T0, hosted_invoice_url=page)
+    result = gateway.normalise(event)
+    assert isinstance(result, PaymentFailure) and result.payment_link is None
+
+
+def test_intents_and_charges_carry_no_retry() -> None:
+    intent = gateway.normalise(intent_failed(event_id="e1", intent_id="pi_1", created=T0))
+    charge = gateway.normalise(charge_event(event_id="e2", charge_id="ch_1", created=T0))
+    assert isinstance(intent, PaymentFailure) and isinstance(charge, PaymentFailure)
+    assert intent.next_retry_at is None and charge.next_retry_at is None
+
+
+def test_the_card_updater_names_the_customer() -> None:
+    from recovery.domain.models import CardUpdated
+    from recovery.gateways.samples import card_updated
+
+    result = gateway.normalise(card_updated(event_id="evt_cu", created=T0, customer="cus_9"))
+    assert isinstance(result, CardUpdated)
+    assert (result.customer_ref, result.occurred_at) == ("cus_9", T0)
+    orphan = card_updated(event_id="evt_o", created=T0)
+    orphan["data"]["object"]["customer"] = None
+    assert isinstance(gateway.normalise(orphan), Ignored)

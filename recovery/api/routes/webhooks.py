@@ -36,7 +36,7 @@ from recovery.api.requests import (
 from recovery.api.trigger import IngestTrigger
 from recovery.api.writer import InboxWriter, WriteFailed
 from recovery.clock import Clock
-from recovery.domain.models import PaymentFailure, PaymentSucceeded
+from recovery.domain.models import CardUpdated, PaymentFailure, PaymentSucceeded
 from recovery.gateways import braintree as braintree_gateway
 from recovery.gateways import generic as generic_gateway
 from recovery.gateways import paypal as paypal_gateway
@@ -88,6 +88,8 @@ def build_webhooks_router(
             if isinstance(result, PaymentFailure)
             else "success"
             if isinstance(result, PaymentSucceeded)
+            else "card_updated"
+            if isinstance(result, CardUpdated)
             else "ignored"
         )
         delivery = Delivery(
@@ -156,8 +158,13 @@ def build_webhooks_router(
             )
         except SignatureError as exc:
             raise Rejected(400, f"signature verification failed: {exc}") from None
+        # A middleware-shape body without a time is stamped with its receipt time.
+        received_at = clock.now()
         return normalised(
-            decode(body), generic_gateway.normalise, "invalid event", object_only=False
+            decode(body),
+            lambda event: generic_gateway.normalise(event, received_at=received_at),
+            "invalid event",
+            object_only=False,
         )
 
     def check_braintree(body: bytes) -> tuple[Normalised, int]:

@@ -28,6 +28,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from recovery.clock import Clock
+from recovery.contact_center.contacts import CONTACT_COLUMNS
 from recovery.contact_center.emulator import org
 from recovery.contact_center.emulator.errors import ApiError
 from recovery.contact_center.emulator.notifications import Hub
@@ -35,19 +36,9 @@ from recovery.contact_center.emulator.scenarios import Scenario, agent_codes, ge
 
 __all__ = ["ApiError", "EmulatorConfig", "EmulatorState"]
 
-# The columns the project's contacts carry (``recovery/contact_center/contacts.py``): the
-# emulator's ready-made lists take exactly these.
-DEFAULT_COLUMNS = (
-    "phone",
-    "transactionId",
-    "failureReason",
-    "amountOwed",
-    "currency",
-    "attemptCount",
-    "nextRetryWindow",
-    "pciSensitive",
-    "timeZone",
-)
+# The columns the project's contacts carry (``CONTACT_COLUMNS``): the emulator's ready-made
+# lists take exactly these.
+DEFAULT_COLUMNS = CONTACT_COLUMNS
 DEFAULT_TIME_SET_ID = "default-callable-times"
 # Every zone a US contact can be in (the ready-made time set lists them all).
 DEFAULT_TIME_SET_ZONES = (

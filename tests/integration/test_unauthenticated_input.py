@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from recovery.api.receiver import build_receiver
-from recovery.api.routes.callbacks import DISPOSITION_PATH, SIGNATURE_HEADER
+from recovery.api.routes.callbacks import OUTCOME_PATH
 from recovery.cli import app
 from recovery.clock import FixedClock
 from recovery.gateways import stripe as stripe_gateway
@@ -51,7 +51,6 @@ NON_ASCII_SIGNATURES = [
     [
         ("/webhooks/generic", "Recovery-Signature", 400),
         ("/webhooks/stripe", "Stripe-Signature", 400),
-        (DISPOSITION_PATH, SIGNATURE_HEADER, 401),
     ],
 )
 def test_a_non_ascii_signature_value_is_refused(
@@ -66,6 +65,20 @@ def test_a_non_ascii_signature_value_is_refused(
     )
     assert response.status_code == expected, response.text
     assert "signature" in response.json()["error"]
+
+
+@pytest.mark.parametrize("value", NON_ASCII_SIGNATURES)
+@pytest.mark.parametrize("header", ["Authorization", "X-Recovery-Key"])
+def test_a_non_ascii_outcome_credential_is_refused(
+    client: TestClient, header: str, value: str
+) -> None:
+    raw = ("Basic " + value if header == "Authorization" else value).encode()
+    response = client.post(
+        OUTCOME_PATH,
+        content=b"{}",
+        headers=[(b"content-type", b"application/json"), (header.encode(), raw)],
+    )
+    assert response.status_code == 401, response.text
 
 
 def paypal_headers(**overrides: str) -> dict[str, str]:

@@ -29,7 +29,6 @@ nothing; the reconcile flow finds the outcome in the analytics details.
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import logging
 from collections.abc import Callable
@@ -99,7 +98,7 @@ def credential_matches(headers: Any, *, user: str, header: str, secrets: list[st
     if scheme.lower() == "basic":
         try:
             decoded = base64.b64decode(encoded.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64, not ASCII, not UTF-8: no credential
             decoded = ""
         given_user, _, given_secret = decoded.partition(":")
         user_ok = hmac.compare_digest(given_user.encode(), user.encode())

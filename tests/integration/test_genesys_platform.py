@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from websockets.sync.client import connect
 
 from recovery.clock import FixedClock
+from recovery.contact_center.contacts import CONTACT_COLUMNS
 from recovery.contact_center.emulator import create_emulator_app
 from recovery.contact_center.emulator.dialer import conversation_id
 from tests.integration import genesys_fixtures
@@ -39,17 +40,7 @@ emulator = genesys_fixtures.emulator
 
 CAMPAIGN = "recovery-campaign"
 QUEUE = "recovery-queue"
-COLUMNS = [
-    "phone",
-    "transactionId",
-    "failureReason",
-    "amountOwed",
-    "currency",
-    "attemptCount",
-    "nextRetryWindow",
-    "pciSensitive",
-    "timeZone",
-]
+COLUMNS = list(CONTACT_COLUMNS)
 
 
 @pytest.fixture

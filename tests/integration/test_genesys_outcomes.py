@@ -194,7 +194,9 @@ def test_the_listener_records_agent_outcomes_and_reconcile_the_rest(
         if row.disposition == "callback_requested":
             assert row.detail["callback_at"].startswith("2026-12-02T1")
     assert {r.disposition for r in recorded.values()} >= {"promise_to_pay"}
-    assert listener.stats["recorded"] == len(by_agent)
+    # The listener counts a recording once its transaction is committed: a moment after the
+    # store shows it.
+    wait_for(lambda: listener.stats["recorded"] == len(by_agent))
 
     counts = stage.reconcile()
     assert counts["recorded (analytics)"] == 30 - len(by_agent), counts

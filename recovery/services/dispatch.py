@@ -25,7 +25,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,7 +39,8 @@ from recovery.contact_center.errors import (
 from recovery.domain.compliance import CallingRules, Hold, dial_margin_hold, permitted
 from recovery.domain.history import call_history, possibly_sent
 from recovery.domain.models import CaseStatus, HistoryEntry
-from recovery.store.cases import case_histories, case_key, cases_by_id, to_view
+from recovery.services.contact_data import contact_request
+from recovery.store.cases import case_histories, cases_by_id, to_view
 from recovery.store.contacts import (
     REQUESTED,
     contacts_by_contact_id,
@@ -206,7 +206,9 @@ def last_check(
             refusal: str | None = None
             if why is None:
                 try:
-                    checked.requests.append(_contact_request(case, row))
+                    checked.requests.append(
+                        contact_request(case=case, row=row, entries=histories[case.id])
+                    )
                     checked.contact_list_id = row.contact_list_id
                     continue
                 except (ValidationError, CardDataRefused) as exc:
@@ -270,28 +272,6 @@ def _withdraw_reason(
                 (dial_margin_hold(dial_margin), *later.holds),
             )
     return None, ()
-
-
-def _contact_request(case: CaseRow, row: ContactRow) -> ContactRequest:
-    """The contact as the contact centre will receive it; raises ``ValidationError`` or
-    ``CardDataRefused`` when a value cannot be sent."""
-    try:
-        window = row.planned_at.astimezone(ZoneInfo(row.time_zone)).isoformat(timespec="minutes")
-    except (ZoneInfoNotFoundError, ValueError):
-        window = ""  # the time zone itself is refused below, by name
-    request = ContactRequest(
-        case_key=case_key(case.gateway, case.business_key),
-        attempt=row.attempt,
-        phone_e164=row.phone_e164,
-        transaction_id=case.business_key,
-        failure_reason=case.category,
-        amount=case.amount,
-        currency=(case.currency or "").upper(),
-        next_retry_window=window,
-        time_zone=row.time_zone,
-    )
-    request.data()  # the columns' own last guard, run now so that it refuses this row alone
-    return request
 
 
 def _invalid_reason(exc: ValidationError | CardDataRefused) -> str:

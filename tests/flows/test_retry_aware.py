@@ -154,7 +154,7 @@ def test_a_failed_retry_moves_the_case_on_to_a_call_carrying_the_payment_link(
     assert data["dispositionCode"] == "" and contacts[0]["callable"] is True
 
     # the call's outcome is written back to the contact, which is not queued again
-    assert system.dial()["pushes_sent"] == 1
+    assert system.dial()["actions_sent"] == 1
     run_flows("dispositions")
     updated = system.contacts()[0]
     assert updated["data"]["dispositionCode"] == "no_answer"

@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# Test processes: one per core by default (`make test TEST_WORKERS=0` runs in this process).
+TEST_WORKERS ?= auto
 
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_UI_ENABLED ?= true
@@ -21,7 +23,7 @@ demo: $(STAMP)
 	$(BIN)/python -m recovery.demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 test-postgres: $(STAMP)
 	RECOVERY_TEST_POSTGRES_URL=$${RECOVERY_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test} \

@@ -25,7 +25,7 @@ def dispositions(limit: int = 5000) -> int:
             write_outcome_batch(batch_no, len(batch), batch)
         events = publish_outcomes(limit, found.through_id)
     emit_case_events(events)
-    counts = Counter(payload["disposition"] for _, _, payload in events)
+    counts = Counter(event.payload["disposition"] for event in events)
     publish_summary(
         "dispositions-summary",
         f"{len(events)} outcomes published",

@@ -9,6 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import rate_limit
 
+from recovery.domain.events import CaseEvent
 from recovery.services.outcomes import (
     OutcomeUpdate,
     OutcomeUpdates,
@@ -77,9 +78,7 @@ def write_outcome_batch(
     cache_policy=NO_CACHE,
     tags=["recovery", "store"],
 )
-def publish_outcomes(
-    limit: int, through_id: int | None = None
-) -> list[tuple[str, str, dict[str, str]]]:
+def publish_outcomes(limit: int, through_id: int | None = None) -> list[CaseEvent]:
     """Mark up to ``limit`` recorded outcomes (none after ``through_id``) as applied; their
     business events."""
     built = runtime()

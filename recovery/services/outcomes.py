@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from recovery.contact_center.client import GenesysClient
 from recovery.contact_center.contacts import ContactRequest
 from recovery.contact_center.errors import CardDataRefused
+from recovery.domain import events as case_events
+from recovery.domain.events import CaseEvent
 from recovery.domain.models import Disposition
 from recovery.domain.pan import redact_text
 from recovery.domain.policy import DispositionMap, is_right_party, map_wrapup
@@ -133,21 +135,19 @@ def publish_recorded(
     now: datetime,
     limit: int,
     through_id: int | None = None,
-) -> list[tuple[str, str, dict[str, str]]]:
+) -> list[CaseEvent]:
     """Mark recorded outcomes as applied (up to disposition ``through_id`` when given); their
     business events (no personal data)."""
     with transaction(sessions) as session:
         published = mark_published(session=session, limit=limit, now=now, through_id=through_id)
     return [
-        (
-            "disposition.recorded",
+        case_events.outcome_recorded(
             outcome.case_key,
-            {
-                "disposition": outcome.disposition,
-                "wrapup_code": outcome.wrapup_code,
-                "attempt": str(outcome.attempt),
-                "source": outcome.source,
-            },
+            category=outcome.category,
+            disposition=outcome.disposition,
+            wrapup_code=outcome.wrapup_code,
+            attempt=outcome.attempt,
+            source=outcome.source,
         )
         for outcome in published
     ]

@@ -185,6 +185,7 @@ class Published:
     wrapup_code: str
     attempt: int
     source: str
+    category: str = ""
 
 
 def mark_published(
@@ -193,7 +194,7 @@ def mark_published(
     """Mark up to ``limit`` recorded outcomes not yet published (oldest first; none after
     disposition ``through_id`` when given) as applied at ``now``; what they were."""
     stmt = (
-        select(DispositionRow, CaseRow.gateway, CaseRow.business_key)
+        select(DispositionRow, CaseRow.gateway, CaseRow.business_key, CaseRow.category)
         .join(CaseRow, CaseRow.id == DispositionRow.case_id)
         .where(DispositionRow.applied_at.is_(None))
         .order_by(DispositionRow.id)
@@ -203,7 +204,7 @@ def mark_published(
         stmt = stmt.where(DispositionRow.id <= through_id)
     rows = session.execute(stmt).all()
     published = []
-    for disposition, gateway, business_key in rows:
+    for disposition, gateway, business_key, category in rows:
         disposition.applied_at = now
         published.append(
             Published(
@@ -212,6 +213,7 @@ def mark_published(
                 wrapup_code=disposition.wrapup_code,
                 attempt=disposition.attempt,
                 source=disposition.source,
+                category=category,
             )
         )
     return published

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 CASE_RESOURCE_PREFIX = "recovery.case."
 
@@ -39,6 +40,19 @@ CASE_EVENTS = (OPENED, WAITING, CONTACT_CREATED, OUTCOME_RECORDED, REVIEW_NEEDED
 def case_resource_id(key: str) -> str:
     """The Prefect resource id of a case (its event timeline in the UI filters on it)."""
     return f"{CASE_RESOURCE_PREFIX}{key}"
+
+
+def ui_url(api_url: str) -> str:
+    """The Prefect UI's address for an API address (Prefect serves both; the API under
+    ``/api``)."""
+    base = api_url.rstrip("/")
+    return base.removesuffix("/api")
+
+
+def timeline_url(api_url: str, key: str) -> str:
+    """The Prefect UI's event feed filtered on one case (its timeline): the ``/events`` page,
+    whose ``resource`` query parameter filters on a resource id."""
+    return f"{ui_url(api_url)}/events?resource={quote(case_resource_id(key), safe='')}"
 
 
 @dataclass(frozen=True)

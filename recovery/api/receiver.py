@@ -21,7 +21,7 @@ def build_receiver(runtime: Runtime, *, trigger: bool = True) -> tuple[FastAPI, 
     deliveries: DeliveryEvents | None = None
     if trigger and settings.prefect_api_url:
         deliveries = DeliveryEvents(
-            api_url=settings.prefect_api_url, window_seconds=settings.delivery_event_seconds
+            api_url=settings.prefect_api_url, window_seconds=settings.trigger_bucket_seconds
         )
         deliveries.start()
     elif trigger:

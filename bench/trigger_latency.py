@@ -68,7 +68,7 @@ def _wait(what: str, timeout: float, check: Any) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=10, help="deliveries (one at a time)")
-    parser.add_argument("--poll", type=float, default=1.0, help="runner poll frequency (s)")
+    parser.add_argument("--poll", type=int, default=1, help="runner poll frequency (s)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
 

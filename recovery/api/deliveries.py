@@ -5,8 +5,8 @@ event on the resource ``recovery.inbox``; the ``ingest`` deployment's trigger (`
 an automation on the Automations page) starts a run on it. Deliveries are coalesced: the first
 of a quiet spell is announced at once, and those that follow within ``window_seconds`` of an
 event are announced together at the end of that window, as one event with their ``count``.
-The event goes to Prefect's REST API (``POST /events``), so the receiver needs no Prefect
-client. When Prefect is unreachable the receiver is unaffected: the inbox rows wait for the
+The event goes to Prefect's REST API (``recovery.event_feed``), so the receiver needs no
+Prefect client. When Prefect is unreachable the receiver is unaffected: the inbox rows wait for the
 next event or for the ingest deployment's schedule (the sweep).
 """
 
@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
+
+from recovery.event_feed import event_document, post_events
 
 log = logging.getLogger("recovery.api.deliveries")
 
@@ -28,21 +29,15 @@ EVENT = "recovery.webhook.accepted"
 RESOURCE_ID = "recovery.inbox"
 
 
-def delivery_event(
-    counts: Counter[str], *, occurred: datetime, event_id: str | None = None
-) -> dict[str, object]:
+def delivery_event(counts: Counter[str], *, occurred: datetime) -> dict[str, object]:
     """The event announcing ``counts`` deliveries by gateway (as Prefect's events API takes
     it); no personal data: counts only."""
-    return {
-        "id": event_id or str(uuid.uuid4()),
-        "occurred": occurred.isoformat(),
-        "event": EVENT,
-        "resource": {
-            "prefect.resource.id": RESOURCE_ID,
-            "prefect.resource.name": "webhook inbox",
-        },
-        "payload": {"count": sum(counts.values()), "gateways": dict(sorted(counts.items()))},
-    }
+    return event_document(
+        EVENT,
+        {"prefect.resource.id": RESOURCE_ID, "prefect.resource.name": "webhook inbox"},
+        {"count": sum(counts.values()), "gateways": dict(sorted(counts.items()))},
+        occurred=occurred,
+    )
 
 
 class DeliveryEvents:
@@ -111,8 +106,7 @@ class DeliveryEvents:
     def _send(self, counts: Counter[str]) -> bool:
         event = delivery_event(counts, occurred=datetime.now(UTC))
         try:
-            response = self._client.post(f"{self.api_url}/events", json=[event])
-            response.raise_for_status()
+            post_events(self.api_url, [event], client=self._client)
         except httpx.HTTPError as exc:
             self.failures += 1
             now = self._monotonic()

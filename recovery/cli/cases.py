@@ -151,6 +151,7 @@ def cases_close(
     import uuid
 
     from recovery.domain.models import Outcome
+    from recovery.event_feed import send_case_events
     from recovery.services.review import (
         MANUAL_OUTCOMES,
         CaseActionRefused,
@@ -184,6 +185,7 @@ def cases_close(
         fail(str(exc), FAILED)
     finally:
         built.close()
+    send_case_events(built.settings.prefect_api_url, closed.events)
     if json_output:
         print_json(closed.as_dict())
         return

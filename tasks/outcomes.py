@@ -9,7 +9,6 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import rate_limit
 
-from recovery.domain.events import CaseEvent
 from recovery.services.outcomes import (
     OutcomeUpdate,
     OutcomeUpdates,
@@ -78,9 +77,9 @@ def write_outcome_batch(
     cache_policy=NO_CACHE,
     tags=["recovery", "store"],
 )
-def publish_outcomes(limit: int, through_id: int | None = None) -> list[CaseEvent]:
-    """Mark up to ``limit`` recorded outcomes (none after ``through_id``) as applied; their
-    business events."""
+def publish_outcomes(limit: int, through_id: int | None = None) -> Counter[str]:
+    """Mark up to ``limit`` recorded outcomes (none after ``through_id``) as applied; how
+    many of each disposition."""
     built = runtime()
     return publish_recorded(
         sessions=built.sessions, now=built.clock.now(), limit=limit, through_id=through_id

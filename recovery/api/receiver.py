@@ -8,8 +8,10 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
+from recovery import event_feed
 from recovery.api.app import create_app
 from recovery.api.deliveries import DeliveryEvents
+from recovery.event_feed import EventSender
 from recovery.runtime import Runtime
 
 log = logging.getLogger("recovery.api")
@@ -19,6 +21,11 @@ def build_receiver(runtime: Runtime, *, trigger: bool = True) -> tuple[FastAPI, 
     """The app and a function that stops what it started."""
     settings = runtime.settings
     deliveries: DeliveryEvents | None = None
+    case_events: EventSender | None = None
+    if settings.prefect_api_url:
+        # Outcomes recorded here (the data action) are case events.
+        case_events = EventSender(settings.prefect_api_url)
+        event_feed.install_sink(case_events)
     if trigger and settings.prefect_api_url:
         deliveries = DeliveryEvents(
             api_url=settings.prefect_api_url, window_seconds=settings.trigger_bucket_seconds
@@ -79,6 +86,9 @@ def build_receiver(runtime: Runtime, *, trigger: bool = True) -> tuple[FastAPI, 
     def stop() -> None:
         if deliveries is not None:
             deliveries.stop()
+        if case_events is not None:
+            event_feed.install_sink(None)
+            case_events.stop()
         client.close()
 
     return app, stop

@@ -87,7 +87,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def configure(args: argparse.Namespace, tmp: Path, emulator_port: int) -> dict[str, str]:
     """The environment the emulator, the setup command and the flow all read."""
-    from tests.integration.advance_support import CLIENT_ID, CLIENT_SECRET, CONTACT_LIST, DNC_LIST
+    from tests.support.advance_runs import CLIENT_ID, CLIENT_SECRET, CONTACT_LIST, DNC_LIST
 
     env = {
         "PREFECT_HOME": str(tmp / "prefect"),
@@ -243,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from recovery.clock import FileClock
     from recovery.store.db import make_engine, make_sessionmaker
     from recovery.store.migrate import upgrade
-    from tests.integration.advance_support import (
+    from tests.support.advance_runs import (
         CALLABLE_INSTANT,
         CONTACT_LIST,
         first_contact_problems,

@@ -44,7 +44,22 @@ from recovery.services.intake import drain
 from recovery.store.db import transaction
 from recovery.store.tables import Base, CaseRow, ContactRow, DispositionRow, InboxRow
 from tests.factories import GENERIC_SECRET, invoice_failed, settings_for, stripe_headers
-from tests.flows.hard_campaign import (
+from tests.gateways.test_braintree_intake import PRIVATE_KEY as BRAINTREE_PRIVATE_KEY
+from tests.gateways.test_braintree_intake import PUBLIC_KEY as BRAINTREE_PUBLIC_KEY
+from tests.support.card_scan import (
+    Scan,
+    card_runs,
+    dumps,
+    luhn_ok,
+    scan_files,
+    scan_sqlite,
+    sqlite_path,
+)
+from tests.support.paypal_pki import CERT_URL as PAYPAL_CERT_URL
+from tests.support.paypal_pki import WEBHOOK_ID as PAYPAL_WEBHOOK_ID
+from tests.support.paypal_pki import headers_for as paypal_headers
+from tests.support.paypal_pki import pki
+from tests.support.planted_campaign import (
     FORMATS,
     Campaign,
     Outgoing,
@@ -55,22 +70,7 @@ from tests.flows.hard_campaign import (
     paypal_wave,
     render,
 )
-from tests.flows.hard_scan import (
-    Scan,
-    card_runs,
-    dumps,
-    luhn_ok,
-    scan_files,
-    scan_sqlite,
-    sqlite_path,
-)
-from tests.flows.hard_system import HardSystem, hard_system, run_flows
-from tests.integration.paypal_pki import CERT_URL as PAYPAL_CERT_URL
-from tests.integration.paypal_pki import WEBHOOK_ID as PAYPAL_WEBHOOK_ID
-from tests.integration.paypal_pki import headers_for as paypal_headers
-from tests.integration.paypal_pki import pki
-from tests.integration.test_braintree_intake import PRIVATE_KEY as BRAINTREE_PRIVATE_KEY
-from tests.integration.test_braintree_intake import PUBLIC_KEY as BRAINTREE_PUBLIC_KEY
+from tests.support.recorded_system import HardSystem, hard_system, run_flows
 
 pytestmark = pytest.mark.prefect
 

@@ -11,7 +11,7 @@
 * one case the contact centre cannot take must not hold back the rest of its batch, and an
   address field longer than its column must not lose the failure.
 
-(A worker killed mid-advance is covered by ``tests/integration/test_advance_crash.py``.)
+(A worker killed mid-advance is covered by ``tests/services/test_advance_crash.py``.)
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ from tests.factories import (
     settings_for,
     stripe_headers,
 )
-from tests.flows.hard_campaign import PLACES
-from tests.flows.hard_system import HardSystem, forwarding_app, hard_system, run_flows
+from tests.support.planted_campaign import PLACES
+from tests.support.recorded_system import HardSystem, forwarding_app, hard_system, run_flows
 
 pytestmark = pytest.mark.prefect
 

@@ -31,8 +31,8 @@ from recovery.contact_center.client import GenesysClient
 from recovery.contact_center.wrapups import WrapupNames
 from recovery.services.listen import OutcomeListener
 from recovery.store.tables import CaseRow, ContactRow, DispositionRow, HistoryRow
-from tests.flows.hard_campaign import FAILURE_TYPES, stripe_failure
-from tests.flows.hard_system import HardSystem, hard_system, run_flows
+from tests.support.planted_campaign import FAILURE_TYPES, stripe_failure
+from tests.support.recorded_system import HardSystem, hard_system, run_flows
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 

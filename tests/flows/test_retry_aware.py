@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 from recovery.contact_center.contacts import CONTACT_COLUMNS, contact_id_for
 from recovery.store.tables import CaseRow, ContactRow, HistoryRow
 from tests.factories import invoice_failed
-from tests.flows.system import System, running_system
 from tests.flows.test_sequence import case, run_flows
+from tests.support.running_system import System, running_system
 
 pytestmark = pytest.mark.prefect
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from recovery.contact_center.contacts import contact_id_for
 from recovery.store.tables import CaseRow, ContactRow, HistoryRow, SuppressionRow
 from tests.factories import charge_event, intent_failed, invoice_failed
-from tests.flows.system import System, running_system
+from tests.support.running_system import System, running_system
 
 pytestmark = pytest.mark.prefect
 

@@ -1,0 +1,86 @@
+"""Two advance workers, two OS processes, one PostgreSQL store and one contact centre at once:
+``FOR UPDATE SKIP LOCKED`` and the lease split the due cases, so each is advanced exactly once
+and both workers share the work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from recovery.clock import FileClock
+from recovery.store.db import make_engine, make_sessionmaker
+from tests.conftest import POSTGRES_URL
+from tests.support.advance_runs import (
+    CALLABLE_INSTANT,
+    Worker,
+    first_contact_problems,
+    read_store,
+    running_emulator,
+    seed_due_cases,
+    worker_env,
+)
+
+CASES = 2000
+
+pytestmark = pytest.mark.parametrize(
+    "db_url",
+    [
+        pytest.param(
+            "postgresql",
+            marks=[
+                pytest.mark.postgres,
+                pytest.mark.skipif(not POSTGRES_URL, reason="RECOVERY_TEST_POSTGRES_URL not set"),
+            ],
+        )
+    ],
+    indirect=True,
+)
+
+
+@pytest.fixture
+def sessions_on(store_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(store_url)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        engine.dispose()
+
+
+def test_two_workers_advance_each_case_exactly_once(
+    store_url: str, sessions_on: sessionmaker[Session], tmp_path: Path
+) -> None:
+    assert store_url.startswith("postgresql")
+    clock = FileClock(tmp_path / "clock")
+    clock.set(CALLABLE_INSTANT)
+    keys = seed_due_cases(sessions_on, count=CASES, at=CALLABLE_INSTANT)
+    go = tmp_path / "go"
+    with running_emulator(clock) as emulator:
+        env = worker_env(
+            store_url=store_url,
+            clock_file=clock.path,
+            emulator_url=emulator.url,
+            data_dir=tmp_path / "data",
+            # Chunks of 100: twenty claims to share, so the two workers interleave.
+            extra={"RECOVERY_ADVANCE_CHUNK_SIZE": "100", "RECOVERY_LEASE_SECONDS": "300"},
+        )
+        workers = [Worker.start(name, env, cwd=tmp_path, go_file=go) for name in ("a", "b")]
+        for worker in workers:
+            worker.wait_ready()
+        # Both start at the same instant: every claim may race the other worker's.
+        go.touch()
+        summaries = [worker.finish(timeout=120) for worker in workers]
+        counters = emulator.counters()
+        held = emulator.contacts()
+
+    for summary in summaries:
+        assert summary["claimed"] > 0 and summary["created"] > 0, summaries
+        assert summary["failed_batches"] == 0 and summary["rejected"] == 0, summary
+        assert summary["actions"] == {"contact": summary["claimed"]}, summary
+    # A case claimed by both would be counted twice here.
+    assert sum(s["claimed"] for s in summaries) == CASES
+    assert sum(s["created"] for s in summaries) == CASES
+    assert counters["upserts"] == 0, "no contact was sent twice"
+    assert first_contact_problems(read_store(sessions_on, keys), keys, held, counters) == []

@@ -44,14 +44,13 @@ from recovery.store.db import make_engine, make_sessionmaker, transaction
 from recovery.store.review import MANUAL_OUTCOMES
 from recovery.store.tables import Base, CaseRow, ContactRow, HistoryRow
 from recovery.store.work import claim_due
-from tests.support.advance_runs import (
-    CALLABLE_INSTANT,
+from tests.support.due_cases import CALLABLE_INSTANT, seed_due_cases
+from tests.support.emulator import (
     CLIENT_ID,
     CLIENT_SECRET,
     CONTACT_LIST,
     Emulator,
     running_emulator,
-    seed_due_cases,
 )
 
 LEASE = timedelta(seconds=30)

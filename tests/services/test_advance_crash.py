@@ -23,16 +23,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from recovery.clock import FileClock
 from recovery.store.db import make_engine, make_sessionmaker
 from recovery.store.tables import CaseRow, ContactRow
-from tests.support.advance_runs import (
-    CALLABLE_INSTANT,
-    Emulator,
-    Worker,
-    first_contact_problems,
-    read_store,
-    running_emulator,
-    seed_due_cases,
-    worker_env,
-)
+from tests.support.advance_workers import Worker, first_contact_problems, worker_env
+from tests.support.due_cases import CALLABLE_INSTANT, seed_due_cases
+from tests.support.emulator import Emulator, running_emulator
+from tests.support.store_probe import StoreProbe
 
 LEASE_SECONDS = 10
 PAST_THE_LEASE = timedelta(seconds=LEASE_SECONDS + 1)
@@ -86,7 +80,7 @@ class Stage:
 
     def problems(self, keys: list[str]) -> list[str]:
         return first_contact_problems(
-            read_store(self.sessions, keys),
+            StoreProbe(self.sessions).facts(keys),
             keys,
             self.emulator.contacts(),
             self.emulator.counters(),
@@ -160,7 +154,7 @@ def test_a_resend_withdrawn_after_the_crash_leaves_nothing_queued(stage: Stage) 
     stage.clock.set(datetime(2026, 12, 2, 4, 30, tzinfo=UTC))
     after = stage.start("after-lease").finish()
     assert after["cancelled"] > 0
-    facts = read_store(stage.sessions, keys)
+    facts = StoreProbe(stage.sessions).facts(keys)
     withdrawn = {
         r.contact_id for rows in facts.contacts.values() for r in rows if r.state == "cancelled"
     }

@@ -41,14 +41,13 @@ from recovery.services.dispatch import (
 from recovery.store.cases import append_history, case_key
 from recovery.store.db import transaction
 from recovery.store.tables import CaseRow, ContactRow, HistoryRow
-from tests.support.advance_runs import (
-    CALLABLE_INSTANT,
+from tests.support.due_cases import CALLABLE_INSTANT, seed_due_cases
+from tests.support.emulator import (
     CLIENT_ID,
     CLIENT_SECRET,
     CONTACT_LIST,
     Emulator,
     running_emulator,
-    seed_due_cases,
 )
 
 LEASE = timedelta(seconds=30)

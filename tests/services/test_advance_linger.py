@@ -16,7 +16,7 @@ from recovery.store.db import transaction
 from recovery.store.tables import CaseRow
 from recovery.store.work import any_due
 from tests.factories import settings_for
-from tests.support.advance_runs import seed_due_cases
+from tests.support.due_cases import seed_due_cases
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
 

@@ -33,7 +33,7 @@ from recovery.services.reconcile import overdue_contacts, reconcile_from_analyti
 from recovery.services.uncallable import done_contacts, make_uncallable
 from recovery.store.db import transaction
 from recovery.store.tables import CaseRow, ContactRow, DispositionRow, HistoryRow
-from tests.support.advance_runs import CALLABLE_INSTANT, seed_due_cases
+from tests.support.due_cases import CALLABLE_INSTANT, seed_due_cases
 from tests.support.emulator import (
     CLIENT_ID,
     CLIENT_SECRET,

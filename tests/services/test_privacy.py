@@ -42,8 +42,8 @@ from recovery.store.db import make_engine, make_sessionmaker, transaction
 from recovery.store.inbox import record_delivery
 from recovery.store.suppression import add_suppression, find_suppression, list_suppressions
 from recovery.store.tables import Base, CaseRow, ContactRow, InboxRow, PrivacyAuditRow
-from tests.support.advance_runs import (
-    CALLABLE_INSTANT,
+from tests.support.due_cases import CALLABLE_INSTANT
+from tests.support.emulator import (
     CLIENT_ID,
     CLIENT_SECRET,
     CONTACT_LIST,

@@ -35,7 +35,8 @@ from recovery.store.db import make_engine, make_sessionmaker, transaction
 from recovery.store.inbox import record_delivery
 from recovery.store.migrate import upgrade
 from recovery.store.tables import CaseRow, HistoryRow
-from tests.support.advance_runs import CALLABLE_INSTANT, CONTACT_LIST
+from tests.support.due_cases import CALLABLE_INSTANT
+from tests.support.emulator import CONTACT_LIST
 
 T = CALLABLE_INSTANT  # Tuesday 10:00 in Los Angeles
 PHONE = "+14155550142"

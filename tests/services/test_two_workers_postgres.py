@@ -13,15 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from recovery.clock import FileClock
 from recovery.store.db import make_engine, make_sessionmaker
 from tests.conftest import POSTGRES_URL
-from tests.support.advance_runs import (
-    CALLABLE_INSTANT,
-    Worker,
-    first_contact_problems,
-    read_store,
-    running_emulator,
-    seed_due_cases,
-    worker_env,
-)
+from tests.support.advance_workers import Worker, first_contact_problems, worker_env
+from tests.support.due_cases import CALLABLE_INSTANT, seed_due_cases
+from tests.support.emulator import running_emulator
+from tests.support.store_probe import StoreProbe
 
 CASES = 2000
 
@@ -83,4 +78,4 @@ def test_two_workers_advance_each_case_exactly_once(
     assert sum(s["claimed"] for s in summaries) == CASES
     assert sum(s["created"] for s in summaries) == CASES
     assert counters["upserts"] == 0, "no contact was sent twice"
-    assert first_contact_problems(read_store(sessions_on, keys), keys, held, counters) == []
+    assert first_contact_problems(StoreProbe(sessions_on).facts(keys), keys, held, counters) == []

@@ -1,12 +1,14 @@
-"""Serving ASGI apps (the Genesys emulator, the receiver) over real HTTP in tests and benches.
+"""The Genesys emulator served over real HTTP on loopback, and driven through its control API.
 
-Import the fixtures into a test module: ``from tests.support.emulator import
-emulator, emulator_server``.
+``running_emulator(clock)`` serves one for a block of code; the module-scoped fixtures serve
+one per test module (import them into the module: ``from tests.support.emulator import
+emulator, emulator_server``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from recovery.clock import FixedClock
+from recovery.clock import Clock, FixedClock
 from recovery.contact_center.client import GenesysClient
 from recovery.contact_center.emulator import EmulatorConfig, create_emulator_app
 from recovery.contact_center.emulator.server import serve_in_thread
@@ -46,7 +48,7 @@ class Emulator:
     """A running emulator and its control API."""
 
     base_url: str
-    clock: FixedClock
+    clock: Clock
     state: Any
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
 
@@ -54,6 +56,10 @@ class Emulator:
         response = self.http.request(method, f"{self.base_url}/__emulator__{path}", json=json)
         response.raise_for_status()
         return response.json()
+
+    @property
+    def url(self) -> str:
+        return self.base_url
 
     def counters(self) -> dict[str, int]:
         result: dict[str, int] = self.control("GET", "/counters")
@@ -67,6 +73,9 @@ class Emulator:
 
     def fault(self, status: int, **options: Any) -> None:
         self.control("POST", "/faults", {"status": status, **options})
+
+    def clear_faults(self) -> None:
+        self.control("DELETE", "/faults")
 
     def dial(self, at: datetime | None = None) -> dict[str, int]:
         result: dict[str, int] = self.control("POST", "/dial", {"at": at.isoformat()} if at else {})
@@ -127,16 +136,23 @@ def emulator_config(**overrides: Any) -> EmulatorConfig:
     return EmulatorConfig(**values)
 
 
-@pytest.fixture(scope="module")
-def emulator_server() -> Iterator[Emulator]:
-    clock = FixedClock(NOON_EASTERN)
-    app = create_emulator_app(emulator_config(), clock=clock)
-    with serve_app(app) as base_url:
+@contextmanager
+def running_emulator(clock: Clock, **overrides: Any) -> Iterator[Emulator]:
+    """The emulator in a thread of this process on ``clock``, configured by
+    ``emulator_config(**overrides)`` (no dialer unless asked: nothing is called back)."""
+    app = create_emulator_app(emulator_config(**overrides), clock=clock)
+    with serve_in_thread(app) as base_url:
         handle = Emulator(base_url=base_url, clock=clock, state=app.state.emulator)
         try:
             yield handle
         finally:
             handle.http.close()
+
+
+@pytest.fixture(scope="module")
+def emulator_server() -> Iterator[Emulator]:
+    with running_emulator(FixedClock(NOON_EASTERN)) as handle:
+        yield handle
 
 
 @pytest.fixture

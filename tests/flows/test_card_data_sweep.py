@@ -424,13 +424,15 @@ def run_sweep(
     assert inbox[("failure", False)] == 0 and inbox[("success", False)] == 0
     assert inbox[("ignored", False)] == 0
     assert inbox[("failure", True)] >= campaign.count(wave="first", kind="failure")
-    assert inbox[("failure", True)] >= 200
+    # (Proportions of the campaign: 210 Stripe failures made at least 200 cases, 100 contacts
+    # and dials, 50 data-action requests and 30 recoveries.)
+    assert inbox[("failure", True)] >= stripe * 20 // 21
     assert gateways["braintree"] >= others // 3 and gateways["paypal"] >= others // 2
-    assert cases >= 200
-    assert counters["contacts_created"] >= 100 and counters["dials"] >= 100
-    assert counters["actions_sent"] >= 50 and counters["actions_dropped"] >= 1
+    assert cases >= stripe * 20 // 21
+    assert counters["contacts_created"] >= stripe // 2 and counters["dials"] >= stripe // 2
+    assert counters["actions_sent"] >= stripe // 4 and counters["actions_dropped"] >= 1
     assert counters["duplicates"] == 0 and counters["refused_outside_window"] == 0
-    assert outcomes["recovered"] >= 30
+    assert outcomes["recovered"] >= stripe // 7
     assert pushed["poll"] >= 1
     assert figures.night_contacts == 0
     assert scan.figures["prefect database table rows rows"] > 1000
@@ -442,6 +444,20 @@ def run_sweep(
 
 @pytest.mark.slow
 def test_no_card_number_survives_a_campaign(
+    running_system: Callable[..., System],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    every_log_record: pytest.LogCaptureFixture,
+) -> None:
+    hs = campaign_system(running_system, tmp_path, monkeypatch)
+    # Every string leaf of every event type still carries a card number (checked), over the
+    # four days that include a night.
+    run_sweep(hs, every_log_record, stripe=90, generic=15, others=20, days=4)
+
+
+@pytest.mark.slow
+@pytest.mark.soak
+def test_no_card_number_survives_a_full_size_campaign(
     running_system: Callable[..., System],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

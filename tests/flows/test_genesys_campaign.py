@@ -39,7 +39,6 @@ pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 # Tuesday 1 December 2026, 17:00 UTC: noon in New York, 09:00 in Los Angeles.
 START = datetime(2026, 12, 1, 17, 0, tzinfo=UTC)
 CASES = 30
-DAYS = 5
 # Rounds (UTC hours) while some US zone of the campaign is in its calling window.
 ROUND_HOURS = (14, 18, 22, 2)
 LEASE_SECONDS = 10
@@ -162,8 +161,13 @@ def cap_breaches(dials: list[tuple[str, datetime]]) -> list[str]:
     return breaches
 
 
+# Three days hold every cap's chance to break (four rounds a day against Florida's 3 in 24
+# hours, twelve rounds against Regulation F's 7 in 7 days); the five-day run is a soak variant.
+@pytest.mark.parametrize(
+    "days", [pytest.param(3, id="3-days"), pytest.param(5, id="5-days", marks=pytest.mark.soak)]
+)
 def test_a_recycling_campaign_with_lost_events_and_a_killed_worker(
-    hs: System, prefect_api_url: str, tmp_path: Path
+    hs: System, prefect_api_url: str, tmp_path: Path, days: int
 ) -> None:
     daily_reset(hs)
     hs.control("scenario", {"name": "mixed", "seed": 12, "drop_event_fraction": 0.2})
@@ -187,10 +191,10 @@ def test_a_recycling_campaign_with_lost_events_and_a_killed_worker(
         settle(listener)
         hs.control("scenario", {"name": "mixed", "seed": 12, "drop_event_fraction": 0.2})
         first = START + timedelta(seconds=LEASE_SECONDS + 1)
-        end = START + timedelta(days=DAYS)
+        end = START + timedelta(days=days)
         instants = [first] + sorted(
             START.replace(hour=hour) + timedelta(days=day + (1 if hour < 12 else 0))
-            for day in range(DAYS)
+            for day in range(days)
             for hour in ROUND_HOURS
             if START.replace(hour=hour) + timedelta(days=day + (1 if hour < 12 else 0)) > first
         )
@@ -259,7 +263,7 @@ def test_a_recycling_campaign_with_lost_events_and_a_killed_worker(
     assert channels["analytics"] >= 1 and channels["notification"] >= 1
     assert channels["data_action"] >= 1
     days_called = {e["at"][:10] for e in placed}
-    assert len(days_called) >= 4, days_called
+    assert len(days_called) >= days - 1, days_called
     # Each attempt the product was done with was made uncallable at the contact centre.
     assert all(c.uncallable_at is not None for c in contacts.values() if c.state == "dispositioned")
 

@@ -18,8 +18,6 @@ from tests.support.due_cases import CALLABLE_INSTANT, seed_due_cases
 from tests.support.emulator import running_emulator
 from tests.support.store_probe import StoreProbe
 
-CASES = 2000
-
 pytestmark = pytest.mark.parametrize(
     "db_url",
     [
@@ -44,13 +42,19 @@ def sessions_on(store_url: str) -> Iterator[sessionmaker[Session]]:
         engine.dispose()
 
 
+# Twenty claims to share either way, so the two workers interleave as often; the soak variant
+# has the full-size chunks.
+@pytest.mark.parametrize(
+    "cases, chunk",
+    [pytest.param(600, 30, id="600"), pytest.param(2000, 100, id="2000", marks=pytest.mark.soak)],
+)
 def test_two_workers_advance_each_case_exactly_once(
-    store_url: str, sessions_on: sessionmaker[Session], tmp_path: Path
+    store_url: str, sessions_on: sessionmaker[Session], tmp_path: Path, cases: int, chunk: int
 ) -> None:
     assert store_url.startswith("postgresql")
     clock = FileClock(tmp_path / "clock")
     clock.set(CALLABLE_INSTANT)
-    keys = seed_due_cases(sessions_on, count=CASES, at=CALLABLE_INSTANT)
+    keys = seed_due_cases(sessions_on, count=cases, at=CALLABLE_INSTANT)
     go = tmp_path / "go"
     with running_emulator(clock) as emulator:
         env = worker_env(
@@ -58,8 +62,7 @@ def test_two_workers_advance_each_case_exactly_once(
             clock_file=clock.path,
             emulator_url=emulator.url,
             data_dir=tmp_path / "data",
-            # Chunks of 100: twenty claims to share, so the two workers interleave.
-            extra={"RECOVERY_ADVANCE_CHUNK_SIZE": "100", "RECOVERY_LEASE_SECONDS": "300"},
+            extra={"RECOVERY_ADVANCE_CHUNK_SIZE": str(chunk), "RECOVERY_LEASE_SECONDS": "300"},
         )
         workers = [Worker.start(name, env, cwd=tmp_path, go_file=go) for name in ("a", "b")]
         for worker in workers:
@@ -75,7 +78,7 @@ def test_two_workers_advance_each_case_exactly_once(
         assert summary["failed_batches"] == 0 and summary["rejected"] == 0, summary
         assert summary["actions"] == {"contact": summary["claimed"]}, summary
     # A case claimed by both would be counted twice here.
-    assert sum(s["claimed"] for s in summaries) == CASES
-    assert sum(s["created"] for s in summaries) == CASES
+    assert sum(s["claimed"] for s in summaries) == cases
+    assert sum(s["created"] for s in summaries) == cases
     assert counters["upserts"] == 0, "no contact was sent twice"
     assert first_contact_problems(StoreProbe(sessions_on).facts(keys), keys, held, counters) == []

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -27,9 +26,9 @@ from recovery.clock import SystemClock
 from recovery.runtime import Runtime
 from recovery.settings import Settings
 from tests.factories import STRIPE_SECRET, free_port, invoice_failed, settings_for
-from tests.flows.system import System, running_system
 from tests.flows.test_ingest_flow import post
-from tests.flows.test_sequence import expired_card, run_flows
+from tests.flows.test_sequence import expired_card
+from tests.support.running_system import System, run_flows
 
 pytestmark = pytest.mark.prefect
 
@@ -97,21 +96,13 @@ def runtime(store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime
 
 
 @pytest.fixture
-def disputes(
-    prefect_api_url: str, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[System]:
-    if not store_url.startswith("sqlite"):
-        pytest.skip("the end-to-end sequence runs on SQLite; PostgreSQL has its own tests")
-    with running_system(
-        store_url=store_url,
-        tmp_path=tmp_path,
-        monkeypatch=monkeypatch,
+def disputes(prefect_api_url: str, running_system: Callable[..., System]) -> System:
+    return running_system(
         start=T,
         scenario="all-dispute",
         # The receiver records the outcome (the data action) and sends its event.
         extra_env={"RECOVERY_PREFECT_API_URL": prefect_api_url},
-    ) as running:
-        yield running
+    )
 
 
 def test_a_dispute_starts_a_review_queue_run_and_the_case_has_its_timeline(

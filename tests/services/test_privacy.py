@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -400,3 +402,43 @@ def test_retention_off_erases_nothing(bench: Bench) -> None:
     )
     assert summary.cases == 0
     assert bench.dump() == before
+
+
+class _EventFeed(BaseHTTPRequestHandler):
+    """Prefect's ``POST /events`` as a recorder: every event document it is sent."""
+
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (the handler's name is http.server's)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path.endswith("/events"):
+            type(self).received.extend(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_forget_sends_a_closed_event_for_each_case_it_closes(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(bench)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EventFeed)
+    _EventFeed.received = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{server.server_port}/api")
+        document(bench.forget("--customer", ADA["customer_ref"], "--json"))
+    finally:
+        server.shutdown()
+    closes = [e for e in _EventFeed.received if e["event"] == "recovery.case.closed"]
+    assert sorted(e["resource"]["prefect.resource.id"] for e in closes) == [
+        f"recovery.case.{case_key(Gateway.generic, key)}" for key in ("in_ada_1", "in_ada_2")
+    ]
+    assert {e["resource"]["recovery.outcome"] for e in closes} == {Outcome.suppressed.value}
+    # No personal data in what was sent.
+    sent = json.dumps(_EventFeed.received)
+    for value in personal_values(ADA):
+        assert value not in sent, value

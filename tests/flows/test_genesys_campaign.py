@@ -254,6 +254,7 @@ def test_a_recycling_campaign_with_lost_events_and_a_killed_worker(
     assert cap_breaches(dials) == []
 
     # The campaign really ran, with all three things that could break it.
+    print(f"calls placed: {len(placed)}, days called: {sorted({e['at'][:10] for e in placed})}")
     assert len(placed) >= CASES + 10, "too few calls for the campaign to mean anything"
     # Every contact of the killed worker's batch was either confirmed by its outcome or sent
     # again (doNotQueue: the contact centre queued none of them again).

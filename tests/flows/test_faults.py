@@ -57,6 +57,7 @@ from tests.factories import (
 from tests.support.asgi import forwarding_app
 from tests.support.planted_campaign import PLACES
 from tests.support.running_system import System, run_flows
+from tests.support.store_probe import StoreProbe
 
 pytestmark = pytest.mark.prefect
 
@@ -167,9 +168,7 @@ def test_deliveries_while_prefect_is_down_all_become_cases_once_it_is_back(
             wait_for(lambda: trigger.failures >= 3, 20, "the trigger to try Prefect and fail")
             assert answers == {(200, "recorded"): 80, (200, "duplicate"): 20}
             assert trigger.runs_created == 0
-            with runtime.sessions() as s:
-                waiting = s.scalar(select(func.count()).where(InboxRow.processed_at.is_(None)))
-            assert waiting == 80
+            assert StoreProbe(runtime.sessions).unprocessed_inbox() == 80
 
             # Prefect comes back at the address the receiver knows.
             with serve_in_thread(forwarding_app(prefect_api_url.removesuffix("/api")), port=port):
@@ -183,10 +182,9 @@ def test_deliveries_while_prefect_is_down_all_become_cases_once_it_is_back(
     # The run the receiver created is the one that drains the inbox (as a worker would run it).
     summary = run_flow(ingest, flow_run=runs[0])
     assert summary == {"rows": 80, "batches": 1, "results": {"opened": 40, "updated": 40}}
-    with runtime.sessions() as s:
-        per_key = Counter(s.scalars(select(CaseRow.business_key)))
-        unprocessed = s.scalar(select(func.count()).where(InboxRow.processed_at.is_(None)))
-    assert per_key == Counter(keys) and unprocessed == 0
+    store = StoreProbe(runtime.sessions)
+    per_key = Counter(case.business_key for case in store.cases())
+    assert per_key == Counter(keys) and store.unprocessed_inbox() == 0
     (state,) = [r.state for r in _runs_since(deployment_id, since)]
     assert state is not None and state.is_completed()
     print(

@@ -11,13 +11,12 @@ import anyio
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
 
 from recovery.api.app import create_app
 from recovery.api.trigger import IngestTrigger
 from recovery.clock import SystemClock
 from recovery.runtime import Runtime
-from recovery.store.tables import CaseRow, InboxRow
+from recovery.store.tables import CaseRow
 from tests.factories import (
     STRIPE_SECRET,
     T0,
@@ -27,6 +26,7 @@ from tests.factories import (
     settings_for,
     stripe_headers,
 )
+from tests.support.store_probe import StoreProbe
 
 pytestmark = pytest.mark.prefect
 
@@ -69,9 +69,8 @@ def test_ingest_flow_drains_the_inbox(prefect_api_url: str, runtime: Runtime) ->
         )
     result = ingest(max_batches=100)
     assert result["rows"] == 24 and result["results"] == {"opened": 12, "updated": 12}
-    with runtime.sessions() as s:
-        assert s.scalar(select(func.count()).select_from(CaseRow)) == 12
-        assert s.scalar(select(func.count()).where(InboxRow.processed_at.is_(None))) == 0
+    store = StoreProbe(runtime.sessions)
+    assert store.count(CaseRow) == 12 and store.unprocessed_inbox() == 0
 
     async def artifact() -> object:
         async with get_client() as prefect:
@@ -170,7 +169,6 @@ def test_receiver_answers_2xx_when_prefect_is_unreachable(runtime: Runtime) -> N
         trigger.stop()
     assert statuses == [200] * 5
     assert trigger.failures >= 1 and trigger.runs_created == 0
-    with runtime.sessions() as s:
-        assert s.scalar(select(func.count()).where(InboxRow.processed_at.is_(None))) == 5
+    assert StoreProbe(runtime.sessions).unprocessed_inbox() == 5
     with pytest.raises(httpx.TransportError):
         httpx.get(dead, timeout=1)

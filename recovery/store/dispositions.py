@@ -15,6 +15,8 @@ from typing import Any, Literal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from recovery.domain import events as case_events
+from recovery.domain.events import CaseEvent
 from recovery.domain.models import CaseStatus, Disposition, HistoryKind
 from recovery.store.cases import append_history, case_key
 from recovery.store.tables import CaseRow, ContactRow, DispositionRow
@@ -39,6 +41,8 @@ class RecordResult:
     case_id: int
     attempt: int
     disposition_id: int | None
+    # The business event of the outcome recorded (none for a duplicate).
+    events: tuple[CaseEvent, ...] = ()
 
     @property
     def duplicate(self) -> bool:
@@ -127,8 +131,20 @@ def record_disposition(
         },
     )
     session.flush()
+    recorded = case_events.outcome_recorded(
+        case_key(case.gateway, case.business_key),
+        category=case.category,
+        disposition=disposition.value,
+        wrapup_code=wrapup_code[:128],
+        attempt=contact.attempt,
+        source=source,
+    )
     return RecordResult(
-        recorded=True, case_id=case.id, attempt=contact.attempt, disposition_id=int(inserted)
+        recorded=True,
+        case_id=case.id,
+        attempt=contact.attempt,
+        disposition_id=int(inserted),
+        events=(recorded,),
     )
 
 
@@ -185,6 +201,7 @@ class Published:
     wrapup_code: str
     attempt: int
     source: str
+    category: str = ""
 
 
 def mark_published(
@@ -193,7 +210,7 @@ def mark_published(
     """Mark up to ``limit`` recorded outcomes not yet published (oldest first; none after
     disposition ``through_id`` when given) as applied at ``now``; what they were."""
     stmt = (
-        select(DispositionRow, CaseRow.gateway, CaseRow.business_key)
+        select(DispositionRow, CaseRow.gateway, CaseRow.business_key, CaseRow.category)
         .join(CaseRow, CaseRow.id == DispositionRow.case_id)
         .where(DispositionRow.applied_at.is_(None))
         .order_by(DispositionRow.id)
@@ -203,7 +220,7 @@ def mark_published(
         stmt = stmt.where(DispositionRow.id <= through_id)
     rows = session.execute(stmt).all()
     published = []
-    for disposition, gateway, business_key in rows:
+    for disposition, gateway, business_key, category in rows:
         disposition.applied_at = now
         published.append(
             Published(
@@ -212,6 +229,7 @@ def mark_published(
                 wrapup_code=disposition.wrapup_code,
                 attempt=disposition.attempt,
                 source=disposition.source,
+                category=category,
             )
         )
     return published

@@ -33,7 +33,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 
 from recovery.api.app import create_app
-from recovery.api.trigger import IngestTrigger
+from recovery.api.deliveries import DeliveryEvents
 from recovery.clock import SystemClock
 from recovery.contact_center.contacts import contact_id_for
 from recovery.contact_center.emulator.server import serve_in_thread
@@ -57,7 +57,6 @@ from tests.factories import (
 from tests.support.asgi import forwarding_app
 from tests.support.planted_campaign import PLACES
 from tests.support.running_system import System, run_flows
-from tests.support.store_probe import StoreProbe
 
 pytestmark = pytest.mark.prefect
 
@@ -145,10 +144,8 @@ def test_deliveries_while_prefect_is_down_all_become_cases_once_it_is_back(
     deployment_id = _ingest_deployment()
     since = datetime.now(UTC) - timedelta(seconds=1)
     port = free_port()  # where Prefect's API "is": nothing listens there yet
-    trigger = IngestTrigger(
-        api_url=f"http://127.0.0.1:{port}/api", deployment="ingest/ingest", bucket_seconds=1
-    )
-    trigger.start()
+    deliveries = DeliveryEvents(api_url=f"http://127.0.0.1:{port}/api", window_seconds=1)
+    deliveries.start()
     keys = [f"in_down_{i}" for i in range(40)]
     events = [
         invoice_failed(event_id=f"evt_inv_{k}", invoice_id=k, created=START) for k in keys
@@ -157,7 +154,10 @@ def test_deliveries_while_prefect_is_down_all_become_cases_once_it_is_back(
         for k in keys
     ]
     app = create_app(
-        settings=runtime.settings, sessions=runtime.sessions, clock=SystemClock(), trigger=trigger
+        settings=runtime.settings,
+        sessions=runtime.sessions,
+        clock=SystemClock(),
+        deliveries=deliveries,
     )
     try:
         with serve_in_thread(app) as receiver, httpx.Client(timeout=30) as http:
@@ -165,32 +165,47 @@ def test_deliveries_while_prefect_is_down_all_become_cases_once_it_is_back(
             for event in events + events[:20]:  # and the gateway redelivers a quarter
                 response = post(http, receiver, event)
                 answers[(response.status_code, response.json()["status"])] += 1
-            wait_for(lambda: trigger.failures >= 3, 20, "the trigger to try Prefect and fail")
+            wait_for(lambda: deliveries.failures >= 3, 20, "the receiver to try Prefect and fail")
             assert answers == {(200, "recorded"): 80, (200, "duplicate"): 20}
-            assert trigger.runs_created == 0
-            assert StoreProbe(runtime.sessions).unprocessed_inbox() == 80
+            assert deliveries.events_sent == 0
+            with runtime.sessions() as s:
+                waiting = s.scalar(select(func.count()).where(InboxRow.processed_at.is_(None)))
+            assert waiting == 80
 
             # Prefect comes back at the address the receiver knows.
             with serve_in_thread(forwarding_app(prefect_api_url.removesuffix("/api")), port=port):
-                wait_for(lambda: trigger.runs_created >= 1, 20, "the trigger to start a run")
-                time.sleep(1.5)  # no further delivery: no further run
-            failures_while_down = trigger.failures
+                wait_for(lambda: deliveries.events_sent >= 1, 20, "the delivery event")
+                time.sleep(1.5)  # no further delivery: no further event
+            failures_while_down = deliveries.failures
     finally:
-        trigger.stop()
-    runs = _runs_since(deployment_id, since)
-    assert trigger.runs_created == 1 and len(runs) == 1
-    # The run the receiver created is the one that drains the inbox (as a worker would run it).
-    summary = run_flow(ingest, flow_run=runs[0])
+        deliveries.stop()
+    # Every recorded delivery, announced once, in one event once Prefect is back.
+    assert (deliveries.events_sent, deliveries.deliveries_sent) == (1, 80)
+    # The run that drains the inbox (the automation's, or the sweep's, as a worker runs it).
+    flow_run = _create_run(deployment_id)
+    summary = run_flow(ingest, flow_run=flow_run)
     assert summary == {"rows": 80, "batches": 1, "results": {"opened": 40, "updated": 40}}
-    store = StoreProbe(runtime.sessions)
-    per_key = Counter(case.business_key for case in store.cases())
-    assert per_key == Counter(keys) and store.unprocessed_inbox() == 0
-    (state,) = [r.state for r in _runs_since(deployment_id, since)]
+    with runtime.sessions() as s:
+        per_key = Counter(s.scalars(select(CaseRow.business_key)))
+        unprocessed = s.scalar(select(func.count()).where(InboxRow.processed_at.is_(None)))
+    assert per_key == Counter(keys) and unprocessed == 0
+    # (the ingest automation, when another test registered it, may have started one too)
+    (state,) = [r.state for r in _runs_since(deployment_id, since) if r.id == flow_run.id]
     assert state is not None and state.is_completed()
     print(
         f"\nPrefect down: 100 deliveries (20 redelivered) all answered 200, 80 rows recorded; "
-        f"{failures_while_down} failed trigger attempts; 1 run once back; 40 cases, 0 lost"
+        f"{failures_while_down} failed event attempts; 1 event once back; 40 cases, 0 lost"
     )
+
+
+def _create_run(deployment_id: str) -> Any:
+    from prefect.client.orchestration import get_client
+
+    async def create() -> Any:
+        async with get_client() as prefect:
+            return await prefect.create_flow_run_from_deployment(deployment_id)
+
+    return anyio.run(create)
 
 
 # -- the store unavailable ---------------------------------------------------------------

@@ -4,6 +4,7 @@ published as ``waiting`` business events without personal data."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -149,19 +150,22 @@ def test_a_soft_decline_waits_for_the_retry_and_says_so(store: Store) -> None:
     assert decided.actions == {"wait": 1} and decided.to_dispatch == []
     case = store.case("in_w")
     assert case.status == "awaiting_retry" and case.next_due_at == retry + timedelta(days=1)
-    assert decided.events == [
-        (
-            "waiting",
-            "stripe:in_w",
-            {
-                "waiting_for": "gateway_retry",
-                "until": (retry + timedelta(days=1)).isoformat(),
-                "category": "insufficient_funds",
-                "retry_at": retry.isoformat(),
-            },
-        )
-    ]
-    published = json.dumps(decided.events)
+    (event,) = decided.events
+    assert (event.event, event.key) == ("recovery.case.waiting", "stripe:in_w")
+    assert event.resource() == {
+        "prefect.resource.id": "recovery.case.stripe:in_w",
+        "prefect.resource.name": "stripe:in_w",
+        "recovery.gateway": "stripe",
+        "recovery.category": "insufficient_funds",
+    }
+    assert event.payload == {
+        "status": "awaiting_retry",
+        "until": (retry + timedelta(days=1)).isoformat(),
+        "why": "policy",
+        "waiting_for": "gateway_retry",
+        "retry_at": retry.isoformat(),
+    }
+    published = json.dumps([dataclasses.asdict(e) for e in decided.events], default=dict)
     assert PHONE not in published and "Ada" not in published and PAGE not in published
 
     shown = CliRunner().invoke(app, ["cases", "show", "stripe:in_w"], env={"COLUMNS": "200"})
@@ -234,8 +238,8 @@ def test_a_card_update_pauses_every_open_case_of_its_customer(store: Store) -> N
         case = store.case(key)
         assert case.status == "awaiting_retry"
         assert case.next_due_at == retry + timedelta(days=1)
-    assert sorted(e[1] for e in decided.events) == ["stripe:in_c1", "stripe:in_c2"]
-    assert {e[2]["waiting_for"] for e in decided.events} == {"card_update"}
+    assert sorted(e.key for e in decided.events) == ["stripe:in_c1", "stripe:in_c2"]
+    assert {e.payload["waiting_for"] for e in decided.events} == {"card_update"}
 
 
 def test_a_card_update_for_a_customer_without_an_open_case_is_ignored(store: Store) -> None:

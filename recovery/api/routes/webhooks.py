@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from recovery.api.deliveries import DeliveryEvents
 from recovery.api.requests import (
     INLINE_BODY_BYTES,
     Normalised,
@@ -33,7 +34,6 @@ from recovery.api.requests import (
     require_form,
     require_json,
 )
-from recovery.api.trigger import IngestTrigger
 from recovery.api.writer import InboxWriter, WriteFailed
 from recovery.clock import Clock
 from recovery.domain.models import CardUpdated, PaymentFailure, PaymentSucceeded
@@ -74,7 +74,7 @@ def build_webhooks_router(
     settings: Settings,
     clock: Clock,
     inbox: InboxWriter,
-    trigger: IngestTrigger | None,
+    deliveries: DeliveryEvents | None,
     wall_time: Callable[[], float],
     paypal: paypal_gateway.Verifier | None = None,
 ) -> APIRouter:
@@ -139,8 +139,8 @@ def build_webhooks_router(
                 result.event_id,
                 pan_found,
             )
-        if new and kind != "ignored" and trigger is not None:
-            trigger.poke()
+        if new and kind != "ignored" and deliveries is not None:
+            deliveries.delivered(gateway)
         status = "duplicate" if not new else ("ignored" if kind == "ignored" else "recorded")
         return JSONResponse({"status": status, "event_id": result.event_id})
 

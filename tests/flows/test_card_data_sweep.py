@@ -9,7 +9,7 @@ every place that holds data is read: the store (each row, and the database files
 log record at DEBUG (what reaches the console comes from those records), Prefect's own database
 (each row of each table, and its files), the artifacts through the Prefect client, result and
 report files, every answer of the receiver, and everything the emulator holds or was sent. The
-scanner (``hard_scan.py``) is written independently of the guard it checks.
+scanner (``tests/support/card_scan.py``) is written independently of the guard it checks.
 """
 
 from __future__ import annotations

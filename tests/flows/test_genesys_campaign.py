@@ -254,7 +254,9 @@ def test_a_recycling_campaign_with_lost_events_and_a_killed_worker(
     assert cap_breaches(dials) == []
 
     # The campaign really ran, with all three things that could break it.
-    assert len(placed) >= CASES + 10, "too few calls for the campaign to mean anything"
+    # Beyond the first attempts, later attempts (seven seen over three days, more over five).
+    later = {3: 5, 5: 10}[days]
+    assert len(placed) >= CASES + later, "too few calls for the campaign to mean anything"
     # Every contact of the killed worker's batch was either confirmed by its outcome or sent
     # again (doNotQueue: the contact centre queued none of them again).
     assert confirmed + resent == held and resent > 0

@@ -8,12 +8,11 @@ from collections.abc import Iterator
 import anyio
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
 
 from recovery.api.app import create_app
 from recovery.clock import SystemClock
 from recovery.runtime import Runtime
-from recovery.store.tables import CaseRow, InboxRow
+from recovery.store.tables import CaseRow
 from tests.factories import (
     STRIPE_SECRET,
     T0,
@@ -22,6 +21,7 @@ from tests.factories import (
     settings_for,
     stripe_headers,
 )
+from tests.support.store_probe import StoreProbe
 
 pytestmark = pytest.mark.prefect
 
@@ -64,9 +64,8 @@ def test_ingest_flow_drains_the_inbox(prefect_api_url: str, runtime: Runtime) ->
         )
     result = ingest(max_batches=100)
     assert result["rows"] == 24 and result["results"] == {"opened": 12, "updated": 12}
-    with runtime.sessions() as s:
-        assert s.scalar(select(func.count()).select_from(CaseRow)) == 12
-        assert s.scalar(select(func.count()).where(InboxRow.processed_at.is_(None))) == 0
+    store = StoreProbe(runtime.sessions)
+    assert store.count(CaseRow) == 12 and store.unprocessed_inbox() == 0
 
     async def artifact() -> object:
         async with get_client() as prefect:

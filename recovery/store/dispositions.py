@@ -99,7 +99,9 @@ def record_disposition(
         # The contact centre held (and dialled) a contact whose sending was never confirmed
         # (the sender died waiting for the answer): the outcome confirms it, so the attempt
         # enters the history the frequency caps count, as the confirmation would have.
-        _confirm_by_outcome(session, case, contact, now)
+        confirmed = _confirm_by_outcome(session, case, contact, now)
+    else:
+        confirmed = None
     if contact.state in {"requested", "created"}:
         contact.state = "dispositioned"
     values: dict[str, Any] = {"updated_at": now}
@@ -131,8 +133,9 @@ def record_disposition(
         },
     )
     session.flush()
+    key = case_key(case.gateway, case.business_key)
     recorded = case_events.outcome_recorded(
-        case_key(case.gateway, case.business_key),
+        key,
         category=case.category,
         disposition=disposition.value,
         wrapup_code=wrapup_code[:128],
@@ -144,13 +147,14 @@ def record_disposition(
         case_id=case.id,
         attempt=contact.attempt,
         disposition_id=int(inserted),
-        events=(recorded,),
+        events=(recorded,) if confirmed is None else (confirmed, recorded),
     )
 
 
 def _confirm_by_outcome(
     session: Session, case: CaseRow, contact: ContactRow, now: datetime
-) -> None:
+) -> case_events.CaseEvent:
+    """The contact's creation, recorded as the confirmation would have; its event."""
     data = {
         "attempt": contact.attempt,
         "planned_at": contact.planned_at.isoformat(),
@@ -176,6 +180,12 @@ def _confirm_by_outcome(
         )
     contact.created_at = contact.requested_at
     case.contacts_made += 1
+    return case_events.contact_created(
+        case_key(case.gateway, case.business_key),
+        category=case.category,
+        attempt=contact.attempt,
+        contact_id=contact.contact_id,
+    )
 
 
 def contacts_awaiting_disposition(

@@ -456,7 +456,7 @@ def test_an_outcome_confirms_a_contact_whose_sending_was_never_confirmed(
         row.state, row.created_at = "requested", None
         contact_id, case_id = row.contact_id, case.id
     with transaction(sessions) as session:
-        record_disposition(
+        first = record_disposition(
             session=session,
             contact_id=contact_id,
             wrapup_code="ININ-OUTBOUND-NO-ANSWER",
@@ -466,6 +466,11 @@ def test_an_outcome_confirms_a_contact_whose_sending_was_never_confirmed(
             occurred_at=NOW,
             now=NOW,
         )
+    # The contact's creation is an event too, before its outcome's.
+    assert [e.event for e in first.events] == [
+        "recovery.contact.created",
+        "recovery.disposition.recorded",
+    ]
     with transaction(sessions) as session:
         again = record_disposition(
             session=session,

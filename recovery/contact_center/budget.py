@@ -1,0 +1,134 @@
+"""The one acquisition point of contact-centre requests: the request budget.
+
+Every API request a ``GenesysClient`` sends takes one slot from its ``acquire`` hook
+(``throttle.Throttle.before_request``); every client the project builds (flows' tasks, the
+receiver, the notification listener, the ``recovery genesys`` commands, services) gets its hook
+from ``request_budget``, so every request counts against the one shared Prefect global rate
+limit that ``recovery prefect setup`` creates (``RECOVERY_GENESYS_RATE_LIMIT_NAME``).
+
+A round trip to the Prefect server per request would cost more than the request itself, so
+slots are taken from the shared limit ``block`` at a time (``RECOVERY_RATE_LIMIT_OCCUPY`` for
+flows, one for the commands and the listener) and handed out one per request from the credit
+they leave. Acquisitions are first paced locally just under the rate: the server refuses an
+early acquisition and pushes it back by more than it was early. Credit not spent within the
+contact centre's one-minute window is dropped, so a burst never exceeds the budget by more
+than one block.
+
+Without a Prefect API (no ``PREFECT_API_URL``: a command run on its own, a test without a
+server) the budget is a local limiter at the same rate, which is all a lone process needs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from recovery.contact_center.throttle import Monotonic, RequestRateLimiter, Sleep
+
+# Local pacing of acquisitions, as a fraction of the shared rate: just under it, so that an
+# acquisition is not refused for arriving a moment early.
+PACE = 0.985
+# Credit older than this is dropped (the contact centre counts requests per minute).
+CREDIT_SECONDS = 60.0
+
+AcquireSlots = Callable[[int], None]
+
+
+def prefect_rate_limit(name: str, *, strict: bool = True) -> AcquireSlots | None:
+    """Slots of the Prefect global rate limit ``name`` (None when no Prefect API is set)."""
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        return None
+    from prefect.concurrency.sync import rate_limit
+
+    def acquire(slots: int) -> None:
+        rate_limit(name, occupy=slots, strict=strict)
+
+    return acquire
+
+
+@dataclass
+class BudgetCounts:
+    """What a budget has handed out: ``requests`` (one slot each) and ``slots`` taken from the
+    shared limit in ``acquisitions`` round trips (``shared`` False: from the local limiter)."""
+
+    requests: int = 0
+    slots: int = 0
+    acquisitions: int = 0
+    dropped: int = 0
+    shared: bool = False
+
+
+class RequestBudget:
+    """The ``acquire`` hook of contact-centre clients (thread-safe): one slot per request,
+    taken from the shared rate limit ``block`` slots at a time."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        per_minute: float,
+        block: int = 1,
+        acquire_slots: AcquireSlots | None = None,
+        sleep: Sleep = time.sleep,
+        monotonic: Monotonic = time.monotonic,
+    ) -> None:
+        if block < 1:
+            raise ValueError("block must be at least 1")
+        self.name = name
+        self.block = block
+        self._slots_source = acquire_slots
+        self._monotonic = monotonic
+        # Acquisitions paced locally; a fresh budget may take two blocks at once.
+        self._pace = RequestRateLimiter(
+            per_minute * PACE, burst=2 * block, sleep=sleep, monotonic=monotonic
+        )
+        self._lock = threading.Lock()
+        self._credit = 0
+        self._credit_since = 0.0
+        self.counts = BudgetCounts()
+
+    def _shared(self) -> AcquireSlots | None:
+        # Looked up at each acquisition: the Prefect API a process talks to may change.
+        if self._slots_source is not None:
+            return self._slots_source
+        return prefect_rate_limit(self.name)
+
+    def __call__(self, n: int = 1) -> None:
+        with self._lock:
+            now = self._monotonic()
+            if self._credit and now - self._credit_since > CREDIT_SECONDS:
+                self.counts.dropped += self._credit
+                self._credit = 0
+            while self._credit < n:
+                take = max(self.block, n - self._credit)
+                self._pace(take)
+                shared = self._shared()
+                if shared is not None:
+                    shared(take)
+                    self.counts.acquisitions += 1
+                    self.counts.slots += take
+                    self.counts.shared = True
+                if self._credit == 0:
+                    self._credit_since = self._monotonic()
+                self._credit += take
+            self._credit -= n
+            self.counts.requests += n
+
+
+_budgets: dict[tuple[str, float, int], RequestBudget] = {}
+_budgets_lock = threading.Lock()
+
+
+def request_budget(name: str, per_minute: float, *, block: int = 1) -> RequestBudget:
+    """This process's budget for the shared limit ``name`` (one per name, rate and block:
+    every client of the process built with the same settings shares its credit)."""
+    key = (name, float(per_minute), block)
+    with _budgets_lock:
+        found = _budgets.get(key)
+        if found is None:
+            found = _budgets[key] = RequestBudget(name=name, per_minute=per_minute, block=block)
+        return found

@@ -353,6 +353,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"other processes    Prefect server {server_cpu:.2f} s CPU "
         f"({server_cpu / elapsed:.0%} of a core), emulator {emulator_cpu:.2f} s"
     )
+    from recovery.contact_center.budget import budgets
+
+    for budget in budgets():
+        c = budget.counts
+        print(
+            f"request budget     {c.requests} requests, {c.slots} slots of the shared limit in "
+            f"{c.acquisitions} acquisitions of {budget.block}; {c.paced_seconds:.1f} s paced "
+            f"locally, {c.shared_seconds:.1f} s waiting for the shared limit "
+            f"({c.refused} refusals)"
+        )
     for name, (count, seconds) in breakdown.items():
         print(f"  task {name:<16} {count:5d} runs, {seconds:8.2f} s running in all")
     if problems:

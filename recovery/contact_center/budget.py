@@ -20,6 +20,7 @@ server) the budget is a local limiter at the same rate, which is all a lone proc
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 from collections.abc import Callable
@@ -35,19 +36,77 @@ CREDIT_SECONDS = 60.0
 
 AcquireSlots = Callable[[int], None]
 
+_budgets_lock = threading.RLock()
 
-def prefect_rate_limit(name: str, *, strict: bool = True) -> AcquireSlots | None:
-    """Slots of the Prefect global rate limit ``name`` (None when no Prefect API is set)."""
+
+class RateLimitMissing(RuntimeError):
+    """The shared rate limit does not exist on the Prefect server."""
+
+
+class PrefectRateLimit:
+    """Slots of a Prefect global rate limit, one HTTP round trip per acquisition; a refusal
+    (423) is retried after the server's ``Retry-After``."""
+
+    def __init__(self, api_url: str, name: str, *, sleep: Sleep = time.sleep) -> None:
+        from prefect.client.orchestration import get_client
+
+        self.api_url = api_url
+        self.name = name
+        self._sleep = sleep
+        self._client = get_client(sync_client=True)
+        self._client.__enter__()
+        self.refused = 0
+
+    def __call__(self, slots: int) -> None:
+        import httpx
+
+        while True:
+            try:
+                response = self._client.increment_concurrency_slots(
+                    names=[self.name], slots=slots, mode="rate_limit"
+                )
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code != 423:
+                    raise
+                self.refused += 1
+                self._sleep(float(exc.response.headers.get("Retry-After", "1")))
+                continue
+            if not response.json():
+                raise RateLimitMissing(
+                    f"the Prefect rate limit {self.name!r} does not exist: run "
+                    "`recovery prefect setup` first"
+                )
+            return
+
+    def close(self) -> None:
+        self._client.__exit__(None, None, None)
+
+
+_limits: dict[tuple[str, str], PrefectRateLimit] = {}
+
+
+def prefect_rate_limit(name: str) -> PrefectRateLimit | None:
+    """Slots of the Prefect global rate limit ``name`` on the Prefect API this process talks
+    to (None when no Prefect API is set)."""
     from prefect.settings import PREFECT_API_URL
 
-    if not PREFECT_API_URL.value():
+    url = PREFECT_API_URL.value()
+    if not url:
         return None
-    from prefect.concurrency.sync import rate_limit
+    with _budgets_lock:
+        found = _limits.get((url, name))
+        if found is None:
+            found = _limits[(url, name)] = PrefectRateLimit(url, name)
+        return found
 
-    def acquire(slots: int) -> None:
-        rate_limit(name, occupy=slots, strict=strict)
 
-    return acquire
+@atexit.register
+def _close_limits() -> None:
+    with _budgets_lock:
+        limits = list(_limits.values())
+        _limits.clear()
+    for limit in limits:
+        limit.close()
 
 
 @dataclass
@@ -60,6 +119,11 @@ class BudgetCounts:
     acquisitions: int = 0
     dropped: int = 0
     shared: bool = False
+    # Seconds spent pacing locally, and waiting for the shared limit's answers.
+    paced_seconds: float = 0.0
+    shared_seconds: float = 0.0
+    # Acquisitions the shared limit refused (and that were retried after its Retry-After).
+    refused: int = 0
 
 
 class RequestBudget:
@@ -82,9 +146,9 @@ class RequestBudget:
         self.block = block
         self._slots_source = acquire_slots
         self._monotonic = monotonic
-        # Acquisitions paced locally; a fresh budget may take two blocks at once.
+        # Acquisitions paced locally; a fresh budget may take one block at once.
         self._pace = RequestRateLimiter(
-            per_minute * PACE, burst=2 * block, sleep=sleep, monotonic=monotonic
+            per_minute * PACE, burst=block, sleep=sleep, monotonic=monotonic
         )
         self._lock = threading.Lock()
         self._credit = 0
@@ -105,13 +169,18 @@ class RequestBudget:
                 self._credit = 0
             while self._credit < n:
                 take = max(self.block, n - self._credit)
+                started = self._monotonic()
                 self._pace(take)
+                paced = self._monotonic()
+                self.counts.paced_seconds += paced - started
                 shared = self._shared()
                 if shared is not None:
                     shared(take)
                     self.counts.acquisitions += 1
                     self.counts.slots += take
                     self.counts.shared = True
+                    self.counts.shared_seconds += self._monotonic() - paced
+                    self.counts.refused = getattr(shared, "refused", 0)
                 if self._credit == 0:
                     self._credit_since = self._monotonic()
                 self._credit += take
@@ -120,7 +189,12 @@ class RequestBudget:
 
 
 _budgets: dict[tuple[str, float, int], RequestBudget] = {}
-_budgets_lock = threading.Lock()
+
+
+def budgets() -> list[RequestBudget]:
+    """Every budget this process has built."""
+    with _budgets_lock:
+        return list(_budgets.values())
 
 
 def request_budget(name: str, per_minute: float, *, block: int = 1) -> RequestBudget:

@@ -20,7 +20,7 @@ def advance(max_chunks: int = 1000, linger_seconds: float | None = None) -> dict
     """Lease due cases chunk by chunk, decide each, and send the contacts that are due, the
     next chunk decided while this one's contacts are sent; then, for ``linger_seconds``
     (default ``RECOVERY_ADVANCE_LINGER_SECONDS``), keep watching for cases that fall due. A
-    run that finds nothing due creates no task run and is named so."""
+    run that finds nothing due when it starts ends at once, with no task run, named so."""
     with flow_runtime() as built:
         settings = built.settings
         owner, size = f"advance-{flow_run.id}", settings.advance_chunk_size

@@ -11,15 +11,19 @@ from recovery.services.advance import wait_for_due
 from recovery.settings import Settings
 from tasks.runtime import runtime
 
+# Batches (requests) sent by one task run, one after the other: few task runs (each costs the
+# Prefect server writes), and enough of them at once to keep the request budget busy.
+GROUP_BATCHES = 5
+
 
 def groups(
     ids: Sequence[int], settings: Settings
 ) -> Iterator[tuple[int, tuple[tuple[int, ...], ...]]]:
     """(group number, its batches): batches of at most ``genesys_batch_size`` contacts (one
-    request each), ``rate_limit_occupy`` batches to a group (one task run)."""
+    request each), ``GROUP_BATCHES`` batches to a group (one task run)."""
     size = settings.genesys_batch_size
     batches = [tuple(ids[i : i + size]) for i in range(0, len(ids), size)]
-    per_group = settings.rate_limit_occupy
+    per_group = GROUP_BATCHES
     for start in range(0, len(batches), per_group):
         yield start // per_group + 1, tuple(batches[start : start + per_group])
 

@@ -111,11 +111,13 @@ def _close_limits() -> None:
 
 @dataclass
 class BudgetCounts:
-    """What a budget has handed out: ``requests`` (one slot each) and ``slots`` taken from the
-    shared limit in ``acquisitions`` round trips (``shared`` False: from the local limiter)."""
+    """What a budget has handed out: ``requests`` (one slot each), ``slots`` taken from the
+    shared limit in ``acquisitions`` round trips, ``local_slots`` from the local limiter (no
+    Prefect API set); ``shared``: whether it ever reached the shared limit."""
 
     requests: int = 0
     slots: int = 0
+    local_slots: int = 0
     acquisitions: int = 0
     dropped: int = 0
     shared: bool = False
@@ -181,6 +183,8 @@ class RequestBudget:
                     self.counts.shared = True
                     self.counts.shared_seconds += self._monotonic() - paced
                     self.counts.refused = getattr(shared, "refused", 0)
+                else:
+                    self.counts.local_slots += take
                 if self._credit == 0:
                     self._credit_since = self._monotonic()
                 self._credit += take

@@ -21,6 +21,7 @@ server) the budget is a local limiter at the same rate, which is all a lone proc
 from __future__ import annotations
 
 import atexit
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -152,44 +153,91 @@ class RequestBudget:
         self._pace = RequestRateLimiter(
             per_minute * PACE, burst=block, sleep=sleep, monotonic=monotonic
         )
-        self._lock = threading.Lock()
+        self._ready = threading.Condition(threading.Lock())
         self._credit = 0
-        self._credit_since = 0.0
+        self._refilled_at = 0.0
+        self._refilling = False
+        self._failure: BaseException | None = None
         self.counts = BudgetCounts()
 
     def _shared(self) -> AcquireSlots | None:
-        # Looked up at each acquisition: the Prefect API a process talks to may change.
+        # Looked up at each acquisition (in the caller's context: the Prefect API a process
+        # talks to is a setting of that context, and may change).
         if self._slots_source is not None:
             return self._slots_source
         return prefect_rate_limit(self.name)
 
+    def _take(self, take: int, shared: AcquireSlots | None) -> None:
+        """Pace, then take ``take`` slots from the shared limit (or count them as local)."""
+        started = self._monotonic()
+        self._pace(take)
+        paced = self._monotonic()
+        if shared is not None:
+            shared(take)
+        with self._ready:
+            counts = self.counts
+            counts.paced_seconds += paced - started
+            if shared is not None:
+                counts.acquisitions += 1
+                counts.slots += take
+                counts.shared = True
+                counts.shared_seconds += self._monotonic() - paced
+                counts.refused = getattr(shared, "refused", 0)
+            else:
+                counts.local_slots += take
+
+    def _refill(self, take: int, shared: AcquireSlots | None) -> None:
+        """In a thread of its own: take a block, then hand it to the waiting requests."""
+        failure: BaseException | None = None
+        try:
+            self._take(take, shared)
+        except BaseException as exc:  # handed to a waiting request, which raises it
+            failure = exc
+        with self._ready:
+            self._refilling = False
+            if failure is None:
+                self._credit += take
+                self._refilled_at = self._monotonic()
+            else:
+                self._failure = failure
+            self._ready.notify_all()
+
+    def _start_refill(self, take: int) -> None:
+        # Called with the lock held.
+        self._refilling = True
+        context = contextvars.copy_context()
+        shared = context.run(self._shared)
+        threading.Thread(
+            target=context.run,
+            args=(self._refill, take, shared),
+            name="request-budget-refill",
+            daemon=True,
+        ).start()
+
     def __call__(self, n: int = 1) -> None:
-        with self._lock:
-            now = self._monotonic()
-            if self._credit and now - self._credit_since > CREDIT_SECONDS:
+        if self.block == 1:
+            # One request now and then (a command, the listener): no credit, no thread.
+            self._take(n, self._shared())
+            with self._ready:
+                self.counts.requests += n
+            return
+        with self._ready:
+            if self._credit and self._monotonic() - self._refilled_at > CREDIT_SECONDS:
                 self.counts.dropped += self._credit
                 self._credit = 0
             while self._credit < n:
-                take = max(self.block, n - self._credit)
-                started = self._monotonic()
-                self._pace(take)
-                paced = self._monotonic()
-                self.counts.paced_seconds += paced - started
-                shared = self._shared()
-                if shared is not None:
-                    shared(take)
-                    self.counts.acquisitions += 1
-                    self.counts.slots += take
-                    self.counts.shared = True
-                    self.counts.shared_seconds += self._monotonic() - paced
-                    self.counts.refused = getattr(shared, "refused", 0)
-                else:
-                    self.counts.local_slots += take
-                if self._credit == 0:
-                    self._credit_since = self._monotonic()
-                self._credit += take
+                if self._failure is not None:
+                    failure, self._failure = self._failure, None
+                    raise failure
+                if not self._refilling:
+                    self._start_refill(max(self.block, n))
+                self._ready.wait()
             self._credit -= n
             self.counts.requests += n
+            # The next block is asked for while this one is spent: no request waits for a
+            # round trip to the Prefect server unless the budget itself is spent.
+            if self._credit <= self.block // 2 and not self._refilling:
+                self._start_refill(self.block)
 
 
 _budgets: dict[tuple[str, float, int], RequestBudget] = {}

@@ -277,6 +277,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             # One run with nothing due first: imports and the engine's first-run costs belong
             # to the process, not to the cases.
             advance()
+            # A run that finds nothing due: how long it takes, and what it is called.
+            started_empty = time.perf_counter()
+            empty = advance(return_state=True)
+            empty_seconds = time.perf_counter() - started_empty
+            from prefect.client.orchestration import get_client
+
+            with get_client(sync_client=True) as prefect_client:
+                empty_name = prefect_client.read_flow_run(empty.state_details.flow_run_id).name
             started_seeding = time.perf_counter()
             keys = seed_due_cases(sessions, count=args.cases, at=CALLABLE_INSTANT)
             seeding = time.perf_counter() - started_seeding
@@ -338,6 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cpu_ms = cpu / steps * 1000 if steps else float("nan")
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"machine load       {load}  (1, 5, 15 min; {os.cpu_count()} CPUs): figures vary with it")
+    print(f"empty run          {empty_seconds:8.2f} s  (nothing due; named {empty_name!r})")
     print(f"flow runs          {runs:8d}")
     print(f"elapsed            {elapsed:8.2f} s")
     print(f"contacts created   {created:8d}  (requests {counters['requests']})")

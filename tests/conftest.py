@@ -31,6 +31,18 @@ def _backends() -> list[object]:
     return backends
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Soak variants (minutes long, full size) run only when asked for by name (``-m soak``),
+    whatever else the selection names (``make test-postgres`` selects by ``-m postgres``)."""
+    wanted = (config.getoption("markexpr") or "").replace("not soak", "")
+    if "soak" in wanted:
+        return
+    skip = pytest.mark.skip(reason="a soak variant: run it with -m soak")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(params=_backends())
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL to an empty database: a SQLite file, or a fresh PostgreSQL schema."""

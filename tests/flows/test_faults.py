@@ -11,7 +11,7 @@
 * one case the contact centre cannot take must not hold back the rest of its batch, and an
   address field longer than its column must not lose the failure.
 
-(A worker killed mid-advance is covered by ``tests/integration/test_advance_crash.py``.)
+(A worker killed mid-advance is covered by ``tests/services/test_advance_crash.py``.)
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ import logging
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -55,8 +54,9 @@ from tests.factories import (
     settings_for,
     stripe_headers,
 )
-from tests.flows.hard_campaign import PLACES
-from tests.flows.hard_system import HardSystem, forwarding_app, hard_system, run_flows
+from tests.support.asgi import forwarding_app
+from tests.support.planted_campaign import PLACES
+from tests.support.running_system import System, run_flows
 
 pytestmark = pytest.mark.prefect
 
@@ -297,24 +297,8 @@ def _flow_task_runs(flow_run_id: Any) -> list[tuple[Any, list[str]]]:
 
 
 @pytest.fixture
-def sqlite_store(store_url: str) -> str:
-    if not store_url.startswith("sqlite"):
-        pytest.skip("the flows run on SQLite here; PostgreSQL has its own tests")
-    return store_url
-
-
-@pytest.fixture
-def system(
-    prefect_api_url: str, sqlite_store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[HardSystem]:
-    with hard_system(
-        store_url=sqlite_store,
-        tmp_path=tmp_path,
-        monkeypatch=monkeypatch,
-        start=START,
-        scenario="all-no-answer",
-    ) as hs:
-        yield hs
+def system(running_system: Callable[..., System]) -> System:
+    return running_system(start=START)
 
 
 FAULTS = [
@@ -327,23 +311,23 @@ FAULTS = [
 
 
 def test_contact_centre_errors_lose_and_duplicate_no_contact(
-    system: HardSystem, caplog: pytest.LogCaptureFixture
+    system: System, caplog: pytest.LogCaptureFixture
 ) -> None:
     from flows.advance import advance
 
     caplog.set_level(logging.INFO)
     keys = [f"in_cc_{i}" for i in range(120)]
     for i, key in enumerate(keys):
-        assert system.system.post(failure(i, key, created=START)).status_code == 200
+        assert system.post(failure(i, key, created=START)).status_code == 200
     run_flows("ingest")
     for fault in FAULTS:
-        system.system.control("faults", fault)
+        system.control("faults", fault)
     began = time.monotonic()
     state = advance(return_state=True)
     took = time.monotonic() - began
     summary = state.result()
-    counters = system.system.counters()
-    held = {c["id"]: c for c in system.system.contacts()}
+    counters = system.counters()
+    held = {c["id"]: c for c in system.contacts()}
     expected = {contact_id_for(f"stripe:{key}", 1) for key in keys}
     with system.runtime.sessions() as s:
         rows = Counter(s.execute(select(ContactRow.contact_id, ContactRow.state)).all())
@@ -375,12 +359,12 @@ def test_contact_centre_errors_lose_and_duplicate_no_contact(
     retried = [states for run, states in task_runs if run.run_count >= 2]
     assert len(retried) == 1 and "AwaitingRetry" in retried[0]
     # And every contact is dialled once.
-    assert system.system.dial()["dialled"] == 120
-    assert system.system.counters()["dials"] == 120
+    assert system.dial()["dialled"] == 120
+    assert system.counters()["dials"] == 120
 
 
 def test_one_case_the_contact_centre_cannot_take_does_not_hold_back_its_batch(
-    system: HardSystem,
+    system: System,
 ) -> None:
     for i in range(10):
         area, state, postal = PLACES[i % len(PLACES)]
@@ -400,7 +384,7 @@ def test_one_case_the_contact_centre_cannot_take_does_not_hold_back_its_batch(
             }
         ).encode()
         answer = system.http.post(
-            f"{system.system.receiver}/webhooks/generic",
+            f"{system.receiver}/webhooks/generic",
             content=body,
             headers={
                 "Content-Type": "application/json",
@@ -409,13 +393,13 @@ def test_one_case_the_contact_centre_cannot_take_does_not_hold_back_its_batch(
         )
         assert answer.status_code == 200
     run_flows("ingest", "advance")
-    assert system.system.counters()["contacts_created"] == 9
+    assert system.counters()["contacts_created"] == 9
 
 
 # -- the clock jumps ----------------------------------------------------------------------
 
 
-def _contact_law(hs: HardSystem) -> list[str]:
+def _contact_law(hs: System) -> list[str]:
     """Every contact the contact centre took, checked against the calling rules at the instant
     it was created and at the instant it was dialled, with the history the system had then."""
     problems = []
@@ -423,7 +407,7 @@ def _contact_law(hs: HardSystem) -> list[str]:
         c["id"]: datetime.fromisoformat(
             c["callRecords"]["phone"]["lastAttempt"].replace("Z", "+00:00")
         )
-        for c in hs.system.contacts()
+        for c in hs.contacts()
         if c.get("callRecords")
     }
     rules = hs.runtime.rules
@@ -455,26 +439,23 @@ def _contact_law(hs: HardSystem) -> list[str]:
 
 
 @pytest.mark.slow
-def test_clock_jumps_break_no_rule_and_duplicate_nothing(system: HardSystem) -> None:
-    hs, clock = system, system.system.clock
-    hs.system.control("scenario", {"name": "mixed", "seed": 5})
+def test_clock_jumps_break_no_rule_and_duplicate_nothing(system: System) -> None:
+    hs, clock = system, system.clock
+    hs.control("scenario", {"name": "mixed", "seed": 5})
     declines = ["expired_card", "lost_card", "authentication_required", "generic_decline"]
     fresh = [f"in_fresh_{i}" for i in range(40)]
     old = [f"in_old_{i}" for i in range(12)]  # card_expired cases expire 30 days after failing
     for i, key in enumerate(fresh):
         event = failure(i, key, created=START - timedelta(minutes=10), decline=declines[i % 4])
-        assert hs.system.post(event).status_code == 200
+        assert hs.post(event).status_code == 200
     for i, key in enumerate(old):
-        assert (
-            hs.system.post(failure(i + 3, key, created=START - timedelta(days=27))).status_code
-            == 200
-        )
+        assert hs.post(failure(i + 3, key, created=START - timedelta(days=27))).status_code == 200
     summaries: list[dict[str, Any]] = []
 
     def round_(*names: str) -> None:
         for name in names:
             if name == "dial":
-                hs.system.dial()
+                hs.dial()
             else:
                 summaries.append({name: run_flows(name)[name]})
 
@@ -485,10 +466,7 @@ def test_clock_jumps_break_no_rule_and_duplicate_nothing(system: HardSystem) -> 
     clock.set(START)
     late = [f"in_late_{i}" for i in range(8)]
     for i, key in enumerate(late):
-        assert (
-            hs.system.post(failure(i + 5, key, created=START - timedelta(minutes=1))).status_code
-            == 200
-        )
+        assert hs.post(failure(i + 5, key, created=START - timedelta(minutes=1))).status_code == 200
     round_("ingest", "advance", "dial", "dispositions", "advance")
     with hs.runtime.sessions() as s:
         open_old = set(
@@ -504,8 +482,8 @@ def test_clock_jumps_break_no_rule_and_duplicate_nothing(system: HardSystem) -> 
     clock.set(START + timedelta(days=5, hours=3))
     round_("advance", "dial", "dispositions", "advance")
 
-    counters = hs.system.counters()
-    held = hs.system.contacts()
+    counters = hs.counters()
+    held = hs.contacts()
     with hs.runtime.sessions() as s:
         old_outcomes = {
             key: outcome

@@ -5,9 +5,8 @@ queries and wrap-up code reads, made by flows, the receiver and ``recovery genes
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -15,8 +14,8 @@ from typer.testing import CliRunner
 from recovery.cli import app
 from recovery.contact_center.budget import budgets
 from tests.factories import charge_event
-from tests.flows.system import System, running_system
-from tests.flows.test_sequence import expired_card, run_flows
+from tests.flows.test_sequence import expired_card
+from tests.support.running_system import System, run_flows
 
 pytestmark = pytest.mark.prefect
 
@@ -24,15 +23,8 @@ EIGHT_PACIFIC = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def system(
-    prefect_api_url: str, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[System]:
-    if not store_url.startswith("sqlite"):
-        pytest.skip("the end-to-end sequence runs on SQLite; PostgreSQL has its own tests")
-    with running_system(
-        store_url=store_url, tmp_path=tmp_path, monkeypatch=monkeypatch, start=EIGHT_PACIFIC
-    ) as running:
-        yield running
+def system(running_system: Callable[..., System]) -> System:
+    return running_system(start=EIGHT_PACIFIC)
 
 
 def budgeted() -> tuple[int, int, int]:

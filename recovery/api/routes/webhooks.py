@@ -57,6 +57,18 @@ ACKNOWLEDGED: dict[int | str, dict[str, Any]] = {
 }
 
 
+async def off_the_loop_when_large(
+    check: Callable[[bytes, str | None], tuple[Normalised, int]],
+    body: bytes,
+    signature: str | None,
+) -> tuple[Normalised, int]:
+    """Verify and parse a body: inline when small (a thread hop costs more than the work), in
+    the thread pool when large, so a big body never holds the event loop."""
+    if len(body) > INLINE_BODY_BYTES:
+        return await run_in_threadpool(check, body, signature)
+    return check(body, signature)
+
+
 def build_webhooks_router(
     *,
     settings: Settings,
@@ -212,10 +224,7 @@ def build_webhooks_router(
         require_json(request)
         body = await read_body(request, settings.max_body_bytes)
         signature = request.headers.get("stripe-signature")
-        if len(body) > INLINE_BODY_BYTES:
-            result, found = await run_in_threadpool(check_stripe, body, signature)
-        else:
-            result, found = check_stripe(body, signature)
+        result, found = await off_the_loop_when_large(check_stripe, body, signature)
         return await store("stripe", result, found)
 
     @router.post(
@@ -228,10 +237,7 @@ def build_webhooks_router(
         require_json(request)
         body = await read_body(request, settings.max_body_bytes)
         signature = request.headers.get("recovery-signature")
-        if len(body) > INLINE_BODY_BYTES:
-            result, found = await run_in_threadpool(check_generic, body, signature)
-        else:
-            result, found = check_generic(body, signature)
+        result, found = await off_the_loop_when_large(check_generic, body, signature)
         return await store("generic", result, found)
 
     @router.post(

@@ -9,10 +9,11 @@ limit that ``recovery prefect setup`` creates (``RECOVERY_GENESYS_RATE_LIMIT_NAM
 A round trip to the Prefect server per request would cost more than the request itself, so
 slots are taken from the shared limit ``block`` at a time (``RECOVERY_RATE_LIMIT_OCCUPY`` for
 flows, one for the commands and the listener) and handed out one per request from the credit
-they leave. Acquisitions are first paced locally just under the rate: the server refuses an
-early acquisition and pushes it back by more than it was early. Credit not spent within the
-contact centre's one-minute window is dropped, so a burst never exceeds the budget by more
-than one block.
+they leave; the next block is asked for (in a thread of its own) while the last is spent, so
+no request waits for a round trip to the Prefect server unless the budget itself is spent.
+Acquisitions are first paced locally just under the rate: the server refuses an early
+acquisition and pushes it back by more than it was early. Credit left unspent for the
+contact centre's one-minute window is dropped.
 
 Without a Prefect API (no ``PREFECT_API_URL``: a command run on its own, a test without a
 server) the budget is a local limiter at the same rate, which is all a lone process needs.

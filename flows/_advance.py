@@ -11,6 +11,7 @@ from prefect.futures import PrefectFuture
 from flows._support import settle
 from recovery.services.advance import Decided
 from recovery.services.dispatch import Dispatched, Held
+from tasks.advance import withdraw_contacts
 from tasks.events import emit_case_events
 
 
@@ -22,6 +23,9 @@ class Tally:
     sent: Dispatched = field(default_factory=Dispatched)
     failed: int = 0
     later: list[PrefectFuture[int]] = field(default_factory=list)
+    # The sends of the last chunk, still in flight while the next chunk is decided.
+    sending: list[PrefectFuture[Dispatched]] = field(default_factory=list)
+    withdrawals: int = 0
 
     def decided(self, decided: Decided) -> None:
         self.actions.update(decided.actions)
@@ -40,6 +44,15 @@ class Tally:
             result.events = []
             self.sent.add(result)
         return held
+
+    def finish_sends(self, then: list[PrefectFuture[Dispatched]] | None = None) -> None:
+        """Wait for the sends in flight, withdraw the contacts they held back, and keep
+        ``then`` (the next chunk's sends) in flight."""
+        held = self.settle(self.sending)
+        self.sending = list(then or [])
+        if held:
+            self.withdrawals += 1
+            self.settle([withdraw_contacts.submit(self.withdrawals, len(held), tuple(held))])
 
     def settle_later(self) -> None:
         self.failed += settle(self.later)[1]
@@ -65,6 +78,13 @@ class Tally:
 
     def description(self) -> str:
         return f"Advance: {sum(self.actions.values())} decisions, {self.sent.created} contacts"
+
+    def run_name(self) -> str:
+        """What the run did, as its name: plain when it found nothing to do."""
+        decisions = sum(self.actions.values())
+        if not decisions:
+            return "advance: nothing due"
+        return f"advance: {decisions} decisions, {self.sent.created} contacts"
 
     def summary(self) -> dict[str, object]:
         return {

@@ -43,6 +43,15 @@ def publish_summary(
     create_table_artifact(key=key, table=rows, description=description)
 
 
+def name_run(name: str) -> None:
+    """Rename the current flow run after what it did (its generated name says nothing)."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(flow_run.id, name=name)
+
+
 class Progress:
     """A progress artifact, from 0 to 100 %."""
 

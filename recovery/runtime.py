@@ -88,9 +88,22 @@ class Runtime:
         """A span of real time expressed on this runtime's clock (leases, margins)."""
         return timedelta(seconds=seconds * self.time_scale)
 
+    def request_budget(self, *, block: int = 1) -> Acquire:
+        """The process's share of the contact centre's request budget (the shared Prefect
+        rate limit), taken ``block`` slots at a time: every client's ``acquire`` hook."""
+        from recovery.contact_center.budget import request_budget
+
+        settings = self.settings
+        return request_budget(
+            settings.genesys_rate_limit_name, settings.genesys_requests_per_minute, block=block
+        )
+
     def contact_center(self, acquire: Acquire | None = None) -> GenesysClient:
-        """A client for the configured region or emulator; close it when done."""
-        return GenesysClient.from_settings(self.settings, clock=self.clock, acquire=acquire)
+        """A client for the configured region or emulator; close it when done. Its requests
+        count against the shared request budget unless ``acquire`` says otherwise."""
+        return GenesysClient.from_settings(
+            self.settings, clock=self.clock, acquire=acquire or self.request_budget()
+        )
 
     @property
     def shared_contact_center(self) -> GenesysClient:
@@ -99,7 +112,9 @@ class Runtime:
         builds a new one."""
         with self._guard:
             if self._shared_client is None:
-                self._shared_client = self.contact_center()
+                # A flow's tasks send many requests: slots are taken a group at a time.
+                block = self.settings.rate_limit_occupy
+                self._shared_client = self.contact_center(self.request_budget(block=block))
             return self._shared_client
 
     def interactive_contact_center(self) -> GenesysClient:

@@ -154,7 +154,9 @@ class Settings(BaseSettings):
     close_on_payment_interval_seconds: int = Field(default=60, ge=1)
     dispositions_interval_seconds: int = Field(default=60, ge=1)
     uncallable_interval_seconds: int = Field(default=60, ge=1)
-    rate_limit_occupy: int = Field(default=5, ge=1, le=50)
+    # Slots a flow process takes from the shared rate limit per round trip to the Prefect server
+    # (recovery/contact_center/budget.py); the limit holds four such blocks.
+    rate_limit_occupy: int = Field(default=20, ge=1, le=50)
 
     @field_validator(
         "stripe_webhook_secrets",

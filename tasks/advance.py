@@ -1,5 +1,7 @@
-"""Tasks of the advance flow: decide a chunk of due cases; send one batch of contacts; withdraw
-the contacts the contact centre may hold that the last check would not send."""
+"""Tasks of the advance flow: decide a chunk of due cases; send a group of batches of contacts
+(one request each); withdraw the contacts the contact centre may hold that the last check would
+not send. No tags: a task run with tags costs a round trip to the Prefect server for the tags'
+concurrency limits, and these run by the hundred."""
 
 from __future__ import annotations
 
@@ -29,7 +31,6 @@ from tasks.runtime import runtime
     retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
-    tags=["recovery", "store"],
 )
 def decide_due_cases(chunk_no: int, limit: int, owner: str) -> Decided:
     """Lease due cases, run the state machine on each, apply its step or plan a contact."""
@@ -50,40 +51,44 @@ def decide_due_cases(chunk_no: int, limit: int, owner: str) -> Decided:
 
 @task(
     name="create-contacts",
-    task_run_name="create contacts batch {batch_no} ({size} cases)",
+    task_run_name="create contacts group {group_no} ({size} cases)",
     retries=CONTACT_CENTRE_RETRIES,
     retry_delay_seconds=CONTACT_CENTRE_BACKOFF,
     retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
-    tags=["recovery", "contact-centre"],
 )
-def create_contacts(batch_no: str, size: int, row_ids: tuple[int, ...]) -> Dispatched:
-    """Check once more, then add one batch of contacts to the contact list (an upsert) and
-    record the answer; contacts to withdraw that the contact centre may hold come back in
+def create_contacts(group_no: str, size: int, batches: tuple[tuple[int, ...], ...]) -> Dispatched:
+    """For each batch in turn: check once more, then add the batch's contacts to the contact
+    list (one request, an upsert) and record the answer, so that a retry sends only what is
+    still planned. Contacts to withdraw that the contact centre may hold come back in
     ``held``, for ``withdraw_contacts``."""
     built = runtime()
-    return check_and_send(
-        sessions=built.sessions,
-        client=built.shared_contact_center,
-        contact_row_ids=row_ids,
-        rules=built.rules,
-        now=built.clock.now(),
-        dial_margin=timedelta(minutes=built.settings.dial_margin_minutes),
-    )
+    outcome = Dispatched()
+    for row_ids in batches:
+        outcome.add(
+            check_and_send(
+                sessions=built.sessions,
+                client=built.shared_contact_center,
+                contact_row_ids=row_ids,
+                rules=built.rules,
+                now=built.clock.now(),
+                dial_margin=timedelta(minutes=built.settings.dial_margin_minutes),
+            )
+        )
+    return outcome
 
 
 @task(
     name="withdraw-contacts",
-    task_run_name="withdraw {size} contacts of chunk {chunk_no}",
+    task_run_name="withdraw {size} contacts (withdrawal {withdrawal_no})",
     retries=STORE_RETRIES,
     retry_delay_seconds=STORE_BACKOFF,
     retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
-    tags=["recovery", "contact-centre"],
 )
-def withdraw_contacts(chunk_no: int, size: int, held: tuple[Held, ...]) -> Dispatched:
+def withdraw_contacts(withdrawal_no: int, size: int, held: tuple[Held, ...]) -> Dispatched:
     """Remove withdrawn contacts the contact centre may hold from their contact lists, then
     record them as withdrawn (or refused); one that could not be removed stays planned."""
     built = runtime()

@@ -37,7 +37,6 @@ from tasks.runtime import runtime
     retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
-    tags=["recovery", "contact-centre"],
 )
 def append_dnc(size: int, phones: tuple[str, ...]) -> int:
     """Add suppressed numbers to the contact centre's internal DNC list (a second guard)."""
@@ -53,7 +52,6 @@ def append_dnc(size: int, phones: tuple[str, ...]) -> int:
     retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
-    tags=["recovery", "store"],
 )
 def find_overdue_contacts(limit: int) -> list[tuple[str, str]]:
     """(contact list id, contact id) of contacts whose outcome is overdue, oldest first."""
@@ -69,7 +67,6 @@ def find_overdue_contacts(limit: int) -> list[tuple[str, str]]:
     retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
-    tags=["recovery", "contact-centre"],
 )
 def reconcile_contacts(
     batch_no: int, size: int, contacts: tuple[tuple[str, str], ...]
@@ -104,7 +101,6 @@ def reconcile_contacts(
     retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
-    tags=["recovery", "store"],
 )
 def find_closed_case_contacts(limit: int) -> list[tuple[int, str, str]]:
     """(row id, contact list id, contact id) of contacts still queued for closed cases."""
@@ -119,7 +115,6 @@ def find_closed_case_contacts(limit: int) -> list[tuple[int, str, str]]:
     retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
-    tags=["recovery", "contact-centre"],
 )
 def remove_contacts(
     batch_no: int, size: int, contacts: tuple[tuple[int, str, str], ...]
@@ -142,7 +137,6 @@ def remove_contacts(
     retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
-    tags=["recovery", "store"],
 )
 def find_done_contacts(limit: int) -> list[DoneContact]:
     """Contacts the project is done with (outcome recorded, case closed or parked) that the
@@ -158,7 +152,6 @@ def find_done_contacts(limit: int) -> list[DoneContact]:
     retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
-    tags=["recovery", "contact-centre"],
 )
 def make_contacts_uncallable(
     batch_no: int, size: int, contacts: tuple[DoneContact, ...]

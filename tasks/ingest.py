@@ -20,7 +20,6 @@ from tasks.runtime import runtime
     retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
-    tags=["recovery", "store"],
 )
 def apply_inbox_batch(batch_no: int, limit: int) -> IngestSummary:
     """Apply up to ``limit`` unprocessed inbox rows: open, update or close cases."""

@@ -35,7 +35,6 @@ from tasks.runtime import runtime
     retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
-    tags=["recovery", "store"],
 )
 def find_outcome_updates(limit: int) -> OutcomeUpdates:
     """The contact updates of the outcomes not yet published, oldest first."""
@@ -50,7 +49,6 @@ def find_outcome_updates(limit: int) -> OutcomeUpdates:
     retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
-    tags=["recovery", "contact-centre"],
 )
 def write_outcome_batch(
     batch_no: int, size: int, updates: tuple[OutcomeUpdate, ...]
@@ -75,7 +73,6 @@ def write_outcome_batch(
     retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
-    tags=["recovery", "store"],
 )
 def publish_outcomes(limit: int, through_id: int | None = None) -> Counter[str]:
     """Mark up to ``limit`` recorded outcomes (none after ``through_id``) as applied; how

@@ -1,51 +1,46 @@
-"""Pacing and lingering for the advance flow, between its task runs (no task run of their
-own): the contact centre's request budget, and watching the store for cases that fall due."""
+"""Between the advance flow's task runs (no task run of their own): grouping the contacts to
+send, and watching the store for cases that fall due. The contact centre's request budget is
+not here: every request takes its slot where it is sent (``recovery.contact_center.budget``)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
 
-from prefect.concurrency.sync import rate_limit
-
-from recovery.contact_center.throttle import RequestRateLimiter
 from recovery.services.advance import wait_for_due
 from recovery.settings import Settings
 from tasks.runtime import runtime
 
+# Batches (requests) sent by one task run, one after the other: few task runs (each costs the
+# Prefect server writes), and enough of them at once to keep the request budget busy.
+GROUP_BATCHES = 5
 
-class Pacer:
-    """Batches of at most ``genesys_batch_size`` contacts (one request each), in groups of
-    ``rate_limit_occupy`` batches, each group paced under the contact centre's budget: locally
-    first (just under it), then one strict acquisition of the group's requests from the rate
-    limit every worker shares. An early arrival is refused by the server and pushed back by
-    more than it was early, and slot-by-slot acquisition leaves much of the budget unused."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.batch = settings.genesys_batch_size
-        self.per_group = settings.rate_limit_occupy
-        self.name = settings.genesys_rate_limit_name
-        self.local = RequestRateLimiter(
-            settings.genesys_requests_per_minute * 0.97, burst=settings.rate_limit_occupy
-        )
-
-    def groups(self, ids: Sequence[int]) -> Iterator[tuple[int, list[tuple[int, ...]]]]:
-        """(group number, its batches), each once its requests may be sent."""
-        batches = [tuple(ids[i : i + self.batch]) for i in range(0, len(ids), self.batch)]
-        for start in range(0, len(batches), self.per_group):
-            group = batches[start : start + self.per_group]
-            self.local(len(group))
-            rate_limit(self.name, occupy=len(group), strict=True)
-            yield start // self.per_group + 1, group
+def groups(
+    ids: Sequence[int], settings: Settings
+) -> Iterator[tuple[int, tuple[tuple[int, ...], ...]]]:
+    """(group number, its batches): batches of at most ``genesys_batch_size`` contacts (one
+    request each), ``GROUP_BATCHES`` batches to a group (one task run)."""
+    size = settings.genesys_batch_size
+    batches = [tuple(ids[i : i + size]) for i in range(0, len(ids), size)]
+    per_group = GROUP_BATCHES
+    for start in range(0, len(batches), per_group):
+        yield start // per_group + 1, tuple(batches[start : start + per_group])
 
 
 class DueWatch:
-    """Lingering: after the queue is drained, watch the store for ``seconds`` (real time, from
-    the start of the run) for a case that falls due, one read per look, no task run."""
+    """Whether anything is due (one indexed read, no task run), and lingering: after the queue
+    is drained, watch the store for ``seconds`` (real time, from the start of the run) for a
+    case that falls due."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.deadline = time.monotonic() + seconds
+
+    def any_due(self) -> bool:
+        """Whether a case is due and free to claim now."""
+        built = runtime()
+        return wait_for_due(sessions=built.sessions, clock=built.clock, deadline=0.0)
 
     def until_due(self) -> bool:
         """Whether a case fell due before the deadline (False at once when not lingering)."""

@@ -21,7 +21,6 @@ from tasks.runtime import runtime
     retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
-    tags=["recovery", "store"],
 )
 def compute(since: datetime | None, until: datetime | None) -> Report:
     """Read the cases of the period and their histories; compute every figure."""

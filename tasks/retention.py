@@ -17,7 +17,6 @@ from tasks.runtime import runtime
     retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
-    tags=["recovery", "store"],
 )
 def erase_expired(retention_days: int | None) -> Erasure:
     """Erase the personal fields of cases closed longer than the retention period; forget

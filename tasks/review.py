@@ -20,7 +20,6 @@ from tasks.runtime import runtime
     retry_jitter_factor=JITTER,
     retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
-    tags=["recovery", "store"],
 )
 def read_review_queue(limit: int) -> list[dict[str, Any]]:
     """The cases flagged for review or parked in review, newest first, as summaries."""

@@ -2,8 +2,9 @@
 
 Three layers, from the strict to the reactive:
 
-* an ``acquire(n)`` hook called before every request: the orchestrator plugs its global rate
-  limit in here (shared by every worker); ``RequestRateLimiter`` is a local stand-in;
+* an ``acquire(n)`` hook called before every API request (logins are outside the API's
+  budget): the orchestrator plugs its global rate limit in here (shared by every worker;
+  ``budget.RequestBudget``); ``RequestRateLimiter`` is a local stand-in;
 * adaptive pacing from the service's rate-limit headers: once less than 20 % of the budget is
   left, the remaining requests are spread over the time left until the budget resets;
 * the retry policy for 429 (``Retry-After``) and 502/503/504 or connection errors (exponential
@@ -155,11 +156,12 @@ class Throttle:
         return self._interval
 
     def before_request(self, *, pace: bool = True) -> None:
-        """Block until this request may be sent; pair every paced call with ``finish``."""
-        if self._acquire is not None:
-            self._acquire(1)
+        """Block until this request may be sent; pair every paced call with ``finish``.
+        ``pace`` False (a login, outside the API's budget) neither acquires nor paces."""
         if not pace:
             return
+        if self._acquire is not None:
+            self._acquire(1)
         with self._lock:
             self._in_flight += 1
         while True:

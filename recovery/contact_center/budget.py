@@ -1,0 +1,261 @@
+"""The one acquisition point of contact-centre requests: the request budget.
+
+Every API request a ``GenesysClient`` sends takes one slot from its ``acquire`` hook
+(``throttle.Throttle.before_request``); every client the project builds (flows' tasks, the
+receiver, the notification listener, the ``recovery genesys`` commands, services) gets its hook
+from ``request_budget``, so every request counts against the one shared Prefect global rate
+limit that ``recovery prefect setup`` creates (``RECOVERY_GENESYS_RATE_LIMIT_NAME``).
+
+A round trip to the Prefect server per request would cost more than the request itself, so
+slots are taken from the shared limit ``block`` at a time (``RECOVERY_RATE_LIMIT_OCCUPY`` for
+flows, one for the commands and the listener) and handed out one per request from the credit
+they leave; the next block is asked for (in a thread of its own) while the last is spent, so
+no request waits for a round trip to the Prefect server unless the budget itself is spent.
+Acquisitions are first paced locally just under the rate: the server refuses an early
+acquisition and pushes it back by more than it was early. Credit left unspent for the
+contact centre's one-minute window is dropped.
+
+Without a Prefect API (no ``PREFECT_API_URL``: a command run on its own, a test without a
+server) the budget is a local limiter at the same rate, which is all a lone process needs.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextvars
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from recovery.contact_center.throttle import Monotonic, RequestRateLimiter, Sleep
+
+# Local pacing of acquisitions, as a fraction of the shared rate: just under it, so that an
+# acquisition is not refused for arriving a moment early.
+PACE = 0.985
+# Credit older than this is dropped (the contact centre counts requests per minute).
+CREDIT_SECONDS = 60.0
+
+AcquireSlots = Callable[[int], None]
+
+_budgets_lock = threading.RLock()
+
+
+class RateLimitMissing(RuntimeError):
+    """The shared rate limit does not exist on the Prefect server."""
+
+
+class PrefectRateLimit:
+    """Slots of a Prefect global rate limit, one HTTP round trip per acquisition; a refusal
+    (423) is retried after the server's ``Retry-After``."""
+
+    def __init__(self, api_url: str, name: str, *, sleep: Sleep = time.sleep) -> None:
+        from prefect.client.orchestration import get_client
+
+        self.api_url = api_url
+        self.name = name
+        self._sleep = sleep
+        self._client = get_client(sync_client=True)
+        self._client.__enter__()
+        self.refused = 0
+
+    def __call__(self, slots: int) -> None:
+        import httpx
+
+        while True:
+            try:
+                response = self._client.increment_concurrency_slots(
+                    names=[self.name], slots=slots, mode="rate_limit"
+                )
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code != 423:
+                    raise
+                self.refused += 1
+                self._sleep(float(exc.response.headers.get("Retry-After", "1")))
+                continue
+            if not response.json():
+                raise RateLimitMissing(
+                    f"the Prefect rate limit {self.name!r} does not exist: run "
+                    "`recovery prefect setup` first"
+                )
+            return
+
+    def close(self) -> None:
+        self._client.__exit__(None, None, None)
+
+
+_limits: dict[tuple[str, str], PrefectRateLimit] = {}
+
+
+def prefect_rate_limit(name: str) -> PrefectRateLimit | None:
+    """Slots of the Prefect global rate limit ``name`` on the Prefect API this process talks
+    to (None when no Prefect API is set)."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        return None
+    with _budgets_lock:
+        found = _limits.get((url, name))
+        if found is None:
+            found = _limits[(url, name)] = PrefectRateLimit(url, name)
+        return found
+
+
+@atexit.register
+def _close_limits() -> None:
+    with _budgets_lock:
+        limits = list(_limits.values())
+        _limits.clear()
+    for limit in limits:
+        limit.close()
+
+
+@dataclass
+class BudgetCounts:
+    """What a budget has handed out: ``requests`` (one slot each), ``slots`` taken from the
+    shared limit in ``acquisitions`` round trips, ``local_slots`` from the local limiter (no
+    Prefect API set); ``shared``: whether it ever reached the shared limit."""
+
+    requests: int = 0
+    slots: int = 0
+    local_slots: int = 0
+    acquisitions: int = 0
+    dropped: int = 0
+    shared: bool = False
+    # Seconds spent pacing locally, and waiting for the shared limit's answers.
+    paced_seconds: float = 0.0
+    shared_seconds: float = 0.0
+    # Acquisitions the shared limit refused (and that were retried after its Retry-After).
+    refused: int = 0
+
+
+class RequestBudget:
+    """The ``acquire`` hook of contact-centre clients (thread-safe): one slot per request,
+    taken from the shared rate limit ``block`` slots at a time."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        per_minute: float,
+        block: int = 1,
+        acquire_slots: AcquireSlots | None = None,
+        sleep: Sleep = time.sleep,
+        monotonic: Monotonic = time.monotonic,
+    ) -> None:
+        if block < 1:
+            raise ValueError("block must be at least 1")
+        self.name = name
+        self.block = block
+        self._slots_source = acquire_slots
+        self._monotonic = monotonic
+        # Acquisitions paced locally; a fresh budget may take one block at once.
+        self._pace = RequestRateLimiter(
+            per_minute * PACE, burst=block, sleep=sleep, monotonic=monotonic
+        )
+        self._ready = threading.Condition(threading.Lock())
+        self._credit = 0
+        self._refilled_at = 0.0
+        self._refilling = False
+        self._failure: BaseException | None = None
+        self.counts = BudgetCounts()
+
+    def _shared(self) -> AcquireSlots | None:
+        # Looked up at each acquisition (in the caller's context: the Prefect API a process
+        # talks to is a setting of that context, and may change).
+        if self._slots_source is not None:
+            return self._slots_source
+        return prefect_rate_limit(self.name)
+
+    def _take(self, take: int, shared: AcquireSlots | None) -> None:
+        """Pace, then take ``take`` slots from the shared limit (or count them as local)."""
+        started = self._monotonic()
+        self._pace(take)
+        paced = self._monotonic()
+        if shared is not None:
+            shared(take)
+        with self._ready:
+            counts = self.counts
+            counts.paced_seconds += paced - started
+            if shared is not None:
+                counts.acquisitions += 1
+                counts.slots += take
+                counts.shared = True
+                counts.shared_seconds += self._monotonic() - paced
+                counts.refused = getattr(shared, "refused", 0)
+            else:
+                counts.local_slots += take
+
+    def _refill(self, take: int, shared: AcquireSlots | None) -> None:
+        """In a thread of its own: take a block, then hand it to the waiting requests."""
+        failure: BaseException | None = None
+        try:
+            self._take(take, shared)
+        except BaseException as exc:  # handed to a waiting request, which raises it
+            failure = exc
+        with self._ready:
+            self._refilling = False
+            if failure is None:
+                self._credit += take
+                self._refilled_at = self._monotonic()
+            else:
+                self._failure = failure
+            self._ready.notify_all()
+
+    def _start_refill(self, take: int) -> None:
+        # Called with the lock held.
+        self._refilling = True
+        context = contextvars.copy_context()
+        shared = context.run(self._shared)
+        threading.Thread(
+            target=context.run,
+            args=(self._refill, take, shared),
+            name="request-budget-refill",
+            daemon=True,
+        ).start()
+
+    def __call__(self, n: int = 1) -> None:
+        if self.block == 1:
+            # One request now and then (a command, the listener): no credit, no thread.
+            self._take(n, self._shared())
+            with self._ready:
+                self.counts.requests += n
+            return
+        with self._ready:
+            if self._credit and self._monotonic() - self._refilled_at > CREDIT_SECONDS:
+                self.counts.dropped += self._credit
+                self._credit = 0
+            while self._credit < n:
+                if self._failure is not None:
+                    failure, self._failure = self._failure, None
+                    raise failure
+                if not self._refilling:
+                    self._start_refill(max(self.block, n))
+                self._ready.wait()
+            self._credit -= n
+            self.counts.requests += n
+            # The next block is asked for while this one is spent: no request waits for a
+            # round trip to the Prefect server unless the budget itself is spent.
+            if self._credit <= self.block // 2 and not self._refilling:
+                self._start_refill(self.block)
+
+
+_budgets: dict[tuple[str, float, int], RequestBudget] = {}
+
+
+def budgets() -> list[RequestBudget]:
+    """Every budget this process has built."""
+    with _budgets_lock:
+        return list(_budgets.values())
+
+
+def request_budget(name: str, per_minute: float, *, block: int = 1) -> RequestBudget:
+    """This process's budget for the shared limit ``name`` (one per name, rate and block:
+    every client of the process built with the same settings shares its credit)."""
+    key = (name, float(per_minute), block)
+    with _budgets_lock:
+        found = _budgets.get(key)
+        if found is None:
+            found = _budgets[key] = RequestBudget(name=name, per_minute=per_minute, block=block)
+        return found

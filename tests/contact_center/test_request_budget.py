@@ -1,0 +1,60 @@
+"""The request budget hands out one slot per request from blocks taken from a shared limit,
+asks for the next block before the last is spent, and fails a request when the shared limit
+cannot be reached, before it is sent."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from recovery.contact_center.budget import RequestBudget
+
+
+class Shared:
+    """A stand-in for the Prefect server's limit: records each acquisition's size."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.taken: list[int] = []
+        self.fail = fail
+        self.lock = threading.Lock()
+
+    def __call__(self, slots: int) -> None:
+        if self.fail:
+            raise RuntimeError("the Prefect rate limit 'x' does not exist")
+        with self.lock:
+            self.taken.append(slots)
+
+
+def test_requests_take_their_slots_a_block_at_a_time() -> None:
+    shared = Shared()
+    budget = RequestBudget(name="x", per_minute=60_000, block=10, acquire_slots=shared)
+    threads = [threading.Thread(target=lambda: [budget(1) for _ in range(25)]) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    counts = budget.counts
+    assert counts.requests == 100
+    assert set(shared.taken) == {10}
+    # Every request had its slot; at most one block and a half is taken ahead.
+    assert 100 <= sum(shared.taken) <= 115
+    assert counts.slots == sum(shared.taken) and counts.acquisitions == len(shared.taken)
+
+
+def test_a_single_request_budget_takes_one_slot_per_request() -> None:
+    shared = Shared()
+    budget = RequestBudget(name="x", per_minute=60_000, block=1, acquire_slots=shared)
+    for _ in range(3):
+        budget(1)
+    assert shared.taken == [1, 1, 1] and budget.counts.requests == 3
+
+
+@pytest.mark.parametrize("block", [1, 10])
+def test_a_request_fails_when_the_shared_limit_cannot_be_reached(block: int) -> None:
+    budget = RequestBudget(
+        name="x", per_minute=60_000, block=block, acquire_slots=Shared(fail=True)
+    )
+    with pytest.raises(RuntimeError, match="does not exist"):
+        budget(1)
+    assert budget.counts.requests == 0

@@ -34,7 +34,7 @@ from recovery.store.cases import (
     record_decision,
     to_view,
 )
-from recovery.store.contacts import note_possibly_held, open_contacts, plan_contact
+from recovery.store.contacts import ContactPlan, note_possibly_held, open_contacts, plan_contacts
 from recovery.store.db import transaction
 from recovery.store.suppression import (
     ALL_CUSTOMERS,
@@ -89,6 +89,9 @@ def decide_due(
     result.claimed = len(ids)
     if not ids:
         return result
+    plans: list[ContactPlan] = []
+    # where each plan's contact goes in ``result.to_dispatch`` once it has its row id
+    slots: list[int] = []
     with transaction(sessions) as session:
         cases = leased_cases(session=session, case_ids=ids, owner=owner)
         contacts = open_contacts(session=session, case_ids=ids)
@@ -120,10 +123,19 @@ def decide_due(
                 refused=contacts.refused.get(case.id),
             )
             result.actions[step.action] += 1
-            added = _apply(session, case, step, now, contact_list_id, result)
+            added = _apply(session, case, step, now, contact_list_id, result, plans)
+            if len(plans) > len(slots):
+                slots.append(len(result.to_dispatch) - 1)
             if added is not None:
                 # Later cases of this chunk on the same number must see it at once.
                 suppressions[added.phone_e164].append(added)
+        # The chunk's contacts are planned together (one insert each for the contact rows and
+        # their history entries), in the same transaction; their places in the dispatch order
+        # were kept as the cases were decided.
+        for slot, planned in zip(
+            slots, plan_contacts(session=session, plans=plans, now=now), strict=True
+        ):
+            result.to_dispatch[slot] = planned.row_id
     return result
 
 
@@ -134,8 +146,10 @@ def _apply(
     now: datetime,
     contact_list_id: str,
     result: Decided,
+    plans: list[ContactPlan],
 ) -> SuppressionRow | None:
-    """Apply one step through the store's transitions; the suppression it added, if any."""
+    """Apply one step through the store's transitions; the suppression it added, if any. A
+    contact step is added to ``plans`` (planned with the rest of its chunk)."""
     added: SuppressionRow | None = None
     if step.suppress is not None:
         scope = ALL_CUSTOMERS if step.suppress.scope == "*" else (case.customer_ref or "*")
@@ -165,21 +179,21 @@ def _apply(
         result.events.extend(moved.events)
     elif step.action == "contact":
         assert step.attempt is not None
-        planned = plan_contact(
-            session=session,
-            case=case,
-            attempt=step.attempt,
-            contact_id=contact_id_for(case_key(case.gateway, case.business_key), step.attempt),
-            contact_list_id=contact_list_id,
-            time_zone=contact_zone(step.timezones, now),
-            planned_at=step.at,
-            disposition_due_at=step.disposition_due_at,
-            reasons=step.reasons,
-            timezones=step.timezones,
-            now=now,
-            holds=step.holds,
+        plans.append(
+            ContactPlan(
+                case=case,
+                attempt=step.attempt,
+                contact_id=contact_id_for(case_key(case.gateway, case.business_key), step.attempt),
+                contact_list_id=contact_list_id,
+                time_zone=contact_zone(step.timezones, now),
+                planned_at=step.at,
+                disposition_due_at=step.disposition_due_at,
+                reasons=step.reasons,
+                timezones=step.timezones,
+                holds=step.holds,
+            )
         )
-        result.to_dispatch.append(planned.row_id)
+        result.to_dispatch.append(0)  # the row id, once planned
     else:
         moved = record_decision(
             session=session,

@@ -88,6 +88,36 @@ def append_history(
     )
 
 
+def history_values(
+    *,
+    case_id: int,
+    at: datetime,
+    now: datetime,
+    kind: HistoryKind,
+    status: CaseStatus | None = None,
+    disposition: Disposition | None = None,
+    reasons: Iterable[str] = (),
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The row ``append_history`` adds, as values for ``append_histories``."""
+    return {
+        "case_id": case_id,
+        "at": at,
+        "recorded_at": now,
+        "kind": kind.value,
+        "status": status.value if status else None,
+        "disposition": disposition.value if disposition else None,
+        "reasons": list(reasons),
+        "data": data or {},
+    }
+
+
+def append_histories(*, session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Append many history entries (``history_values``) in one multi-row insert, in order."""
+    if rows:
+        session.execute(insert(_table(HistoryRow)), list(rows))
+
+
 def _initial_status(failure: PaymentFailure) -> tuple[CaseStatus, Outcome | None, str]:
     if failure.phone_problem:
         return CaseStatus.closed, Outcome.unreachable, failure.phone_problem

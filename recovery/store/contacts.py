@@ -23,9 +23,9 @@ from recovery.domain import events as case_events
 from recovery.domain.compliance.holds import Hold, holds_data
 from recovery.domain.events import CaseEvent
 from recovery.domain.models import CaseStatus, HistoryKind
-from recovery.store.cases import append_history, case_key
+from recovery.store.cases import append_histories, append_history, case_key, history_values
 from recovery.store.tables import CaseRow, ContactRow
-from recovery.store.upsert import insert_ignore
+from recovery.store.upsert import insert_ignore_many
 
 REQUESTED = "requested"
 CREATED = "created"
@@ -143,6 +143,22 @@ class Planned:
     replanned: bool
 
 
+@dataclass(frozen=True)
+class ContactPlan:
+    """One attempt to plan for a leased case (what ``plan_contacts`` records)."""
+
+    case: CaseRow
+    attempt: int
+    contact_id: str
+    contact_list_id: str
+    time_zone: str
+    planned_at: datetime
+    disposition_due_at: datetime | None
+    reasons: Sequence[str]
+    timezones: Sequence[str]
+    holds: Sequence[Hold] = ()
+
+
 def plan_contact(
     *,
     session: Session,
@@ -162,59 +178,99 @@ def plan_contact(
     ``contact_requested`` and due now, and the decision in its history. The case stays leased
     while the contact is in flight; if the worker dies, the lease ends and the planned contact
     is sent again (same id: an upsert)."""
-    values = {
-        "case_id": case.id,
-        "attempt": attempt,
-        "contact_id": contact_id,
-        "contact_list_id": contact_list_id,
-        "phone_e164": case.phone_e164 or "",
-        "time_zone": time_zone,
-        "planned_at": planned_at,
+    plan = ContactPlan(
+        case=case,
+        attempt=attempt,
+        contact_id=contact_id,
+        contact_list_id=contact_list_id,
+        time_zone=time_zone,
+        planned_at=planned_at,
+        disposition_due_at=disposition_due_at,
+        reasons=reasons,
+        timezones=timezones,
+        holds=holds,
+    )
+    return plan_contacts(session=session, plans=[plan], now=now)[0]
+
+
+def _contact_values(plan: ContactPlan, now: datetime) -> dict[str, Any]:
+    return {
+        "case_id": plan.case.id,
+        "attempt": plan.attempt,
+        "contact_id": plan.contact_id,
+        "contact_list_id": plan.contact_list_id,
+        "phone_e164": plan.case.phone_e164 or "",
+        "time_zone": plan.time_zone,
+        "planned_at": plan.planned_at,
         "requested_at": now,
         "created_at": None,
         "state": REQUESTED,
         "error": None,
-        "disposition_due_at": disposition_due_at,
+        "disposition_due_at": plan.disposition_due_at,
     }
-    row_id = insert_ignore(
+
+
+def plan_contacts(
+    *, session: Session, plans: Sequence[ContactPlan], now: datetime
+) -> list[Planned]:
+    """Plan many attempts at once, each as ``plan_contact`` does, in the order given: one
+    multi-row insert of the new contact rows (an attempt planned before is planned again in
+    place), and one of their decisions' history entries. What each plan came to, in order."""
+    if not plans:
+        return []
+    # Pending changes first, so that entries added earlier in the caller's transaction keep
+    # their place before these in the history.
+    session.flush()
+    all_values = [_contact_values(plan, now) for plan in plans]
+    inserted = insert_ignore_many(
         session,
         ContactRow.__table__,  # type: ignore[arg-type]
-        values,
+        all_values,
         conflict=("case_id", "attempt"),
     )
-    replanned = row_id is None
-    if row_id is None:
-        row = session.scalars(
-            select(ContactRow).where(ContactRow.case_id == case.id, ContactRow.attempt == attempt)
-        ).one()
-        if row.state not in REPLANNABLE:
-            key = case_key(case.gateway, case.business_key)
-            raise RuntimeError(f"case {key}: attempt {attempt} already {row.state}")
-        for name, value in values.items():
-            setattr(row, name, value)
-        row_id = row.id
-    case.status = CaseStatus.contact_requested.value
-    case.status_reason = "; ".join(reasons)[:2000]
-    case.updated_at = now
-    case.next_due_at = now
-    append_history(
-        session=session,
-        case_id=case.id,
-        at=now,
-        now=now,
-        kind=HistoryKind.decision,
-        status=CaseStatus.contact_requested,
-        reasons=reasons,
-        data={
-            "action": "contact",
-            "attempt": attempt,
-            "contact_id": contact_id,
-            "time_zone": time_zone,
-            "timezones": list(timezones),
-            "holds": holds_data(holds),
-        },
-    )
-    return Planned(int(row_id), case.id, attempt, contact_id, replanned)
+    planned: list[Planned] = []
+    history: list[dict[str, Any]] = []
+    for plan, values in zip(plans, all_values, strict=True):
+        case, attempt = plan.case, plan.attempt
+        row_id = inserted.get((case.id, attempt))
+        replanned = row_id is None
+        if row_id is None:
+            row = session.scalars(
+                select(ContactRow).where(
+                    ContactRow.case_id == case.id, ContactRow.attempt == attempt
+                )
+            ).one()
+            if row.state not in REPLANNABLE:
+                key = case_key(case.gateway, case.business_key)
+                raise RuntimeError(f"case {key}: attempt {attempt} already {row.state}")
+            for name, value in values.items():
+                setattr(row, name, value)
+            row_id = row.id
+        case.status = CaseStatus.contact_requested.value
+        case.status_reason = "; ".join(plan.reasons)[:2000]
+        case.updated_at = now
+        case.next_due_at = now
+        history.append(
+            history_values(
+                case_id=case.id,
+                at=now,
+                now=now,
+                kind=HistoryKind.decision,
+                status=CaseStatus.contact_requested,
+                reasons=plan.reasons,
+                data={
+                    "action": "contact",
+                    "attempt": attempt,
+                    "contact_id": plan.contact_id,
+                    "time_zone": plan.time_zone,
+                    "timezones": list(plan.timezones),
+                    "holds": holds_data(plan.holds),
+                },
+            )
+        )
+        planned.append(Planned(int(row_id), case.id, attempt, plan.contact_id, replanned))
+    append_histories(session=session, rows=history)
+    return planned
 
 
 def note_possibly_held(*, session: Session, contact: ContactRow, why: str, now: datetime) -> None:

@@ -112,3 +112,31 @@ def insert_ignore(
     for key, make in defaults:
         params[key] = make()
     return session.execute(stmt, params).scalar_one_or_none()
+
+
+def insert_ignore_many(
+    session: Session | Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    conflict: Sequence[str],
+    returning: str = "id",
+) -> dict[tuple[Any, ...], Any]:
+    """Insert many rows (all with the same columns) in one multi-row statement, each unless a
+    row with the same ``conflict`` columns exists: the inserted rows' ``returning`` column by
+    their ``conflict`` values. A row left out is absent from the answer, as ``insert_ignore``
+    answers None. Compiled once per call (not cached), which a batch amortises."""
+    if not rows:
+        return {}
+    bind = session.get_bind() if isinstance(session, Session) else session
+    dialect = bind.dialect.name
+    if dialect not in SUPPORTED:  # pragma: no cover - the store supports these two
+        raise RuntimeError(f"unsupported database dialect {dialect!r}")
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=list(conflict))
+        .returning(table.c[returning], *(table.c[name] for name in conflict))
+    )
+    result = session.execute(stmt, [dict(row) for row in rows])
+    return {tuple(found[1:]): found[0] for found in result}

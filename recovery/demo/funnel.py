@@ -325,25 +325,16 @@ def build_funnel(
     return funnel
 
 
-# Prefect's state types, as the flow-run filter names them.
-STATE_TYPES = (
-    "COMPLETED",
-    "CANCELLED",
-    "FAILED",
-    "CRASHED",
-    "RUNNING",
-    "PENDING",
-    "SCHEDULED",
-    "PAUSED",
-    "CANCELLING",
-)
+# The final state types of a flow run, as Prefect's flow-run filter names them.
+FINAL_STATE_TYPES = ("COMPLETED", "CANCELLED", "FAILED", "CRASHED")
 
 
 def flow_run_states(api_url: str) -> dict[str, int]:
-    """How many flow runs the Prefect server holds in each state type (those with any)."""
+    """How many flow runs ended in each final state type (those with any): runs still
+    scheduled (the schedules create them ahead) or running are not counted."""
     found: dict[str, int] = {}
     with httpx.Client(base_url=api_url, timeout=30) as client:
-        for state_type in STATE_TYPES:
+        for state_type in FINAL_STATE_TYPES:
             query = {"flow_runs": {"state": {"type": {"any_": [state_type]}}}}
             response = client.post("/flow_runs/count", json=query)
             response.raise_for_status()

@@ -53,14 +53,14 @@ class Tuning:
 
     Every flow run is a process of its own (3 to 6 s before its first line runs on a busy
     two-core machine), so the two flows on the critical path keep watching for work: an
-    advance run for ``advance_linger`` seconds from its start (the next is scheduled after
-    it, so none collides), an ingest run for ``ingest_linger`` seconds from its scheduled start
+    advance run for ``advance_linger`` seconds from its start (the next one scheduled
+    waits for its slot), an ingest run for ``ingest_linger`` seconds from its scheduled start
     (the receiver starts at most one a ``trigger_bucket``; the next waits for its slot). The
     flows off the critical path run seldom, to leave the two cores to those two."""
 
     speed: float
     advance_interval: int = 20
-    advance_linger: float = 14.0
+    advance_linger: float = 16.0
     trigger_bucket: int = 20
     ingest_linger: float = 19.0
     dispositions_interval: int = 120
@@ -93,6 +93,9 @@ class Tuning:
             "RECOVERY_ADVANCE_CHUNK_SIZE": str(self.chunk_size),
             # The runner looks for due runs every 10 s by default.
             "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+            # A run that waits for its deployment's slot (one at a time) looks again after a
+            # second, not thirty: the lingering run before it is about to end.
+            "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
         }
 
     def describe(self) -> str:

@@ -169,6 +169,7 @@ def run(
     days: float = 21.0,
     failure_days: float = 4.0,
     speed: float = DEFAULT_SPEED,
+    resolution: int = 15,
     keep: bool = False,
     seed: int = 7,
     data_dir: Path = DEMO_DIR,
@@ -180,7 +181,7 @@ def run(
     console = console or Console()
     install_log_scrubbing()
     began = time.monotonic()
-    tuning = Tuning(speed=speed)
+    tuning = Tuning(speed=speed, resolution_minutes=resolution)
     data = data_dir.resolve()
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
@@ -233,7 +234,15 @@ def run(
         engine = read_only_engine(settings.database_url)
         feeder = Feeder(plan, receiver=f"http://127.0.0.1:{api_port}", clock=clock)
         feeder.start()
-        skipper = TimeSkipper(clock, engine, emulator, feeder, end)
+        skipper = TimeSkipper(
+            clock,
+            engine,
+            emulator,
+            feeder,
+            end,
+            origin=start,
+            resolution=timedelta(minutes=tuning.resolution_minutes),
+        )
         try:
             _watch(console, supervisor, engine, emulator, skipper, start, end, days, feeder)
         finally:
@@ -262,6 +271,7 @@ def run(
                 "payments": payments,
                 "days": days,
                 "speed": speed,
+                "resolution_minutes": tuning.resolution_minutes,
                 "clock_jumps": skipper.jumps,
                 "virtual_days_skipped": round(skipper.skipped_seconds / 86400, 2),
                 "real_seconds": round(time.monotonic() - began, 1),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy import Engine, func, select
@@ -162,15 +162,29 @@ def read_state(
     )
 
 
+def on_grid(at: datetime, origin: datetime, resolution: timedelta) -> datetime:
+    """``at`` rounded up to the grid of ``resolution`` from ``origin`` (``at`` when zero)."""
+    if resolution <= timedelta(0) or at <= origin:
+        return at
+    steps = -((origin - at) // resolution)  # ceiling division
+    return origin + steps * resolution
+
+
 @dataclass
 class TimeSkipper:
-    """Jumps the shared virtual clock to the next due instant whenever the system is idle."""
+    """Jumps the shared virtual clock to the next due instant whenever the system is idle.
+
+    With a ``resolution``, the jump goes to the next instant of a grid (that many virtual
+    minutes from ``origin``) at or after the next due instant: what falls due within one step
+    of the grid is handled together, at most one step late, and the same way on every run."""
 
     clock: VirtualClock
     engine: Engine
     emulator: str
     feeder: Feeder
     end: datetime
+    origin: datetime | None = None
+    resolution: timedelta = timedelta(0)
     jumps: int = 0
     skipped_seconds: float = 0.0
     _progress: tuple[int, ...] | None = None
@@ -191,7 +205,10 @@ class TimeSkipper:
         settle = SETTLE_UNREAD_SECONDS if state.outcomes_unread else SETTLE_SECONDS
         if time.monotonic() - self._since < settle:
             return state
-        target = min(state.next_instant or self.end, self.end)
+        target = state.next_instant or self.end
+        if self.origin is not None:
+            target = on_grid(target, self.origin, self.resolution)
+        target = min(target, self.end)
         before = self.clock.now()
         after = self.clock.jump_to(target)
         if after > before:

@@ -59,13 +59,15 @@ class Tuning:
     flows off the critical path run seldom, to leave the two cores to those two."""
 
     speed: float
-    advance_interval: int = 20
-    advance_linger: float = 16.0
-    trigger_bucket: int = 20
-    ingest_linger: float = 19.0
+    # The clock's jumps land on a grid of this many virtual minutes from the campaign's start.
+    resolution_minutes: int = 15
+    advance_interval: int = 60
+    advance_linger: float = 50.0
+    trigger_bucket: int = 60
+    ingest_linger: float = 57.0
     dispositions_interval: int = 120
-    reconcile_interval: int = 30
-    close_on_payment_interval: int = 60
+    reconcile_interval: int = 60
+    close_on_payment_interval: int = 120
     # Rarely: the demo's organisation allows one attempt per contact, so nothing recycles.
     uncallable_interval: int = 300
     dial_interval: float = 0.05
@@ -100,8 +102,8 @@ class Tuning:
 
     def describe(self) -> str:
         return (
-            f"virtual clock x{self.speed:g} while the parts work, skipping ahead whenever "
-            f"nothing is due; advance every {self.advance_interval} s (watching "
+            f"virtual clock x{self.speed:g} while the parts work, skipping ahead (to a "
+            f"{self.resolution_minutes}-minute grid) whenever nothing is due; advance every {self.advance_interval} s (watching "
             f"{self.advance_linger:g} s), ingest watching {self.ingest_linger:g} s, emulator "
             f"dials every {self.dial_interval} s, dial margin {self.dial_margin_minutes} "
             f"virtual min ({self.latency_budget:g} s real)"

@@ -103,7 +103,8 @@ class Tuning:
     def describe(self) -> str:
         return (
             f"virtual clock x{self.speed:g} while the parts work, skipping ahead (to a "
-            f"{self.resolution_minutes}-minute grid) whenever nothing is due; advance every {self.advance_interval} s (watching "
+            f"{self.resolution_minutes}-minute grid) whenever nothing is due; advance every "
+            f"{self.advance_interval} s (watching "
             f"{self.advance_linger:g} s), ingest watching {self.ingest_linger:g} s, emulator "
             f"dials every {self.dial_interval} s, dial margin {self.dial_margin_minutes} "
             f"virtual min ({self.latency_budget:g} s real)"

@@ -23,13 +23,11 @@ from recovery.demo.feeder import Feeder
 from recovery.demo.skipping import SETTLE_SECONDS, TimeSkipper
 from recovery.store.db import make_sessionmaker, transaction
 from recovery.store.tables import CaseRow, InboxRow
-from tests.integration.genesys_fixtures import (  # noqa: F401 (fixtures)
-    CONTACT_LIST,
-    NOON_EASTERN,
-    Emulator,
-    emulator,
-    emulator_server,
-)
+from tests.integration import genesys_fixtures
+from tests.integration.genesys_fixtures import CONTACT_LIST, Emulator
+
+emulator_server = genesys_fixtures.emulator_server
+emulator = genesys_fixtures.emulator
 
 SPEC = "virtual:2026-12-04T05:00:00+00:00@60"
 
@@ -177,9 +175,7 @@ def test_the_clock_jumps_to_the_next_due_instant_only_when_everything_is_idle(
 
 def test_the_feeder_says_when_its_next_delivery_is_due(tmp_path: Path) -> None:
     start = datetime(2026, 12, 7, 5, 0, tzinfo=UTC)
-    plan = build_campaign(
-        payments=5, start=start, spread=timedelta(days=1), rng=random.Random(3)
-    )
+    plan = build_campaign(payments=5, start=start, spread=timedelta(days=1), rng=random.Random(3))
     clock = parse_clock(SPEC, tmp_path)
     feeder = Feeder(plan, receiver="http://127.0.0.1:9", clock=clock)
     assert feeder.next_at == plan.deliveries[0].at and not feeder.busy

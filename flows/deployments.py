@@ -76,4 +76,5 @@ def deployments(settings: Settings) -> list[RunnerDeployment]:
 
 
 if __name__ == "__main__":
-    serve(*deployments(Settings()), limit=4)
+    settings = Settings()
+    serve(*deployments(settings), limit=settings.runner_limit)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
 
 from flows._support import publish_summary
 from recovery.services.intake import IngestSummary, wait_for_inbox
@@ -17,14 +16,13 @@ from tasks.runtime import flow_runtime
 @flow(name="ingest", log_prints=False)  # tags come from the deployment
 def ingest(max_batches: int = 1000, linger_seconds: float | None = None) -> dict[str, object]:
     """Apply every unprocessed inbox row, one batch per task run, until the inbox is empty;
-    then, for ``linger_seconds`` from the run's scheduled start (default
+    then, for ``linger_seconds`` from the run's start (default
     ``RECOVERY_INGEST_LINGER_SECONDS``), keep watching it for new rows."""
     logger = get_run_logger()
     total = IngestSummary()
     with flow_runtime() as built:
         linger = built.settings.ingest_linger_seconds if linger_seconds is None else linger_seconds
-        late = max(0.0, time.time() - flow_run.scheduled_start_time.timestamp())
-        deadline = time.monotonic() + linger - late
+        deadline = time.monotonic() + linger
         batch_no = 0
         while batch_no < max_batches:
             batch = apply_inbox_batch(batch_no + 1, built.settings.ingest_batch_size)

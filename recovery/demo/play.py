@@ -169,7 +169,7 @@ def run(
     days: float = 21.0,
     failure_days: float = 4.0,
     speed: float = DEFAULT_SPEED,
-    resolution: int = 15,
+    resolution: int = 30,
     keep: bool = False,
     seed: int = 7,
     data_dir: Path = DEMO_DIR,

@@ -132,6 +132,17 @@ def test_compliance_holds_are_labelled_from_their_fields() -> None:
     assert demo.compliance_label(Hold(rule="no_rules", jurisdiction="GB")) is None
 
 
+FIGURES = (
+    "cases",
+    "contacted",
+    "contacts_created",
+    "recovered",
+    "overdue_at_end",
+    "dials_outside_window",
+    "refused_outside_window",
+)
+
+
 @pytest.mark.slow
 def test_a_short_campaign_runs_end_to_end_and_stops_everything(tmp_path: Path) -> None:
     out = io.StringIO()
@@ -162,6 +173,17 @@ def test_a_short_campaign_runs_end_to_end_and_stops_everything(tmp_path: Path) -
     assert result.artifact_id is not None
     assert "dials the emulator refused outside 08:00-21:00 local time: 0" in text
 
+    # funnel.json: the headline figures, every case handled in time, none dialled outside.
+    figures = json.loads((data / "funnel.json").read_text())
+    assert set(FIGURES) | {"flow_runs", "seed", "clock_jumps"} <= set(figures)
+    assert figures["cases"] == result.funnel.cases
+    assert figures["overdue_at_end"] == 0 and figures["dials_outside_window"] == 0
+    assert 0 < figures["contacted"] <= figures["contacts_created"]
+    assert figures["clock_jumps"] > 0
+    runs = figures["flow_runs"]
+    assert runs.get("COMPLETED", 0) > 0
+    assert runs.get("CANCELLED", 0) <= 0.05 * sum(runs.values())
+
     # The card number reached neither the store nor any part's log.
     stored = b"".join(p.read_bytes() for p in data.glob("recovery.db*"))
     logs = b"".join(p.read_bytes() for p in (data / "logs").iterdir())
@@ -174,3 +196,15 @@ def test_a_short_campaign_runs_end_to_end_and_stops_everything(tmp_path: Path) -
     # Everything was stopped: the Prefect server no longer answers.
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{result.prefect_ui}/api/health", timeout=2)
+
+    # The same seed plays the same campaign: the same figures, on a busy machine or not.
+    again = demo.run(
+        payments=30,
+        days=3,
+        failure_days=1,
+        data_dir=tmp_path / "again",
+        console=Console(file=io.StringIO(), width=120),
+    )
+    second = json.loads((tmp_path / "again" / "funnel.json").read_text())
+    assert {k: second[k] for k in FIGURES} == {k: figures[k] for k in FIGURES}
+    assert again.exit_code == 0

@@ -368,7 +368,7 @@ def _watch(
                     snap = take_snapshot(engine, emulator, clock.now())
                     live.update(render_progress(snap, start=start, days=days, feeder=feeder))
                     shown = time.monotonic()
-                time.sleep(0.05)
+                time.sleep(0.1)
         return
     next_report = start
     while clock.now() < end:
@@ -378,4 +378,4 @@ def _watch(
             snap = take_snapshot(engine, emulator, clock.now())
             console.print(plain_progress(snap, start=start, feeder=feeder), highlight=False)
             next_report += timedelta(days=1)
-        time.sleep(0.05)
+        time.sleep(0.1)

@@ -15,8 +15,9 @@ the clock's shared anchor (``recovery.clock.VirtualClock``)."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy import Engine, func, select
@@ -79,32 +80,41 @@ def read_state(
 ) -> SystemState:
     """One look at every part, as at ``at`` (store reads in one read-only session);
     ``outcomes_unread`` counts the contacts dialled since ``since`` whose outcome is not
-    recorded yet."""
+    recorded yet. While something is busy, only the cheap counts are read (no next instants,
+    no progress figures)."""
+    open_case = CaseRow.status != "closed"
+    created = ContactRow.state == "created"
+    feeder_next = feeder.next_at
+    feeder_due = feeder.busy or (feeder_next is not None and feeder_next <= at)
     with Session(engine) as session:
-        inbox_waiting = int(
-            session.scalar(select(func.count()).where(InboxRow.processed_at.is_(None))) or 0
+
+        def count(*where: Any) -> int:
+            return int(session.scalar(select(func.count()).where(*where)) or 0)
+
+        waiting = count(InboxRow.processed_at.is_(None))
+        cases_due = count(open_case, CaseRow.next_due_at.is_not(None), CaseRow.next_due_at <= at)
+        planned = count(ContactRow.state == "requested")
+        readbacks_due = count(created, ContactRow.disposition_due_at <= at)
+        pending = httpx.get(f"{emulator}/__emulator__/pending", timeout=10).json()
+        busy = SystemState(
+            at=at,
+            inbox_waiting=waiting,
+            cases_due=cases_due,
+            contacts_planned=planned,
+            readbacks_due=readbacks_due,
+            emulator_ready=int(pending.get("ready", 0)),
+            emulator_in_flight=int(pending.get("in_flight", 0)),
+            feeder_due=feeder_due,
+            outcomes_unread=0,
+            next_instants=(),
+            progress=(),
         )
-        open_case = CaseRow.status != "closed"
-        cases_due = int(
-            session.scalar(
-                select(func.count()).where(
-                    open_case, CaseRow.next_due_at.is_not(None), CaseRow.next_due_at <= at
-                )
-            )
-            or 0
-        )
+        if busy.busy:
+            return busy
         next_case = _aware(
             session.scalar(
                 select(func.min(CaseRow.next_due_at)).where(open_case, CaseRow.next_due_at > at)
             )
-        )
-        planned = int(
-            session.scalar(select(func.count()).where(ContactRow.state == "requested")) or 0
-        )
-        created = ContactRow.state == "created"
-        readbacks_due = int(
-            session.scalar(select(func.count()).where(created, ContactRow.disposition_due_at <= at))
-            or 0
         )
         next_readback = _aware(
             session.scalar(
@@ -120,7 +130,6 @@ def read_state(
             int(session.scalar(select(func.count()).select_from(ContactRow)) or 0),
             len(recorded),
         )
-    pending = httpx.get(f"{emulator}/__emulator__/pending", timeout=10).json()
     counters = httpx.get(f"{emulator}/__emulator__/counters", timeout=10).json()
     dialled = {
         str(e["contactId"])
@@ -128,29 +137,18 @@ def read_state(
         if (e.get("placed") or e.get("result") == "ININ-OUTBOUND-ON-DO-NOT-CALL-LIST")
         and datetime.fromisoformat(str(e["at"]).replace("Z", "+00:00")) >= since
     }
-    instants = [
-        i
-        for i in (
-            next_case,
-            next_readback,
-            _aware(datetime.fromisoformat(pending["next_at"].replace("Z", "+00:00")))
-            if pending.get("next_at")
-            else None,
-            feeder.next_at,
-        )
-        if i is not None
-    ]
-    return SystemState(
-        at=at,
-        inbox_waiting=inbox_waiting,
-        cases_due=cases_due,
-        contacts_planned=planned,
-        readbacks_due=readbacks_due,
-        emulator_ready=int(pending.get("ready", 0)),
-        emulator_in_flight=int(pending.get("in_flight", 0)),
-        feeder_due=feeder.busy or (feeder.next_at is not None and feeder.next_at <= at),
+    emulator_next = (
+        _aware(datetime.fromisoformat(pending["next_at"].replace("Z", "+00:00")))
+        if pending.get("next_at")
+        else None
+    )
+    instants = tuple(
+        i for i in (next_case, next_readback, emulator_next, feeder_next) if i is not None
+    )
+    return replace(
+        busy,
         outcomes_unread=len(dialled - recorded),
-        next_instants=tuple(instants),
+        next_instants=instants,
         progress=(
             *progress_store,
             feeder.posted,

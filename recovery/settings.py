@@ -154,6 +154,10 @@ class Settings(BaseSettings):
     # (the deployment runs one at a time), so a linger a little shorter than the trigger bucket
     # keeps one run watching while deliveries keep coming.
     ingest_linger_seconds: float = Field(default=0, ge=0, le=3600)
+    # How many advance runs `recovery serve` lets run at once (prefect.yaml says one; cases are
+    # leased, so two never decide the same case). Two let a watching run's successor start
+    # while it still watches: no gap while a flow-run process starts.
+    advance_concurrency: int | None = Field(default=None, ge=1, le=16)
     # How many flow runs `recovery serve` (flows/deployments.py) runs at once, each a process.
     runner_limit: int = Field(default=4, ge=1, le=64)
     reconcile_interval_seconds: int = Field(default=900, ge=1)

@@ -53,18 +53,21 @@ class Tuning:
 
     Every flow run is a process of its own (3 to 6 s before its first line runs on a busy
     two-core machine), so the two flows on the critical path keep watching for work: an
-    advance run for ``advance_linger`` seconds from its start (the next one scheduled
-    waits for its slot), an ingest run for ``ingest_linger`` seconds from its start
-    (the receiver starts at most one a ``trigger_bucket``; the next waits for its slot). The
+    advance run for ``advance_linger`` seconds from its start (two at once, so the next
+    one starts while the previous still watches), an ingest run for ``ingest_linger`` seconds
+    from its start (the receiver starts at most one a ``trigger_bucket``; the next waits for
+    its slot). The
     flows off the critical path run seldom, to leave the two cores to those two."""
 
     speed: float
     # The clock's jumps land on a grid of this many virtual minutes from the campaign's start.
     resolution_minutes: int = 30
     advance_interval: int = 60
-    advance_linger: float = 50.0
-    trigger_bucket: int = 60
-    ingest_linger: float = 50.0
+    advance_linger: float = 100.0
+    # Two advance runs at once: the next one starts while the previous still watches.
+    advance_concurrency: int = 2
+    trigger_bucket: int = 120
+    ingest_linger: float = 110.0
     # Flow runs at once: the two watching runs, and room for the others beside them.
     runner_limit: int = 8
     dispositions_interval: int = 120
@@ -85,6 +88,7 @@ class Tuning:
         return {
             "RECOVERY_ADVANCE_INTERVAL_SECONDS": str(self.advance_interval),
             "RECOVERY_ADVANCE_LINGER_SECONDS": str(self.advance_linger),
+            "RECOVERY_ADVANCE_CONCURRENCY": str(self.advance_concurrency),
             "RECOVERY_INGEST_LINGER_SECONDS": str(self.ingest_linger),
             "RECOVERY_RUNNER_LIMIT": str(self.runner_limit),
             "RECOVERY_DISPOSITIONS_INTERVAL_SECONDS": str(self.dispositions_interval),

@@ -1,6 +1,8 @@
-"""``make demo``'s code path, shortened: the embedded default on a virtual clock (real Prefect
-server, served flows, emulator, receiver), a small campaign of signed webhooks, the funnel.
-Plus the demo's pure parts: the campaign it plays and how it names compliance holds."""
+"""``make demo``'s code path, shortened: the embedded default on the time-skipping clock (real
+Prefect server, served flows, emulator, receiver), a small campaign of signed webhooks, the
+funnel and ``funnel.json``. Plus the demo's pure parts: the campaign it plays and how it names
+compliance holds. What makes the same seed give the same funnel (one shared clock that jumps,
+outcomes drawn per contact, jumps only when idle) is tested in test_demo_skipping.py."""
 
 from __future__ import annotations
 
@@ -144,6 +146,7 @@ FIGURES = (
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the embedded stack's start alone takes minutes on a loaded machine
 def test_a_short_campaign_runs_end_to_end_and_stops_everything(tmp_path: Path) -> None:
     out = io.StringIO()
     data = tmp_path / "demo"
@@ -196,15 +199,3 @@ def test_a_short_campaign_runs_end_to_end_and_stops_everything(tmp_path: Path) -
     # Everything was stopped: the Prefect server no longer answers.
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{result.prefect_ui}/api/health", timeout=2)
-
-    # The same seed plays the same campaign: the same figures, on a busy machine or not.
-    again = demo.run(
-        payments=30,
-        days=3,
-        failure_days=1,
-        data_dir=tmp_path / "again",
-        console=Console(file=io.StringIO(), width=120),
-    )
-    second = json.loads((tmp_path / "again" / "funnel.json").read_text())
-    assert {k: second[k] for k in FIGURES} == {k: figures[k] for k in FIGURES}
-    assert again.exit_code == 0

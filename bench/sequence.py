@@ -87,7 +87,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def configure(args: argparse.Namespace, tmp: Path, emulator_port: int) -> dict[str, str]:
     """The environment the emulator, the setup command and the flow all read."""
-    from tests.integration.advance_support import CLIENT_ID, CLIENT_SECRET, CONTACT_LIST, DNC_LIST
+    from tests.support.emulator import CLIENT_ID, CLIENT_SECRET, CONTACT_LIST, DNC_LIST
 
     env = {
         "PREFECT_HOME": str(tmp / "prefect"),
@@ -243,13 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from recovery.clock import FileClock
     from recovery.store.db import make_engine, make_sessionmaker
     from recovery.store.migrate import upgrade
-    from tests.integration.advance_support import (
-        CALLABLE_INSTANT,
-        CONTACT_LIST,
-        first_contact_problems,
-        read_store,
-        seed_due_cases,
-    )
+    from tests.support.advance_workers import first_contact_problems
+    from tests.support.due_cases import CALLABLE_INSTANT, seed_due_cases
+    from tests.support.emulator import CONTACT_LIST
+    from tests.support.store_probe import StoreProbe
 
     clock = FileClock(tmp / "clock")
     clock.set(CALLABLE_INSTANT)
@@ -320,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             base = f"http://127.0.0.1:{emulator_port}/__emulator__"
             counters = http.get(f"{base}/counters").json()
             held = http.get(f"{base}/contact-lists/{CONTACT_LIST}/contacts").json()
-        problems = first_contact_problems(read_store(sessions, keys), keys, held, counters)
+        problems = first_contact_problems(StoreProbe(sessions).facts(keys), keys, held, counters)
     finally:
         if emulator is not None:
             emulator.stop()

@@ -11,6 +11,7 @@ from prefect.futures import PrefectFuture
 from flows._support import settle
 from recovery.services.advance import Decided
 from recovery.services.dispatch import Dispatched, Held
+from tasks.events import emit_case_events
 
 
 @dataclass
@@ -35,6 +36,8 @@ class Tally:
         for result in results:
             held.extend(result.held)
             result.held = []
+            emit_case_events(result.events)
+            result.events = []
             self.sent.add(result)
         return held
 

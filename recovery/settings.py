@@ -88,8 +88,9 @@ class Settings(BaseSettings):
     prefect_api_url: str | None = Field(
         default=None, validation_alias=AliasChoices("RECOVERY_PREFECT_API_URL", "PREFECT_API_URL")
     )
-    ingest_deployment: str = "ingest/ingest"
-    trigger_bucket_seconds: int = 5
+    # The receiver announces deliveries (the ingest trigger) at most once per this many
+    # seconds: a burst becomes one event.
+    trigger_bucket_seconds: float = Field(default=1.0, ge=0, le=300)
     ingest_batch_size: int = Field(default=500, ge=1, le=10_000)
 
     # Rules and policies (None: the shipped defaults)

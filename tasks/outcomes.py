@@ -77,11 +77,9 @@ def write_outcome_batch(
     cache_policy=NO_CACHE,
     tags=["recovery", "store"],
 )
-def publish_outcomes(
-    limit: int, through_id: int | None = None
-) -> list[tuple[str, str, dict[str, str]]]:
-    """Mark up to ``limit`` recorded outcomes (none after ``through_id``) as applied; their
-    business events."""
+def publish_outcomes(limit: int, through_id: int | None = None) -> Counter[str]:
+    """Mark up to ``limit`` recorded outcomes (none after ``through_id``) as applied; how
+    many of each disposition."""
     built = runtime()
     return publish_recorded(
         sessions=built.sessions, now=built.clock.now(), limit=limit, through_id=through_id

@@ -23,8 +23,10 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from recovery import event_feed
 from recovery.runtime import Runtime
 from recovery.settings import Settings
+from tasks.events import emit_case_events
 
 # Distinct settings whose runtime a process keeps at once.
 KEEP = 4
@@ -78,11 +80,14 @@ def flow_runtime(*, check_schema: bool = True) -> Iterator[Runtime]:
     key, held = _runtime_for(Settings())
     with _lock:
         _holders[key] += 1
+    # Transitions recorded deep in a service (an outcome) reach the event feed with this run.
+    previous = event_feed.install_sink(emit_case_events)
     try:
         if check_schema:
             held.require_schema()
         yield held
     finally:
+        event_feed.install_sink(previous)
         with _lock:
             _holders[key] -= 1
             if _holders[key] <= 0:

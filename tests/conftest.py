@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -31,29 +33,101 @@ def _backends() -> list[object]:
     return backends
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Soak variants (minutes long, full size) run only when asked for by name (``-m soak``),
+    whatever else the selection names (``make test-postgres`` selects by ``-m postgres``)."""
+    wanted = (config.getoption("markexpr") or "").replace("not soak", "")
+    if "soak" in wanted:
+        return
+    skip = pytest.mark.skip(reason="a soak variant: run it with -m soak")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], str]]:
+    """A store migrated once per test process and backend, copied for each test that asks for
+    ``store_url`` (a SQLite file, or a PostgreSQL template database): the migrations run once,
+    not once per test."""
+    from recovery.store.migrate import upgrade
+
+    made: dict[str, str] = {}
+
+    def template(backend: str) -> str:
+        if backend in made:
+            return made[backend]
+        if backend == "sqlite":
+            path = tmp_path_factory.mktemp("migrated") / "store.db"
+            upgrade(f"sqlite:///{path}")
+            made[backend] = str(path)
+            return made[backend]
+        assert POSTGRES_URL
+        name = f"tmpl_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            upgrade(f"{POSTGRES_URL.rsplit('/', 1)[0]}/{name}")
+            _disconnect(admin, name)
+        finally:
+            admin.dispose()
+        made[backend] = name
+        return name
+
+    yield template
+    if "postgresql" in made:
+        admin = create_engine(POSTGRES_URL or "", isolation_level="AUTOCOMMIT")
+        try:
+            _disconnect(admin, made["postgresql"])
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{made["postgresql"]}"'))
+        finally:
+            admin.dispose()
+
+
+def _disconnect(admin: Engine, name: str) -> None:
+    with admin.connect() as conn:
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :n AND pid <> pg_backend_pid()"
+            ),
+            {"n": name},
+        )
+
+
 @pytest.fixture(params=_backends())
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL to an empty database: a SQLite file, or a fresh PostgreSQL schema."""
+def db_url(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    _migrated_template: Callable[[str], str],
+) -> Iterator[str]:
+    """A URL to an empty database (a SQLite file, or a fresh PostgreSQL database); already
+    migrated to the latest revision when the test also asks for ``store_url``."""
+    migrated = "store_url" in request.fixturenames
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
+        path = tmp_path / "store.db"
+        if migrated:
+            with (
+                closing(sqlite3.connect(_migrated_template("sqlite"))) as source,
+                closing(sqlite3.connect(path)) as target,
+            ):
+                source.backup(target)
+        yield f"sqlite:///{path}"
         return
     assert POSTGRES_URL
     name = f"t_{uuid.uuid4().hex[:12]}"
+    template = f' TEMPLATE "{_migrated_template("postgresql")}"' if migrated else ""
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"{template}'))
     base = POSTGRES_URL.rsplit("/", 1)[0]
     try:
         yield f"{base}/{name}"
     finally:
+        _disconnect(admin, name)
         with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :n AND pid <> pg_backend_pid()"
-                ),
-                {"n": name},
-            )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
 
@@ -75,10 +149,8 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 
 @pytest.fixture
 def store_url(db_url: str) -> str:
-    """An empty store migrated to the latest revision with Alembic (as `recovery db upgrade`)."""
-    from recovery.store.migrate import upgrade
-
-    upgrade(db_url)
+    """An empty store migrated to the latest revision with Alembic (as `recovery db upgrade`):
+    a copy of the process's migrated template (see ``db_url``)."""
     return db_url
 
 

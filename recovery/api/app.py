@@ -16,10 +16,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from recovery.api.deliveries import DeliveryEvents
 from recovery.api.requests import Rejected, rejected_response
 from recovery.api.routes.health import build_health_router
 from recovery.api.routes.webhooks import build_webhooks_router
-from recovery.api.trigger import IngestTrigger
 from recovery.api.writer import InboxWriter
 from recovery.clock import Clock
 from recovery.gateways import paypal as paypal_gateway
@@ -38,7 +38,7 @@ def create_app(
     settings: Settings,
     sessions: sessionmaker[Session],
     clock: Clock,
-    trigger: IngestTrigger | None = None,
+    deliveries: DeliveryEvents | None = None,
     wall_time: Callable[[], float] = time.time,
     extra_routers: list[Any] | None = None,
     writer: InboxWriter | None = None,
@@ -82,7 +82,7 @@ def create_app(
             settings=settings,
             clock=clock,
             inbox=inbox,
-            trigger=trigger,
+            deliveries=deliveries,
             wall_time=wall_time,
             paypal=verifier,
         )

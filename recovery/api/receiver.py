@@ -1,5 +1,5 @@
-"""The receiver as it runs: the app with its ingest trigger, the contact centre's outcome
-callback and the admin routes."""
+"""The receiver as it runs: the app with its delivery events (which start ingest runs), the
+contact centre's outcome callback and the admin routes."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
+from recovery import event_feed
 from recovery.api.app import create_app
-from recovery.api.trigger import IngestTrigger
+from recovery.api.deliveries import DeliveryEvents
+from recovery.event_feed import EventSender
 from recovery.runtime import Runtime
 
 log = logging.getLogger("recovery.api")
@@ -18,16 +20,22 @@ log = logging.getLogger("recovery.api")
 def build_receiver(runtime: Runtime, *, trigger: bool = True) -> tuple[FastAPI, Callable[[], None]]:
     """The app and a function that stops what it started."""
     settings = runtime.settings
-    ingest_trigger: IngestTrigger | None = None
+    deliveries: DeliveryEvents | None = None
+    case_events: EventSender | None = None
+    if settings.prefect_api_url:
+        # Outcomes recorded here (the data action) are case events.
+        case_events = EventSender(settings.prefect_api_url)
+        event_feed.install_sink(case_events)
     if trigger and settings.prefect_api_url:
-        ingest_trigger = IngestTrigger(
-            api_url=settings.prefect_api_url,
-            deployment=settings.ingest_deployment,
-            bucket_seconds=settings.trigger_bucket_seconds,
+        deliveries = DeliveryEvents(
+            api_url=settings.prefect_api_url, window_seconds=settings.trigger_bucket_seconds
         )
-        ingest_trigger.start()
+        deliveries.start()
     elif trigger:
-        log.warning("no Prefect API URL set: the receiver records deliveries but starts no runs")
+        log.warning(
+            "no Prefect API URL set: the receiver records deliveries but announces none (the "
+            "ingest schedule sweeps the inbox)"
+        )
     from datetime import timedelta
 
     from recovery.api.routes.admin import build_admin_router
@@ -71,13 +79,16 @@ def build_receiver(runtime: Runtime, *, trigger: bool = True) -> tuple[FastAPI, 
         settings=settings,
         sessions=runtime.sessions,
         clock=runtime.clock,
-        trigger=ingest_trigger,
+        deliveries=deliveries,
         extra_routers=routers,
     )
 
     def stop() -> None:
-        if ingest_trigger is not None:
-            ingest_trigger.stop()
+        if deliveries is not None:
+            deliveries.stop()
+        if case_events is not None:
+            event_feed.install_sink(None)
+            case_events.stop()
         client.close()
 
     return app, stop

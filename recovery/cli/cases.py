@@ -43,13 +43,19 @@ def cases_show(
     json_output: bool = typer.Option(False, "--json", help="One JSON object."),
     reveal: bool = typer.Option(False, help="Show the phone number in full."),
 ) -> None:
-    """One case and its whole history (every decision, with reasons)."""
+    """One case and its whole history (every decision, with reasons), and the address of its
+    event timeline in the Prefect UI (when PREFECT_API_URL is set)."""
     from recovery.services.cases import UnknownCase, detail_of
     from recovery.views.cases import print_case_detail
 
     built = runtime()
     try:
-        detail = detail_of(sessions=built.sessions, key=key, reveal=reveal)
+        detail = detail_of(
+            sessions=built.sessions,
+            key=key,
+            reveal=reveal,
+            prefect_api_url=built.settings.prefect_api_url,
+        )
     except UnknownCase as exc:
         fail(str(exc), FAILED)
     finally:
@@ -145,6 +151,7 @@ def cases_close(
     import uuid
 
     from recovery.domain.models import Outcome
+    from recovery.event_feed import send_case_events
     from recovery.services.review import (
         MANUAL_OUTCOMES,
         CaseActionRefused,
@@ -178,6 +185,7 @@ def cases_close(
         fail(str(exc), FAILED)
     finally:
         built.close()
+    send_case_events(built.settings.prefect_api_url, closed.events)
     if json_output:
         print_json(closed.as_dict())
         return

@@ -101,8 +101,10 @@ def genesys_listen() -> None:
     reconnects on its own, records each conversation once."""
     from datetime import timedelta
 
+    from recovery import event_feed
     from recovery.cli.common import runtime
     from recovery.contact_center.wrapups import WrapupNames
+    from recovery.event_feed import EventSender
     from recovery.services.listen import OutcomeListener
 
     built = runtime()
@@ -121,12 +123,18 @@ def genesys_listen() -> None:
         max_backoff=config.genesys_listener_max_backoff_seconds,
     )
     _stop_on_term(listener.stop)
+    # Each outcome recorded is a case event in Prefect's feed (when PREFECT_API_URL is set).
+    sender = EventSender(config.prefect_api_url) if config.prefect_api_url else None
+    event_feed.install_sink(sender)
     typer.echo(f"listening for the outcomes of campaign {config.genesys_campaign_id}")
     try:
         listener.run()
     except KeyboardInterrupt:
         listener.stop.set()
     finally:
+        event_feed.install_sink(None)
+        if sender is not None:
+            sender.stop()
         client.close()
         built.close()
     typer.echo(f"stopped: {dict(listener.stats)}")

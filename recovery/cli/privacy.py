@@ -20,6 +20,7 @@ def forget_command(
     bad arguments, 1 when the contact centre or a worker is in the way (nothing changed)."""
     import uuid
 
+    from recovery.event_feed import send_case_events
     from recovery.services.privacy import (
         ContactCenterUnavailable,
         ForgetRefused,
@@ -49,6 +50,7 @@ def forget_command(
         fail(str(exc), FAILED)
     finally:
         built.close()
+    send_case_events(built.settings.prefect_api_url, erased.events)
     if json_output:
         print_json(erased.as_dict())
     else:

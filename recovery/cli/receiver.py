@@ -12,7 +12,9 @@ def api(
     host: str = typer.Option(None, help="Bind address (default RECOVERY_API_HOST)."),
     port: int = typer.Option(None, help="Port (default RECOVERY_API_PORT)."),
     trigger: bool = typer.Option(
-        True, help="Start the ingest deployment after each delivery (needs PREFECT_API_URL)."
+        True,
+        help="Announce deliveries to Prefect, whose automation starts the ingest deployment "
+        "(needs PREFECT_API_URL).",
     ),
 ) -> None:
     """Run the receiver (gateway webhooks, disposition callbacks, health). In development mode

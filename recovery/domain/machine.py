@@ -714,17 +714,7 @@ def _local_midnight(day: date, zones: Sequence[str]) -> datetime:
 def _callback_at(last: _Disp | None) -> datetime | None:
     if last is None:
         return None
-    raw = last.data.get("callback_at")
-    if isinstance(raw, datetime):
-        value = raw
-    elif isinstance(raw, str):
-        try:
-            value = datetime.fromisoformat(raw)
-        except ValueError:
-            return None
-    else:
-        return None
-    return _utc(value) if value.tzinfo is not None else None
+    return _aware(last.data.get("callback_at"))
 
 
 def _promised_date(last: _Disp) -> date | None:

@@ -1,4 +1,4 @@
-"""The recoveries chart (PNG) and the report's files, each replaced atomically."""
+"""The recoveries chart (PNG), and the atomic replacement every report file is written with."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from recovery.clock import Clock
 from recovery.contact_center.contacts import contact_id_for
 from recovery.domain.compliance import CallingRules
+from recovery.domain.events import CaseEvent
 from recovery.domain.machine import Step, decide
 from recovery.domain.models import Outcome
 from recovery.domain.policy import Policy
@@ -56,8 +57,8 @@ class Decided:
     actions: Counter[str] = field(default_factory=Counter)
     to_dispatch: list[int] = field(default_factory=list)
     suppressed_numbers: list[str] = field(default_factory=list)
-    # (event name, case key, payload) for the business event feed; no personal data
-    events: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    # the business events of the transitions made (no personal data)
+    events: list[CaseEvent] = field(default_factory=list)
 
 
 def decide_due(
@@ -153,7 +154,7 @@ def _apply(
             session=session, phone_e164=case.phone_e164, except_case_id=case.id, now=now
         )
     if step.action == "close":
-        close_decided(
+        moved = close_decided(
             session=session,
             case=case,
             outcome=step.outcome or Outcome.exhausted,
@@ -161,6 +162,7 @@ def _apply(
             flag_review=step.flag_review,
             now=now,
         )
+        result.events.extend(moved.events)
     elif step.action == "contact":
         assert step.attempt is not None
         planned = plan_contact(
@@ -179,12 +181,7 @@ def _apply(
         )
         result.to_dispatch.append(planned.row_id)
     else:
-        waiting = waiting_data(step)
-        if waiting:
-            result.events.append(
-                ("waiting", case_key(case.gateway, case.business_key), waiting_event(case, step))
-            )
-        record_decision(
+        moved = record_decision(
             session=session,
             case=case,
             action=step.action,
@@ -193,8 +190,9 @@ def _apply(
             reasons=step.reasons,
             now=now,
             holds=step.holds,
-            extra=waiting,
+            extra=waiting_data(step),
         )
+        result.events.extend(moved.events)
     return added
 
 
@@ -209,17 +207,6 @@ def waiting_data(step: Step) -> dict[str, str]:
         if value is not None:
             out[name] = value.isoformat()
     return out
-
-
-def waiting_event(case: CaseRow, step: Step) -> dict[str, str]:
-    """The ``waiting`` business event's payload: what the case waits for, and until when (no
-    personal data)."""
-    return {
-        "waiting_for": str(step.waiting_for),
-        "until": step.at.isoformat(),
-        "category": case.category,
-        **({"retry_at": step.retry_at.isoformat()} if step.retry_at else {}),
-    }
 
 
 def contact_zone(zones: Sequence[str], at: datetime) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from recovery.domain.events import timeline_url
 from recovery.domain.models import CaseStatus, HistoryKind
 from recovery.log_scrubbing import mask_phone
 from recovery.store.cases import (
@@ -165,10 +166,20 @@ def list_summaries(
         ]
 
 
-def detail_of(*, sessions: sessionmaker[Session], key: str, reveal: bool = False) -> dict[str, Any]:
-    """One case and its whole timeline; ``UnknownCase`` when no case has this key."""
+def detail_of(
+    *,
+    sessions: sessionmaker[Session],
+    key: str,
+    reveal: bool = False,
+    prefect_api_url: str | None = None,
+) -> dict[str, Any]:
+    """One case and its whole timeline; ``UnknownCase`` when no case has this key. With
+    ``prefect_api_url``, ``events_url`` is the Prefect UI's page of the case's events."""
     with sessions() as session:
         case = find_case(session=session, key=key)
         if case is None:
             raise UnknownCase(key)
-        return case_detail(session, case, reveal=reveal)
+        detail = case_detail(session, case, reveal=reveal)
+    if prefect_api_url:
+        detail["events_url"] = timeline_url(prefect_api_url, str(detail["key"]))
+    return detail

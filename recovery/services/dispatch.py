@@ -37,6 +37,7 @@ from recovery.contact_center.errors import (
     TransientContactCenterError,
 )
 from recovery.domain.compliance import CallingRules, Hold, dial_margin_hold, permitted
+from recovery.domain.events import CaseEvent
 from recovery.domain.history import call_history, possibly_sent
 from recovery.domain.models import CaseStatus, HistoryEntry
 from recovery.services.contact_data import contact_request
@@ -92,6 +93,8 @@ class Dispatched:
     # Withdrawn by the last check, and possibly held by the contact centre: for
     # ``withdraw_held`` (``dispatch`` does it; a caller of ``check_and_send`` must).
     held: list[Held] = field(default_factory=list)
+    # the business events of the transitions recorded (no personal data)
+    events: list[CaseEvent] = field(default_factory=list)
 
     def add(self, other: Dispatched) -> None:
         self.created += other.created
@@ -100,6 +103,7 @@ class Dispatched:
         self.requests += other.requests
         self.reasons.update(other.reasons)
         self.held.extend(other.held)
+        self.events.extend(other.events)
 
 
 @dataclass
@@ -225,7 +229,11 @@ def last_check(
                 )
                 _count_withdrawn(outcome, why)
             elif refusal is not None:
-                refuse_planned(session=session, case=case, contact=row, why=refusal, now=now)
+                moved = refuse_planned(
+                    session=session, case=case, contact=row, why=refusal, now=now
+                )
+                if moved is not None:
+                    outcome.events.extend(moved.events)
                 _count_refused(outcome, row, refusal)
     return checked
 
@@ -329,14 +337,16 @@ def withdraw_held(
                 ):
                     _count_withdrawn(outcome, item.why)
             elif item.refusal is not None:
-                if refuse_planned(
+                moved = refuse_planned(
                     session=session,
                     case=case,
                     contact=row,
                     why=item.refusal,
                     now=now,
                     removed=found,
-                ):
+                )
+                if moved is not None:
+                    outcome.events.extend(moved.events)
                     _count_refused(outcome, row, item.refusal)
     return outcome
 
@@ -366,8 +376,10 @@ def send_batch(
         for row in rows:
             case = cases[row.case_id]
             if row.contact_id in created:
-                if record_created(session=session, case=case, contact=row, now=now):
+                moved = record_created(session=session, case=case, contact=row, now=now)
+                if moved is not None:
                     outcome.created += 1
+                    outcome.events.extend(moved.events)
                 continue
             refusal = rejected.get(row.contact_id)
             why = refusal.reason if refusal else "not confirmed by the contact centre"

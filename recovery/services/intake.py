@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from recovery.domain.events import CaseEvent
 from recovery.domain.models import (
     CardUpdated,
     ContactPoint,
@@ -68,8 +69,8 @@ class IngestSummary:
     batches: int = 0
     results: Counter[str] = field(default_factory=Counter)
     case_ids: set[int] = field(default_factory=set)
-    # (event name, case key, payload) for the business event feed; no personal data
-    events: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    # the business events of the transitions applied (no personal data)
+    events: list[CaseEvent] = field(default_factory=list)
 
     def add(self, other: IngestSummary) -> None:
         self.rows += other.rows
@@ -147,11 +148,7 @@ def _apply_rows(
         summary.results[result.action] += 1
         if result.case_id is not None:
             summary.case_ids.add(result.case_id)
-        if result.key and result.action in ("opened", "closed"):
-            name = "payment.failed" if result.action == "opened" else "payment.succeeded"
-            summary.events.append(
-                (name, result.key, {"gateway": row.gateway, "event_type": row.event_type})
-            )
+        summary.events.extend(result.events)
     inbox.mark_processed_many(session=session, marks=marks, now=now)
     return summary
 

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
+from recovery import event_feed
 from recovery.contact_center.client import GenesysClient
 from recovery.contact_center.contacts import ContactRequest
 from recovery.contact_center.errors import CardDataRefused
@@ -133,24 +134,12 @@ def publish_recorded(
     now: datetime,
     limit: int,
     through_id: int | None = None,
-) -> list[tuple[str, str, dict[str, str]]]:
-    """Mark recorded outcomes as applied (up to disposition ``through_id`` when given); their
-    business events (no personal data)."""
+) -> Counter[str]:
+    """Mark recorded outcomes as applied (up to disposition ``through_id`` when given); how
+    many of each disposition. (Their business events were sent when they were recorded.)"""
     with transaction(sessions) as session:
         published = mark_published(session=session, limit=limit, now=now, through_id=through_id)
-    return [
-        (
-            "disposition.recorded",
-            outcome.case_key,
-            {
-                "disposition": outcome.disposition,
-                "wrapup_code": outcome.wrapup_code,
-                "attempt": str(outcome.attempt),
-                "source": outcome.source,
-            },
-        )
-        for outcome in published
-    ]
+    return Counter(outcome.disposition for outcome in published)
 
 
 # What agents are asked to type into the wrap-up notes so the next step can honour it; only
@@ -193,7 +182,9 @@ def record_outcome(
 ) -> RecordResult:
     """Record one call outcome, whichever channel brought it: the wrap-up's name mapped to a
     disposition (``recovery/data/dispositions.yaml``), the promised date or callback time from
-    its note. Raises ``UnknownContact`` for a contact this system never sent."""
+    its note; its ``recovery.disposition.recorded`` event goes to the process's event sink
+    (``recovery.event_feed``). Raises ``UnknownContact`` for a contact this system never
+    sent."""
     name, _ = redact_text(wrapup_name.strip())
     disposition = map_wrapup(name, mapping)
     detail: dict[str, Any] = {
@@ -203,7 +194,7 @@ def record_outcome(
         **(extra or {}),
     }
     with transaction(sessions) as session:
-        return record_disposition(
+        result = record_disposition(
             session=session,
             contact_id=contact_id,
             wrapup_code=name or "unknown",
@@ -214,3 +205,5 @@ def record_outcome(
             now=now,
             detail=detail,
         )
+    event_feed.publish(result.events)
+    return result

@@ -18,13 +18,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.contact_center.client import GenesysClient
 from recovery.contact_center.errors import ContactCenterError
+from recovery.domain.events import CaseEvent
 from recovery.domain.fingerprint import Fingerprint
 from recovery.store import privacy
 from recovery.store.db import transaction
@@ -57,9 +58,13 @@ class Erasure:
     contacts_gone: int = 0
     suppressions: int = 0
     inbox_rows: int = 0
+    # The closes of the cases that were still open (for the event feed; not in the output).
+    events: tuple[CaseEvent, ...] = field(default=(), repr=False, compare=False)
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        found = asdict(self)
+        del found["events"]
+        return found
 
     def line(self) -> str:
         return (
@@ -141,7 +146,7 @@ def forget(
         if phone_e164 is not None:
             phones.add(phone_e164)
         events = privacy.event_ids_of(session=session, cases=cases)
-        erased = sum(
+        done = [
             privacy.erase_case(
                 session=session,
                 case=case,
@@ -151,7 +156,9 @@ def forget(
                 removed_contacts=[c.row_id for c in held.contacts],
             )
             for case in cases
-        )
+        ]
+        erased = sum(events is not None for events in done)
+        closes = tuple(event for events in done for event in events or ())
         suppressions = sum(
             erase_suppressions(
                 session=session,
@@ -178,6 +185,7 @@ def forget(
             contacts_gone=gone,
             suppressions=suppressions,
             inbox_rows=inbox_rows,
+            events=closes,
         )
         privacy.record_audit(
             session=session,

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.contact_center.client import GenesysClient
 from recovery.contact_center.errors import ContactCenterError
+from recovery.domain.events import CaseEvent
 from recovery.domain.models import Outcome
 from recovery.services.cases import UnknownCase, case_summary
 from recovery.services.closing import remove_closed
@@ -63,6 +64,7 @@ class Closed:
     outcome: str
     removed_from_contact_list: int
     not_on_contact_list: int
+    events: tuple[CaseEvent, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -159,7 +161,7 @@ def close_by_hand(
             client.close()
     try:
         with transaction(sessions) as session:
-            record_close_by_hand(
+            moved = record_close_by_hand(
                 session=session,
                 hold=hold,
                 outcome=outcome,
@@ -171,7 +173,7 @@ def close_by_hand(
         with transaction(sessions) as session:
             release_hold(session=session, hold=hold)
         raise
-    return Closed(hold.key, outcome.value, counts["removed"], counts["already_gone"])
+    return Closed(hold.key, outcome.value, counts["removed"], counts["already_gone"], moved.events)
 
 
 def queue(*, sessions: sessionmaker[Session], limit: int) -> list[dict[str, Any]]:

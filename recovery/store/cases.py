@@ -11,7 +11,9 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from recovery.domain import events as case_events
 from recovery.domain.compliance.holds import Hold, holds_data
+from recovery.domain.events import CaseEvent
 from recovery.domain.models import (
     CardUpdated,
     CaseStatus,
@@ -38,6 +40,8 @@ class ApplyResult:
     case_id: int | None
     reason: str
     key: str | None = None
+    # The business events of the transitions it made (one each).
+    events: tuple[CaseEvent, ...] = ()
 
 
 NO_OPEN_CASE = "no open case for this payment (a success is remembered)"
@@ -130,7 +134,7 @@ def apply_failure(
             case_id, failure, category, category_reason, now, soft_declines
         ):
             session.add(HistoryRow(**entry))
-        return _opened(failure, case_id)
+        return _opened(failure, case_id, category)
     return _update_existing(session, failure, category, category_reason, now, soft_declines)
 
 
@@ -179,7 +183,7 @@ def open_cases(
                 case_id, failure, item.category, item.category_reason, now, soft_declines
             )
         )
-        results[index] = _opened(failure, case_id)
+        results[index] = _opened(failure, case_id, item.category)
     session.execute(insert(_table(HistoryRow)), history)
     return results
 
@@ -313,9 +317,13 @@ def _history_values(
     }
 
 
-def _opened(failure: PaymentFailure, case_id: int) -> ApplyResult:
-    _, _, reason = _initial_status(failure)
-    return ApplyResult("opened", case_id, reason, case_key(failure.gateway, failure.business_key))
+def _opened(failure: PaymentFailure, case_id: int, category: FailureCategory) -> ApplyResult:
+    status, outcome, reason = _initial_status(failure)
+    key = case_key(failure.gateway, failure.business_key)
+    events = [case_events.opened(key, category=category.value, status=status.value)]
+    if outcome is not None:
+        events.append(case_events.closed(key, category=category.value, outcome=outcome.value))
+    return ApplyResult("opened", case_id, reason, key, tuple(events))
 
 
 def _update_existing(
@@ -570,6 +578,14 @@ def apply_success(*, session: Session, success: PaymentSucceeded, now: datetime)
         last.id,
         f"payment succeeded: {len(cases)} case(s) recovered",
         case_key(last.gateway, last.business_key),
+        tuple(
+            case_events.closed(
+                case_key(c.gateway, c.business_key),
+                category=c.category,
+                outcome=Outcome.recovered.value,
+            )
+            for c in cases
+        ),
     )
 
 
@@ -603,7 +619,9 @@ def close_case(
         reasons=reasons,
         data={"outcome": outcome.value, **(data or {})},
     )
-    return _case_moved(case)
+    return _case_moved(
+        case, case_events.closed(_key(case), category=case.category, outcome=outcome.value)
+    )
 
 
 @dataclass(frozen=True)
@@ -614,10 +632,16 @@ class CaseMoved:
     status: str
     outcome: str | None
     next_due_at: datetime | None
+    # The business events of the transition (one each; none when nothing changed).
+    events: tuple[CaseEvent, ...] = ()
 
 
-def _case_moved(case: CaseRow) -> CaseMoved:
-    return CaseMoved(case.id, case.status, case.outcome, case.next_due_at)
+def _case_moved(case: CaseRow, *events: CaseEvent) -> CaseMoved:
+    return CaseMoved(case.id, case.status, case.outcome, case.next_due_at, events)
+
+
+def _key(case: CaseRow) -> str:
+    return case_key(case.gateway, case.business_key)
 
 
 def close_decided(
@@ -631,13 +655,20 @@ def close_decided(
 ) -> CaseMoved:
     """The state machine closed the case (``close_case``; a case already closed keeps its
     close), flagged for a person when the step says so, and released."""
+    events: list[CaseEvent] = []
     if case.status != CaseStatus.closed.value:
-        close_case(
-            session=session, case=case, outcome=outcome, at=now, now=now, reasons=list(reasons)
+        events.extend(
+            close_case(
+                session=session, case=case, outcome=outcome, at=now, now=now, reasons=reasons
+            ).events
         )
-    case.flagged_for_review = case.flagged_for_review or flag_review
+    if flag_review and not case.flagged_for_review:
+        case.flagged_for_review = True
+        events.append(
+            case_events.review_needed(_key(case), category=case.category, why=f"closed {outcome}")
+        )
     case.lease_owner, case.lease_until = None, None
-    return _case_moved(case)
+    return _case_moved(case, *events)
 
 
 def record_decision(
@@ -661,8 +692,24 @@ def record_decision(
     case.next_due_at = at
     case.updated_at = now
     case.lease_owner, case.lease_until = None, None
-    if action == "review":
+    events: list[CaseEvent] = []
+    if action == "review" and not case.flagged_for_review:
         case.flagged_for_review = True
+        events.append(
+            case_events.review_needed(_key(case), category=case.category, why=status.value)
+        )
+    elif action == "wait":
+        events.append(
+            case_events.waiting(
+                _key(case),
+                category=case.category,
+                status=status.value,
+                until=at,
+                holds=holds_data(holds),
+                waiting_for=(extra or {}).get("waiting_for"),
+                retry_at=(extra or {}).get("retry_at"),
+            )
+        )
     append_history(
         session=session,
         case_id=case.id,
@@ -678,7 +725,7 @@ def record_decision(
             **(extra or {}),
         },
     )
-    return _case_moved(case)
+    return _case_moved(case, *events)
 
 
 def make_number_due(

@@ -19,7 +19,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from recovery.domain import events as case_events
 from recovery.domain.compliance.holds import Hold, holds_data
+from recovery.domain.events import CaseEvent
 from recovery.domain.models import CaseStatus, HistoryKind
 from recovery.store.cases import append_history, case_key
 from recovery.store.tables import CaseRow, ContactRow
@@ -46,10 +48,12 @@ class Moved:
     contact_id: str
     state: str
     case_status: str
+    # The business events of the transition (one each).
+    events: tuple[CaseEvent, ...] = ()
 
 
-def _moved(row: ContactRow, case_status: str) -> Moved:
-    return Moved(row.id, row.case_id, row.attempt, row.contact_id, row.state, case_status)
+def _moved(row: ContactRow, case_status: str, *events: CaseEvent) -> Moved:
+    return Moved(row.id, row.case_id, row.attempt, row.contact_id, row.state, case_status, events)
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -341,7 +345,12 @@ def refuse_planned(
             removed,
         ),
     )
-    return _moved(contact, case.status)
+    key = case_key(case.gateway, case.business_key)
+    return _moved(
+        contact,
+        case.status,
+        case_events.review_needed(key, category=case.category, why="contact refused"),
+    )
 
 
 # --- the contact centre's answer --------------------------------------------------------------
@@ -392,7 +401,14 @@ def record_created(
     )
     case.updated_at = now
     case.lease_owner, case.lease_until = None, None
-    return _moved(contact, case.status)
+    key = case_key(case.gateway, case.business_key)
+    return _moved(
+        contact,
+        case.status,
+        case_events.contact_created(
+            key, category=case.category, attempt=contact.attempt, contact_id=contact.contact_id
+        ),
+    )
 
 
 def record_rejected(

@@ -15,6 +15,8 @@ from typing import Any, Literal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from recovery.domain import events as case_events
+from recovery.domain.events import CaseEvent
 from recovery.domain.models import CaseStatus, Disposition, HistoryKind
 from recovery.store.cases import append_history, case_key
 from recovery.store.tables import CaseRow, ContactRow, DispositionRow
@@ -39,6 +41,8 @@ class RecordResult:
     case_id: int
     attempt: int
     disposition_id: int | None
+    # The business event of the outcome recorded (none for a duplicate).
+    events: tuple[CaseEvent, ...] = ()
 
     @property
     def duplicate(self) -> bool:
@@ -95,7 +99,9 @@ def record_disposition(
         # The contact centre held (and dialled) a contact whose sending was never confirmed
         # (the sender died waiting for the answer): the outcome confirms it, so the attempt
         # enters the history the frequency caps count, as the confirmation would have.
-        _confirm_by_outcome(session, case, contact, now)
+        confirmed = _confirm_by_outcome(session, case, contact, now)
+    else:
+        confirmed = None
     if contact.state in {"requested", "created"}:
         contact.state = "dispositioned"
     values: dict[str, Any] = {"updated_at": now}
@@ -127,14 +133,28 @@ def record_disposition(
         },
     )
     session.flush()
+    key = case_key(case.gateway, case.business_key)
+    recorded = case_events.outcome_recorded(
+        key,
+        category=case.category,
+        disposition=disposition.value,
+        wrapup_code=wrapup_code[:128],
+        attempt=contact.attempt,
+        source=source,
+    )
     return RecordResult(
-        recorded=True, case_id=case.id, attempt=contact.attempt, disposition_id=int(inserted)
+        recorded=True,
+        case_id=case.id,
+        attempt=contact.attempt,
+        disposition_id=int(inserted),
+        events=(recorded,) if confirmed is None else (confirmed, recorded),
     )
 
 
 def _confirm_by_outcome(
     session: Session, case: CaseRow, contact: ContactRow, now: datetime
-) -> None:
+) -> case_events.CaseEvent:
+    """The contact's creation, recorded as the confirmation would have; its event."""
     data = {
         "attempt": contact.attempt,
         "planned_at": contact.planned_at.isoformat(),
@@ -160,6 +180,12 @@ def _confirm_by_outcome(
         )
     contact.created_at = contact.requested_at
     case.contacts_made += 1
+    return case_events.contact_created(
+        case_key(case.gateway, case.business_key),
+        category=case.category,
+        attempt=contact.attempt,
+        contact_id=contact.contact_id,
+    )
 
 
 def contacts_awaiting_disposition(
@@ -185,6 +211,7 @@ class Published:
     wrapup_code: str
     attempt: int
     source: str
+    category: str = ""
 
 
 def mark_published(
@@ -193,7 +220,7 @@ def mark_published(
     """Mark up to ``limit`` recorded outcomes not yet published (oldest first; none after
     disposition ``through_id`` when given) as applied at ``now``; what they were."""
     stmt = (
-        select(DispositionRow, CaseRow.gateway, CaseRow.business_key)
+        select(DispositionRow, CaseRow.gateway, CaseRow.business_key, CaseRow.category)
         .join(CaseRow, CaseRow.id == DispositionRow.case_id)
         .where(DispositionRow.applied_at.is_(None))
         .order_by(DispositionRow.id)
@@ -203,7 +230,7 @@ def mark_published(
         stmt = stmt.where(DispositionRow.id <= through_id)
     rows = session.execute(stmt).all()
     published = []
-    for disposition, gateway, business_key in rows:
+    for disposition, gateway, business_key, category in rows:
         disposition.applied_at = now
         published.append(
             Published(
@@ -212,6 +239,7 @@ def mark_published(
                 wrapup_code=disposition.wrapup_code,
                 attempt=disposition.attempt,
                 source=disposition.source,
+                category=category,
             )
         )
     return published

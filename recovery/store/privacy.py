@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from recovery.domain.events import CaseEvent
 from recovery.domain.fingerprint import Fingerprint
 from recovery.domain.models import CaseStatus, HistoryKind, Outcome
 from recovery.store.cases import append_history, close_case
@@ -117,21 +118,23 @@ def erase_case(
     now: datetime,
     reason: str,
     removed_contacts: Iterable[int] = (),
-) -> bool:
+) -> tuple[CaseEvent, ...] | None:
     """Erase the case's personal fields (closing it first if it is open: nobody is called on
-    data that no longer exists), and its contacts' numbers. False when it was erased before.
-    ``removed_contacts``: contact rows just deleted from the contact list."""
+    data that no longer exists), and its contacts' numbers. The close's events (none when it
+    was closed already); None when it was erased before. ``removed_contacts``: contact rows
+    just deleted from the contact list."""
     if case.erased_at is not None:
-        return False
+        return None
+    events: tuple[CaseEvent, ...] = ()
     if case.status != CaseStatus.closed.value:
-        close_case(
+        events = close_case(
             session=session,
             case=case,
             outcome=Outcome.suppressed,
             at=now,
             now=now,
             reasons=[reason],
-        )
+        ).events
     removed = set(removed_contacts)
     for row in session.scalars(select(ContactRow).where(ContactRow.case_id == case.id)):
         row.phone_e164 = fingerprint(row.phone_e164)
@@ -155,7 +158,7 @@ def erase_case(
         reasons=[f"personal data erased: {reason}"],
         data={"erased": True},
     )
-    return True
+    return events
 
 
 def event_ids_of(*, session: Session, cases: Sequence[CaseRow]) -> set[tuple[str, str]]:

@@ -68,6 +68,8 @@ def print_case_detail(detail: dict[str, Any], console: Console | None = None) ->
     ):
         if detail.get(label) not in (None, ""):
             console.print(f"  {label.replace('_', ' ')}: {detail[label]}")
+    if detail.get("events_url"):
+        console.print(f"  events in Prefect: {detail['events_url']}", soft_wrap=True)
     waiting = detail.get("waiting")
     if waiting:
         what = WAITING_FOR.get(str(waiting["waiting_for"]), str(waiting["waiting_for"]))

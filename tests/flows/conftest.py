@@ -1,10 +1,14 @@
-"""One Prefect server for the whole session: the real server and engine, on a temporary SQLite."""
+"""One Prefect server for the whole session (the real server and engine, on a temporary
+SQLite), and the ``running_system`` fixture every end-to-end test starts its system with."""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,3 +26,26 @@ def prefect_api_url() -> Iterator[str]:
         url = PREFECT_API_URL.value()
         assert url
         yield str(url)
+
+
+@pytest.fixture
+def running_system(
+    prefect_api_url: str, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Any]]:
+    """A factory: ``running_system(start=..., scenario=..., extra_env=...)`` starts the whole
+    system (``tests/support/running_system.py``) on this test's store and returns it; it stops
+    when the test ends. End-to-end runs are on SQLite; PostgreSQL has its own store tests."""
+    from tests.support.running_system import start_system
+
+    if not store_url.startswith("sqlite"):
+        pytest.skip("the end-to-end system runs on SQLite; PostgreSQL has its own tests")
+    with ExitStack() as stack:
+
+        def start(**options: Any) -> Any:
+            return stack.enter_context(
+                start_system(
+                    store_url=store_url, tmp_path=tmp_path, monkeypatch=monkeypatch, **options
+                )
+            )
+
+        yield start

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import anyio
 import pytest
-from sqlalchemy import func, select
 
 from recovery.runtime import Runtime
 from recovery.store.tables import CaseRow
 from tests.factories import STRIPE_SECRET, T0, intent_failed, invoice_failed, settings_for
+from tests.support.store_probe import StoreProbe
 
 pytestmark = pytest.mark.prefect
 
@@ -64,8 +64,7 @@ def test_backfill_twice_then_report(
     assert second["recorded"] == {"failure": 0, "success": 0, "card_updated": 0}
     assert second["skipped"]["duplicate event"] == 61
     runtime = Runtime(settings_for(store_url))
-    with runtime.sessions() as s:
-        assert s.scalar(select(func.count()).select_from(CaseRow)) == 30
+    assert StoreProbe(runtime.sessions).count(CaseRow) == 30
     runtime.close()
     artifacts = latest_artifacts()
     assert "backfill-summary" in artifacts and "backfill-progress" in artifacts

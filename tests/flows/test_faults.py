@@ -11,7 +11,7 @@
 * one case the contact centre cannot take must not hold back the rest of its batch, and an
   address field longer than its column must not lose the failure.
 
-(A worker killed mid-advance is covered by ``tests/integration/test_advance_crash.py``.)
+(A worker killed mid-advance is covered by ``tests/services/test_advance_crash.py``.)
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ import logging
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -34,7 +33,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 
 from recovery.api.app import create_app
-from recovery.api.trigger import IngestTrigger
+from recovery.api.deliveries import DeliveryEvents
 from recovery.clock import SystemClock
 from recovery.contact_center.contacts import contact_id_for
 from recovery.contact_center.emulator.server import serve_in_thread
@@ -55,8 +54,9 @@ from tests.factories import (
     settings_for,
     stripe_headers,
 )
-from tests.flows.hard_campaign import PLACES
-from tests.flows.hard_system import HardSystem, forwarding_app, hard_system, run_flows
+from tests.support.asgi import forwarding_app
+from tests.support.planted_campaign import PLACES
+from tests.support.running_system import System, run_flows
 
 pytestmark = pytest.mark.prefect
 
@@ -144,10 +144,8 @@ def test_deliveries_while_prefect_is_down_all_become_cases_once_it_is_back(
     deployment_id = _ingest_deployment()
     since = datetime.now(UTC) - timedelta(seconds=1)
     port = free_port()  # where Prefect's API "is": nothing listens there yet
-    trigger = IngestTrigger(
-        api_url=f"http://127.0.0.1:{port}/api", deployment="ingest/ingest", bucket_seconds=1
-    )
-    trigger.start()
+    deliveries = DeliveryEvents(api_url=f"http://127.0.0.1:{port}/api", window_seconds=1)
+    deliveries.start()
     keys = [f"in_down_{i}" for i in range(40)]
     events = [
         invoice_failed(event_id=f"evt_inv_{k}", invoice_id=k, created=START) for k in keys
@@ -156,7 +154,10 @@ def test_deliveries_while_prefect_is_down_all_become_cases_once_it_is_back(
         for k in keys
     ]
     app = create_app(
-        settings=runtime.settings, sessions=runtime.sessions, clock=SystemClock(), trigger=trigger
+        settings=runtime.settings,
+        sessions=runtime.sessions,
+        clock=SystemClock(),
+        deliveries=deliveries,
     )
     try:
         with serve_in_thread(app) as receiver, httpx.Client(timeout=30) as http:
@@ -164,35 +165,47 @@ def test_deliveries_while_prefect_is_down_all_become_cases_once_it_is_back(
             for event in events + events[:20]:  # and the gateway redelivers a quarter
                 response = post(http, receiver, event)
                 answers[(response.status_code, response.json()["status"])] += 1
-            wait_for(lambda: trigger.failures >= 3, 20, "the trigger to try Prefect and fail")
+            wait_for(lambda: deliveries.failures >= 3, 20, "the receiver to try Prefect and fail")
             assert answers == {(200, "recorded"): 80, (200, "duplicate"): 20}
-            assert trigger.runs_created == 0
+            assert deliveries.events_sent == 0
             with runtime.sessions() as s:
                 waiting = s.scalar(select(func.count()).where(InboxRow.processed_at.is_(None)))
             assert waiting == 80
 
             # Prefect comes back at the address the receiver knows.
             with serve_in_thread(forwarding_app(prefect_api_url.removesuffix("/api")), port=port):
-                wait_for(lambda: trigger.runs_created >= 1, 20, "the trigger to start a run")
-                time.sleep(1.5)  # no further delivery: no further run
-            failures_while_down = trigger.failures
+                wait_for(lambda: deliveries.events_sent >= 1, 20, "the delivery event")
+                time.sleep(1.5)  # no further delivery: no further event
+            failures_while_down = deliveries.failures
     finally:
-        trigger.stop()
-    runs = _runs_since(deployment_id, since)
-    assert trigger.runs_created == 1 and len(runs) == 1
-    # The run the receiver created is the one that drains the inbox (as a worker would run it).
-    summary = run_flow(ingest, flow_run=runs[0])
+        deliveries.stop()
+    # Every recorded delivery, announced once, in one event once Prefect is back.
+    assert (deliveries.events_sent, deliveries.deliveries_sent) == (1, 80)
+    # The run that drains the inbox (the automation's, or the sweep's, as a worker runs it).
+    flow_run = _create_run(deployment_id)
+    summary = run_flow(ingest, flow_run=flow_run)
     assert summary == {"rows": 80, "batches": 1, "results": {"opened": 40, "updated": 40}}
     with runtime.sessions() as s:
         per_key = Counter(s.scalars(select(CaseRow.business_key)))
         unprocessed = s.scalar(select(func.count()).where(InboxRow.processed_at.is_(None)))
     assert per_key == Counter(keys) and unprocessed == 0
-    (state,) = [r.state for r in _runs_since(deployment_id, since)]
+    # (the ingest automation, when another test registered it, may have started one too)
+    (state,) = [r.state for r in _runs_since(deployment_id, since) if r.id == flow_run.id]
     assert state is not None and state.is_completed()
     print(
         f"\nPrefect down: 100 deliveries (20 redelivered) all answered 200, 80 rows recorded; "
-        f"{failures_while_down} failed trigger attempts; 1 run once back; 40 cases, 0 lost"
+        f"{failures_while_down} failed event attempts; 1 event once back; 40 cases, 0 lost"
     )
+
+
+def _create_run(deployment_id: str) -> Any:
+    from prefect.client.orchestration import get_client
+
+    async def create() -> Any:
+        async with get_client() as prefect:
+            return await prefect.create_flow_run_from_deployment(deployment_id)
+
+    return anyio.run(create)
 
 
 # -- the store unavailable ---------------------------------------------------------------
@@ -297,24 +310,8 @@ def _flow_task_runs(flow_run_id: Any) -> list[tuple[Any, list[str]]]:
 
 
 @pytest.fixture
-def sqlite_store(store_url: str) -> str:
-    if not store_url.startswith("sqlite"):
-        pytest.skip("the flows run on SQLite here; PostgreSQL has its own tests")
-    return store_url
-
-
-@pytest.fixture
-def system(
-    prefect_api_url: str, sqlite_store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[HardSystem]:
-    with hard_system(
-        store_url=sqlite_store,
-        tmp_path=tmp_path,
-        monkeypatch=monkeypatch,
-        start=START,
-        scenario="all-no-answer",
-    ) as hs:
-        yield hs
+def system(running_system: Callable[..., System]) -> System:
+    return running_system(start=START)
 
 
 FAULTS = [
@@ -327,23 +324,23 @@ FAULTS = [
 
 
 def test_contact_centre_errors_lose_and_duplicate_no_contact(
-    system: HardSystem, caplog: pytest.LogCaptureFixture
+    system: System, caplog: pytest.LogCaptureFixture
 ) -> None:
     from flows.advance import advance
 
     caplog.set_level(logging.INFO)
     keys = [f"in_cc_{i}" for i in range(120)]
     for i, key in enumerate(keys):
-        assert system.system.post(failure(i, key, created=START)).status_code == 200
+        assert system.post(failure(i, key, created=START)).status_code == 200
     run_flows("ingest")
     for fault in FAULTS:
-        system.system.control("faults", fault)
+        system.control("faults", fault)
     began = time.monotonic()
     state = advance(return_state=True)
     took = time.monotonic() - began
     summary = state.result()
-    counters = system.system.counters()
-    held = {c["id"]: c for c in system.system.contacts()}
+    counters = system.counters()
+    held = {c["id"]: c for c in system.contacts()}
     expected = {contact_id_for(f"stripe:{key}", 1) for key in keys}
     with system.runtime.sessions() as s:
         rows = Counter(s.execute(select(ContactRow.contact_id, ContactRow.state)).all())
@@ -375,12 +372,12 @@ def test_contact_centre_errors_lose_and_duplicate_no_contact(
     retried = [states for run, states in task_runs if run.run_count >= 2]
     assert len(retried) == 1 and "AwaitingRetry" in retried[0]
     # And every contact is dialled once.
-    assert system.system.dial()["dialled"] == 120
-    assert system.system.counters()["dials"] == 120
+    assert system.dial()["dialled"] == 120
+    assert system.counters()["dials"] == 120
 
 
 def test_one_case_the_contact_centre_cannot_take_does_not_hold_back_its_batch(
-    system: HardSystem,
+    system: System,
 ) -> None:
     for i in range(10):
         area, state, postal = PLACES[i % len(PLACES)]
@@ -400,7 +397,7 @@ def test_one_case_the_contact_centre_cannot_take_does_not_hold_back_its_batch(
             }
         ).encode()
         answer = system.http.post(
-            f"{system.system.receiver}/webhooks/generic",
+            f"{system.receiver}/webhooks/generic",
             content=body,
             headers={
                 "Content-Type": "application/json",
@@ -409,13 +406,13 @@ def test_one_case_the_contact_centre_cannot_take_does_not_hold_back_its_batch(
         )
         assert answer.status_code == 200
     run_flows("ingest", "advance")
-    assert system.system.counters()["contacts_created"] == 9
+    assert system.counters()["contacts_created"] == 9
 
 
 # -- the clock jumps ----------------------------------------------------------------------
 
 
-def _contact_law(hs: HardSystem) -> list[str]:
+def _contact_law(hs: System) -> list[str]:
     """Every contact the contact centre took, checked against the calling rules at the instant
     it was created and at the instant it was dialled, with the history the system had then."""
     problems = []
@@ -423,7 +420,7 @@ def _contact_law(hs: HardSystem) -> list[str]:
         c["id"]: datetime.fromisoformat(
             c["callRecords"]["phone"]["lastAttempt"].replace("Z", "+00:00")
         )
-        for c in hs.system.contacts()
+        for c in hs.contacts()
         if c.get("callRecords")
     }
     rules = hs.runtime.rules
@@ -455,26 +452,23 @@ def _contact_law(hs: HardSystem) -> list[str]:
 
 
 @pytest.mark.slow
-def test_clock_jumps_break_no_rule_and_duplicate_nothing(system: HardSystem) -> None:
-    hs, clock = system, system.system.clock
-    hs.system.control("scenario", {"name": "mixed", "seed": 5})
+def test_clock_jumps_break_no_rule_and_duplicate_nothing(system: System) -> None:
+    hs, clock = system, system.clock
+    hs.control("scenario", {"name": "mixed", "seed": 5})
     declines = ["expired_card", "lost_card", "authentication_required", "generic_decline"]
     fresh = [f"in_fresh_{i}" for i in range(40)]
     old = [f"in_old_{i}" for i in range(12)]  # card_expired cases expire 30 days after failing
     for i, key in enumerate(fresh):
         event = failure(i, key, created=START - timedelta(minutes=10), decline=declines[i % 4])
-        assert hs.system.post(event).status_code == 200
+        assert hs.post(event).status_code == 200
     for i, key in enumerate(old):
-        assert (
-            hs.system.post(failure(i + 3, key, created=START - timedelta(days=27))).status_code
-            == 200
-        )
+        assert hs.post(failure(i + 3, key, created=START - timedelta(days=27))).status_code == 200
     summaries: list[dict[str, Any]] = []
 
     def round_(*names: str) -> None:
         for name in names:
             if name == "dial":
-                hs.system.dial()
+                hs.dial()
             else:
                 summaries.append({name: run_flows(name)[name]})
 
@@ -485,10 +479,7 @@ def test_clock_jumps_break_no_rule_and_duplicate_nothing(system: HardSystem) -> 
     clock.set(START)
     late = [f"in_late_{i}" for i in range(8)]
     for i, key in enumerate(late):
-        assert (
-            hs.system.post(failure(i + 5, key, created=START - timedelta(minutes=1))).status_code
-            == 200
-        )
+        assert hs.post(failure(i + 5, key, created=START - timedelta(minutes=1))).status_code == 200
     round_("ingest", "advance", "dial", "dispositions", "advance")
     with hs.runtime.sessions() as s:
         open_old = set(
@@ -504,8 +495,8 @@ def test_clock_jumps_break_no_rule_and_duplicate_nothing(system: HardSystem) -> 
     clock.set(START + timedelta(days=5, hours=3))
     round_("advance", "dial", "dispositions", "advance")
 
-    counters = hs.system.counters()
-    held = hs.system.contacts()
+    counters = hs.counters()
+    held = hs.contacts()
     with hs.runtime.sessions() as s:
         old_outcomes = {
             key: outcome

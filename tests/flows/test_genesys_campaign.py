@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,15 +31,14 @@ from recovery.contact_center.client import GenesysClient
 from recovery.contact_center.wrapups import WrapupNames
 from recovery.services.listen import OutcomeListener
 from recovery.store.tables import CaseRow, ContactRow, DispositionRow, HistoryRow
-from tests.flows.hard_campaign import FAILURE_TYPES, stripe_failure
-from tests.flows.hard_system import HardSystem, hard_system, run_flows
+from tests.support.planted_campaign import FAILURE_TYPES, stripe_failure
+from tests.support.running_system import System, run_flows
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
 # Tuesday 1 December 2026, 17:00 UTC: noon in New York, 09:00 in Los Angeles.
 START = datetime(2026, 12, 1, 17, 0, tzinfo=UTC)
 CASES = 30
-DAYS = 5
 # Rounds (UTC hours) while some US zone of the campaign is in its calling window.
 ROUND_HOURS = (14, 18, 22, 2)
 LEASE_SECONDS = 10
@@ -50,22 +49,13 @@ MASSACHUSETTS = {"617", "508", "781", "978", "413", "339", "351", "774", "857"}
 
 
 @pytest.fixture
-def hs(
-    prefect_api_url: str, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[HardSystem]:
-    if not store_url.startswith("sqlite"):
-        pytest.skip("the campaign runs on SQLite; PostgreSQL has its own tests")
-    with hard_system(
-        store_url=store_url,
-        tmp_path=tmp_path,
-        monkeypatch=monkeypatch,
-        start=START,
-        extra_env={"RECOVERY_LEASE_SECONDS": str(LEASE_SECONDS)},
-    ) as running:
-        yield running
+def hs(running_system: Callable[..., System]) -> System:
+    return running_system(
+        start=START, scenario="mixed", extra_env={"RECOVERY_LEASE_SECONDS": str(LEASE_SECONDS)}
+    )
 
 
-def daily_reset(hs: HardSystem) -> None:
+def daily_reset(hs: System) -> None:
     """The organisation's attempt limits reset every day: recycling is back on."""
     with hs.runtime.contact_center() as client:
         settings = hs.runtime.settings
@@ -82,15 +72,15 @@ def daily_reset(hs: HardSystem) -> None:
         )
 
 
-def start_listener(hs: HardSystem) -> tuple[OutcomeListener, threading.Thread, GenesysClient]:
+def start_listener(hs: System) -> tuple[OutcomeListener, threading.Thread, GenesysClient]:
     runtime = hs.runtime
-    client = GenesysClient.from_settings(runtime.settings, clock=hs.system.clock)
+    client = GenesysClient.from_settings(runtime.settings, clock=hs.clock)
     listener = OutcomeListener(
         sessions=runtime.sessions,
         client=client,
         mapping=runtime.disposition_map,
-        wrapups=WrapupNames(client, clock=hs.system.clock, ttl=timedelta(minutes=15)),
-        clock=hs.system.clock,
+        wrapups=WrapupNames(client, clock=hs.clock, ttl=timedelta(minutes=15)),
+        clock=hs.clock,
         campaign_id=runtime.settings.genesys_campaign_id,
         silence=120.0,
         max_backoff=1.0,
@@ -116,10 +106,10 @@ def settle(listener: OutcomeListener) -> None:
         time.sleep(0.1)
 
 
-def kill_a_worker_mid_dispatch(hs: HardSystem, prefect_api_url: str, tmp_path: Path) -> int:
+def kill_a_worker_mid_dispatch(hs: System, prefect_api_url: str, tmp_path: Path) -> int:
     """An advance flow run in its own process, killed while the contact centre holds its first
     batch unanswered; how many contacts the contact centre held at that moment."""
-    hs.system.control("faults", {"status": 503, "apply": True, "delay_seconds": 20, "count": 1})
+    hs.control("faults", {"status": 503, "apply": True, "delay_seconds": 20, "count": 1})
     env = {**os.environ, "PREFECT_API_URL": prefect_api_url, "PYTHONPATH": str(REPO)}
     log = (tmp_path / "killed-worker.log").open("w")
     worker = subprocess.Popen(
@@ -132,7 +122,7 @@ def kill_a_worker_mid_dispatch(hs: HardSystem, prefect_api_url: str, tmp_path: P
     )
     deadline = time.monotonic() + 120
     while True:
-        counters = hs.system.counters()
+        counters = hs.counters()
         if counters["faults_injected"] >= 1 and counters["contacts_created"] > 0:
             break
         assert worker.poll() is None, (tmp_path / "killed-worker.log").read_text()[-3000:]
@@ -141,12 +131,12 @@ def kill_a_worker_mid_dispatch(hs: HardSystem, prefect_api_url: str, tmp_path: P
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait(timeout=30)
     log.close()
-    hs.http.delete(f"{hs.system.emulator}/__emulator__/faults").raise_for_status()
-    return int(hs.system.counters()["contacts_created"])
+    hs.http.delete(f"{hs.emulator}/__emulator__/faults").raise_for_status()
+    return int(hs.counters()["contacts_created"])
 
 
-def dial_log(hs: HardSystem) -> list[dict[str, Any]]:
-    return hs.http.get(f"{hs.system.emulator}/__emulator__/dial-log").json()  # type: ignore[no-any-return]
+def dial_log(hs: System) -> list[dict[str, Any]]:
+    return hs.http.get(f"{hs.emulator}/__emulator__/dial-log").json()  # type: ignore[no-any-return]
 
 
 def cap_breaches(dials: list[tuple[str, datetime]]) -> list[str]:
@@ -171,11 +161,16 @@ def cap_breaches(dials: list[tuple[str, datetime]]) -> list[str]:
     return breaches
 
 
+# Three days hold every cap's chance to break (four rounds a day against Florida's 3 in 24
+# hours, twelve rounds against Regulation F's 7 in 7 days); the five-day run is a soak variant.
+@pytest.mark.parametrize(
+    "days", [pytest.param(3, id="3-days"), pytest.param(5, id="5-days", marks=pytest.mark.soak)]
+)
 def test_a_recycling_campaign_with_lost_events_and_a_killed_worker(
-    hs: HardSystem, prefect_api_url: str, tmp_path: Path
+    hs: System, prefect_api_url: str, tmp_path: Path, days: int
 ) -> None:
     daily_reset(hs)
-    hs.system.control("scenario", {"name": "mixed", "seed": 12, "drop_event_fraction": 0.2})
+    hs.control("scenario", {"name": "mixed", "seed": 12, "drop_event_fraction": 0.2})
     listener, thread, client = start_listener(hs)
     try:
         keys = []
@@ -191,29 +186,29 @@ def test_a_recycling_campaign_with_lost_events_and_a_killed_worker(
         assert held > 0
         # The dialler calls what it holds while the dead worker's lease runs, and every event
         # of that round is lost: the batch stays unconfirmed until it is sent again.
-        hs.system.control("scenario", {"name": "mixed", "seed": 12, "drop_event_fraction": 1.0})
-        hs.system.dial()
+        hs.control("scenario", {"name": "mixed", "seed": 12, "drop_event_fraction": 1.0})
+        hs.dial()
         settle(listener)
-        hs.system.control("scenario", {"name": "mixed", "seed": 12, "drop_event_fraction": 0.2})
+        hs.control("scenario", {"name": "mixed", "seed": 12, "drop_event_fraction": 0.2})
         first = START + timedelta(seconds=LEASE_SECONDS + 1)
-        end = START + timedelta(days=DAYS)
+        end = START + timedelta(days=days)
         instants = [first] + sorted(
             START.replace(hour=hour) + timedelta(days=day + (1 if hour < 12 else 0))
-            for day in range(DAYS)
+            for day in range(days)
             for hour in ROUND_HOURS
             if START.replace(hour=hour) + timedelta(days=day + (1 if hour < 12 else 0)) > first
         )
         rounds = 0
         resent = 0
         for now in instants:
-            hs.system.set_time(now)
+            hs.set_time(now)
             # Outcomes found, done contacts made uncallable, then the next attempts sent.
             ran = run_flows("reconcile", "uncallable", "advance")
             resent += ran["advance"]["decisions"].get("resend", 0)
-            hs.system.dial()
+            hs.dial()
             settle(listener)
             rounds += 1
-        hs.system.set_time(end + timedelta(hours=6))
+        hs.set_time(end + timedelta(hours=6))
         run_flows("reconcile", "uncallable")
     finally:
         listener.stop.set()
@@ -232,7 +227,7 @@ def test_a_recycling_campaign_with_lost_events_and_a_killed_worker(
             if h.data.get("confirmed_by_outcome")
         )
     counts = Counter(e["contactId"] for e in placed)
-    counters = hs.system.counters()
+    counters = hs.counters()
     channels = Counter(str(r.detail.get("channel")) for r in outcomes.values())
     states = Counter(c.state for c in contacts.values())
     print(
@@ -259,7 +254,9 @@ def test_a_recycling_campaign_with_lost_events_and_a_killed_worker(
     assert cap_breaches(dials) == []
 
     # The campaign really ran, with all three things that could break it.
-    assert len(placed) >= CASES + 10, "too few calls for the campaign to mean anything"
+    # Beyond the first attempts, later attempts (seven seen over three days, more over five).
+    later = {3: 5, 5: 10}[days]
+    assert len(placed) >= CASES + later, "too few calls for the campaign to mean anything"
     # Every contact of the killed worker's batch was either confirmed by its outcome or sent
     # again (doNotQueue: the contact centre queued none of them again).
     assert confirmed + resent == held and resent > 0
@@ -268,7 +265,7 @@ def test_a_recycling_campaign_with_lost_events_and_a_killed_worker(
     assert channels["analytics"] >= 1 and channels["notification"] >= 1
     assert channels["data_action"] >= 1
     days_called = {e["at"][:10] for e in placed}
-    assert len(days_called) >= 4, days_called
+    assert len(days_called) >= days - 1, days_called
     # Each attempt the product was done with was made uncallable at the contact centre.
     assert all(c.uncallable_at is not None for c in contacts.values() if c.state == "dispositioned")
 
@@ -294,6 +291,6 @@ def test_a_recycling_campaign_with_lost_events_and_a_killed_worker(
     afternoon = (end + timedelta(days=1)).replace(hour=19, minute=0)
     for minutes in (0, 6, 12):
         at = afternoon + timedelta(minutes=minutes)
-        hs.http.post(f"{hs.system.emulator}/__emulator__/dial", json={"at": at.isoformat()})
+        hs.http.post(f"{hs.emulator}/__emulator__/dial", json={"at": at.isoformat()})
     again = [e for e in dial_log(hs) if e["placed"] and e["contactId"] == target]
     assert len(again) == 2 and again[-1]["trigger"] == "recycle"

@@ -6,19 +6,16 @@ contact without queueing it again."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 
 from recovery.contact_center.contacts import CONTACT_COLUMNS, contact_id_for
-from recovery.store.tables import CaseRow, ContactRow, HistoryRow
+from recovery.store.tables import ContactRow
 from tests.factories import invoice_failed
-from tests.flows.system import System, running_system
-from tests.flows.test_sequence import case, run_flows
+from tests.support.running_system import System, run_flows
 
 pytestmark = pytest.mark.prefect
 
@@ -28,15 +25,8 @@ PAGE = "https://invoice.stripe.com/i/acct_1Nv0FG/test_YWNjdF8xTnYwRkc?s=ap"
 
 
 @pytest.fixture
-def system(
-    prefect_api_url: str, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[System]:
-    if not store_url.startswith("sqlite"):
-        pytest.skip("the end-to-end sequence runs on SQLite; PostgreSQL has its own tests")
-    with running_system(
-        store_url=store_url, tmp_path=tmp_path, monkeypatch=monkeypatch, start=T
-    ) as running:
-        yield running
+def system(running_system: Callable[..., System]) -> System:
+    return running_system(start=T)
 
 
 def declined(
@@ -66,23 +56,6 @@ def declined(
     return event
 
 
-def decisions(system: System, key: str) -> list[HistoryRow]:
-    with system.runtime.sessions() as s:
-        found = s.scalars(select(CaseRow).where(CaseRow.business_key == key)).one()
-        return list(
-            s.scalars(
-                select(HistoryRow)
-                .where(HistoryRow.case_id == found.id, HistoryRow.kind == "decision")
-                .order_by(HistoryRow.id)
-            )
-        )
-
-
-def contact_rows(system: System) -> int:
-    with system.runtime.sessions() as s:
-        return int(s.scalar(select(func.count()).select_from(ContactRow)) or 0)
-
-
 def test_a_retry_success_during_the_wait_closes_the_case_with_no_contact(system: System) -> None:
     retry = T + timedelta(days=10)  # after the 7-day grace of insufficient funds
     response = system.post(
@@ -90,10 +63,10 @@ def test_a_retry_success_during_the_wait_closes_the_case_with_no_contact(system:
     )
     assert response.status_code == 200
     run_flows("ingest", "advance")
-    waiting = case(system, "in_retry")
+    waiting = system.store.case("in_retry")
     assert (waiting.status, waiting.category) == ("awaiting_retry", "insufficient_funds")
     assert waiting.next_due_at == retry + timedelta(days=1)
-    last = decisions(system, "in_retry")[-1]
+    last = system.store.decisions("in_retry")[-1]
     assert last.data["waiting_for"] == "gateway_retry"
     assert last.data["retry_at"] == retry.isoformat()
     assert last.data["unwaited_at"] == (T + timedelta(days=7)).isoformat()
@@ -101,7 +74,7 @@ def test_a_retry_success_during_the_wait_closes_the_case_with_no_contact(system:
     # the grace ends: nothing happens, the case still waits for the retry
     system.set_time(T + timedelta(days=7, hours=1))
     run_flows("advance")
-    assert system.contacts() == [] and contact_rows(system) == 0
+    assert system.contacts() == [] and system.store.count(ContactRow) == 0
 
     # Stripe's retry succeeds
     system.set_time(retry + timedelta(minutes=2))
@@ -113,13 +86,13 @@ def test_a_retry_success_during_the_wait_closes_the_case_with_no_contact(system:
     )
     assert system.post(paid).status_code == 200
     run_flows("ingest", "close_on_payment", "advance")
-    closed = case(system, "in_retry")
+    closed = system.store.case("in_retry")
     assert (closed.status, closed.outcome, closed.contacts_made) == ("closed", "recovered", 0)
 
     # long after the wait would have ended: still no contact, anywhere
     system.set_time(retry + timedelta(days=3))
     run_flows("advance", "dispositions", "reconcile")
-    assert system.contacts() == [] and contact_rows(system) == 0
+    assert system.contacts() == [] and system.store.count(ContactRow) == 0
     assert system.counters()["contacts_created"] == 0
 
 
@@ -129,7 +102,7 @@ def test_a_failed_retry_moves_the_case_on_to_a_call_carrying_the_payment_link(
     retry = T + timedelta(days=3)  # Friday 10:00 in Los Angeles
     system.post(declined("evt_g1", "in_moved", T, decline_code="do_not_honor", retry=retry))
     run_flows("ingest", "advance")
-    waiting = case(system, "in_moved")
+    waiting = system.store.case("in_moved")
     assert (waiting.status, waiting.category) == ("awaiting_retry", "generic_decline")
     assert waiting.next_due_at == retry + timedelta(days=1)
 

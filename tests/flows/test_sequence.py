@@ -3,17 +3,16 @@ push -> advance, on the real Prefect engine, with a clock the test moves."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from recovery.contact_center.contacts import contact_id_for
-from recovery.store.tables import CaseRow, ContactRow, HistoryRow, SuppressionRow
+from recovery.store.tables import SuppressionRow
 from tests.factories import charge_event, intent_failed, invoice_failed
-from tests.flows.system import System, running_system
+from tests.support.running_system import System, run_flows
 
 pytestmark = pytest.mark.prefect
 
@@ -23,48 +22,8 @@ EIGHT_PACIFIC = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def system(
-    prefect_api_url: str, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[System]:
-    if not store_url.startswith("sqlite"):
-        pytest.skip("the end-to-end sequence runs on SQLite; PostgreSQL has its own tests")
-    with running_system(
-        store_url=store_url, tmp_path=tmp_path, monkeypatch=monkeypatch, start=DAWN_PACIFIC
-    ) as running:
-        yield running
-
-
-def run_flows(*names: str) -> None:
-    from flows.advance import advance
-    from flows.close_on_payment import close_on_payment
-    from flows.dispositions import dispositions
-    from flows.ingest import ingest
-    from flows.reconcile import reconcile
-
-    table = {
-        "ingest": ingest,
-        "advance": advance,
-        "dispositions": dispositions,
-        "reconcile": reconcile,
-        "close_on_payment": close_on_payment,
-    }
-    for name in names:
-        table[name]()
-
-
-def case(system: System, key: str) -> CaseRow:
-    with system.runtime.sessions() as s:
-        return s.scalars(select(CaseRow).where(CaseRow.business_key == key)).one()
-
-
-def history(system: System, key: str) -> list[HistoryRow]:
-    with system.runtime.sessions() as s:
-        found = s.scalars(select(CaseRow).where(CaseRow.business_key == key)).one()
-        return list(
-            s.scalars(
-                select(HistoryRow).where(HistoryRow.case_id == found.id).order_by(HistoryRow.id)
-            )
-        )
+def system(running_system: Callable[..., System]) -> System:
+    return running_system(start=DAWN_PACIFIC)
 
 
 def expired_card(
@@ -91,7 +50,7 @@ def expired_card(
 def test_dawn_on_the_west_coast_waits_for_eight(system: System) -> None:
     assert system.post(expired_card("evt_1", "in_west", DAWN_PACIFIC)).status_code == 200
     run_flows("ingest", "advance")
-    waiting = case(system, "in_west")
+    waiting = system.store.case("in_west")
     assert waiting.status == "awaiting_window"
     assert waiting.next_due_at == EIGHT_PACIFIC
     assert system.contacts() == []
@@ -107,11 +66,10 @@ def test_dawn_on_the_west_coast_waits_for_eight(system: System) -> None:
     data = contacts[0]["data"]
     assert data["timeZone"] == "America/Los_Angeles" and data["pciSensitive"] == "true"
     assert data["phone"] == "+14155552671"
-    created = case(system, "in_west")
+    created = system.store.case("in_west")
     assert created.status == "awaiting_disposition" and created.contacts_made == 1
-    with system.runtime.sessions() as s:
-        row = s.scalars(select(ContactRow)).one()
-        assert row.created_at == EIGHT_PACIFIC
+    (row,) = system.store.contacts()
+    assert row.created_at == EIGHT_PACIFIC
 
 
 def test_no_answer_then_the_next_attempt_per_policy(system: System) -> None:
@@ -122,12 +80,12 @@ def test_no_answer_then_the_next_attempt_per_policy(system: System) -> None:
     report = system.dial()
     assert report["actions_sent"] == 1
     run_flows("dispositions", "advance")
-    after = case(system, "in_na")
+    after = system.store.case("in_na")
     assert after.status == "cooling_down"
     policy = system.runtime.policy.for_category(after.category)
     assert after.next_due_at is not None
     assert after.next_due_at >= EIGHT_PACIFIC + policy.retry_delay(1)
-    kinds = [h.kind for h in history(system, "in_na")]
+    kinds = [h.kind for h in system.store.history("in_na")]
     assert "disposition" in kinds
     system.set_time(after.next_due_at)
     run_flows("advance")
@@ -142,9 +100,9 @@ def test_promise_to_pay_means_silence_until_the_date(system: System) -> None:
     run_flows("ingest", "advance")
     system.dial()
     run_flows("advance")
-    promised = case(system, "in_pp")
+    promised = system.store.case("in_pp")
     assert promised.status == "cooling_down"
-    pushed = [h for h in history(system, "in_pp") if h.kind == "disposition"]
+    pushed = [h for h in system.store.history("in_pp") if h.kind == "disposition"]
     assert pushed and pushed[0].disposition == "promise_to_pay"
     promised_date = datetime.fromisoformat(pushed[0].data["promised_date"]).date()
     assert promised.next_due_at is not None
@@ -178,7 +136,7 @@ def test_do_not_call_suppresses_and_stops_every_case_on_the_number(system: Syste
     run_flows("ingest")
     system.dial()
     run_flows("advance", "advance")
-    first, second = case(system, "in_dnc_a"), case(system, "in_dnc_b")
+    first, second = system.store.case("in_dnc_a"), system.store.case("in_dnc_b")
     assert (first.status, first.outcome) == ("closed", "suppressed")
     assert (second.status, second.outcome) == ("closed", "suppressed")
     with system.runtime.sessions() as s:
@@ -207,14 +165,14 @@ def test_payment_mid_wait_closes_and_removes_the_pending_contact(system: System)
         )
     )
     run_flows("ingest", "close_on_payment")
-    paid = case(system, "in_pay")
+    paid = system.store.case("in_pay")
     assert (paid.status, paid.outcome) == ("closed", "recovered")
     assert system.contacts() == []
     assert system.dial()["dialled"] == 0
     system.set_time(EIGHT_PACIFIC + timedelta(days=3))
     run_flows("advance")
     assert system.contacts() == []
-    assert [h.kind for h in history(system, "in_pay")][-1] == "contact_removed"
+    assert [h.kind for h in system.store.history("in_pay")][-1] == "contact_removed"
 
 
 def test_late_failure_after_payment_opens_nothing(system: System) -> None:
@@ -230,6 +188,5 @@ def test_late_failure_after_payment_opens_nothing(system: System) -> None:
         )
     )
     run_flows("ingest", "advance")
-    with system.runtime.sessions() as s:
-        assert s.scalars(select(CaseRow)).all() == []
+    assert system.store.cases() == []
     assert system.contacts() == []

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from recovery.api.deliveries import DeliveryEvents
 from recovery.api.requests import (
     INLINE_BODY_BYTES,
     Normalised,
@@ -33,7 +34,6 @@ from recovery.api.requests import (
     require_form,
     require_json,
 )
-from recovery.api.trigger import IngestTrigger
 from recovery.api.writer import InboxWriter, WriteFailed
 from recovery.clock import Clock
 from recovery.domain.models import CardUpdated, PaymentFailure, PaymentSucceeded
@@ -57,12 +57,24 @@ ACKNOWLEDGED: dict[int | str, dict[str, Any]] = {
 }
 
 
+async def off_the_loop_when_large(
+    check: Callable[[bytes, str | None], tuple[Normalised, int]],
+    body: bytes,
+    signature: str | None,
+) -> tuple[Normalised, int]:
+    """Verify and parse a body: inline when small (a thread hop costs more than the work), in
+    the thread pool when large, so a big body never holds the event loop."""
+    if len(body) > INLINE_BODY_BYTES:
+        return await run_in_threadpool(check, body, signature)
+    return check(body, signature)
+
+
 def build_webhooks_router(
     *,
     settings: Settings,
     clock: Clock,
     inbox: InboxWriter,
-    trigger: IngestTrigger | None,
+    deliveries: DeliveryEvents | None,
     wall_time: Callable[[], float],
     paypal: paypal_gateway.Verifier | None = None,
 ) -> APIRouter:
@@ -127,8 +139,8 @@ def build_webhooks_router(
                 result.event_id,
                 pan_found,
             )
-        if new and kind != "ignored" and trigger is not None:
-            trigger.poke()
+        if new and kind != "ignored" and deliveries is not None:
+            deliveries.delivered(gateway)
         status = "duplicate" if not new else ("ignored" if kind == "ignored" else "recorded")
         return JSONResponse({"status": status, "event_id": result.event_id})
 
@@ -212,10 +224,7 @@ def build_webhooks_router(
         require_json(request)
         body = await read_body(request, settings.max_body_bytes)
         signature = request.headers.get("stripe-signature")
-        if len(body) > INLINE_BODY_BYTES:
-            result, found = await run_in_threadpool(check_stripe, body, signature)
-        else:
-            result, found = check_stripe(body, signature)
+        result, found = await off_the_loop_when_large(check_stripe, body, signature)
         return await store("stripe", result, found)
 
     @router.post(
@@ -228,10 +237,7 @@ def build_webhooks_router(
         require_json(request)
         body = await read_body(request, settings.max_body_bytes)
         signature = request.headers.get("recovery-signature")
-        if len(body) > INLINE_BODY_BYTES:
-            result, found = await run_in_threadpool(check_generic, body, signature)
-        else:
-            result, found = check_generic(body, signature)
+        result, found = await off_the_loop_when_large(check_generic, body, signature)
         return await store("generic", result, found)
 
     @router.post(

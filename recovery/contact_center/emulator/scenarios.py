@@ -97,6 +97,7 @@ SCENARIOS: dict[str, Scenario] = {
     "all-never-call": Scenario("all-never-call", (WrapUp("Never Call", True, 1),)),
     "all-wrong-number": Scenario("all-wrong-number", (WrapUp("Wrong Number", False, 1),)),
     "all-machine": Scenario("all-machine", (WrapUp(MACHINE, False, 1),)),
+    "all-dispute": Scenario("all-dispute", (WrapUp("Dispute", True, 1),)),
 }
 
 

@@ -23,11 +23,11 @@ from recovery.demo.feeder import Feeder
 from recovery.demo.skipping import SETTLE_SECONDS, TimeSkipper
 from recovery.store.db import make_sessionmaker, transaction
 from recovery.store.tables import CaseRow, InboxRow
-from tests.integration import genesys_fixtures
-from tests.integration.genesys_fixtures import CONTACT_LIST, Emulator
+from tests.support import emulator as emulator_fixtures
+from tests.support.emulator import CONTACT_LIST, Emulator
 
-emulator_server = genesys_fixtures.emulator_server
-emulator = genesys_fixtures.emulator
+emulator_server = emulator_fixtures.emulator_server
+emulator = emulator_fixtures.emulator
 
 SPEC = "virtual:2026-12-04T05:00:00+00:00@60"
 

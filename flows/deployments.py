@@ -51,8 +51,11 @@ def schedules(spec: dict[str, Any], settings: Settings) -> list[Schedule]:
 
 
 def deployment(spec: dict[str, Any], settings: Settings) -> RunnerDeployment:
-    """One served deployment, as ``prefect.yaml`` declares it."""
+    """One served deployment, as ``prefect.yaml`` declares it (the advance deployment's
+    concurrency limit overridden by ``RECOVERY_ADVANCE_CONCURRENCY`` when set)."""
     limit = spec.get("concurrency_limit")
+    if limit is not None and spec["name"] == "advance" and settings.advance_concurrency:
+        limit = {**limit, "limit": settings.advance_concurrency}
     return RunnerDeployment.from_flow(
         load_flow(spec["entrypoint"]),
         spec["name"],
@@ -76,4 +79,5 @@ def deployments(settings: Settings) -> list[RunnerDeployment]:
 
 
 if __name__ == "__main__":
-    serve(*deployments(Settings()), limit=4)
+    settings = Settings()
+    serve(*deployments(settings), limit=settings.runner_limit)

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+import time
+
 from prefect import flow, get_run_logger
 
 from flows._support import publish_summary
-from recovery.services.intake import IngestSummary
+from recovery.services.intake import IngestSummary, wait_for_inbox
 from tasks.events import emit_case_events
 from tasks.ingest import apply_inbox_batch
 from tasks.runtime import flow_runtime
 
 
 @flow(name="ingest", log_prints=False)  # tags come from the deployment
-def ingest(max_batches: int = 1000) -> dict[str, object]:
-    """Apply every unprocessed inbox row, one batch per task run, until the inbox is empty."""
+def ingest(max_batches: int = 1000, linger_seconds: float | None = None) -> dict[str, object]:
+    """Apply every unprocessed inbox row, one batch per task run, until the inbox is empty;
+    then, for ``linger_seconds`` from the run's start (default
+    ``RECOVERY_INGEST_LINGER_SECONDS``), keep watching it for new rows."""
     logger = get_run_logger()
     total = IngestSummary()
     with flow_runtime() as built:
-        for batch_no in range(1, max_batches + 1):
-            batch = apply_inbox_batch(batch_no, built.settings.ingest_batch_size)
+        linger = built.settings.ingest_linger_seconds if linger_seconds is None else linger_seconds
+        deadline = time.monotonic() + linger
+        batch_no = 0
+        while batch_no < max_batches:
+            batch = apply_inbox_batch(batch_no + 1, built.settings.ingest_batch_size)
             if batch.rows == 0:
+                if linger > 0 and wait_for_inbox(sessions=built.sessions, deadline=deadline):
+                    continue
                 break
+            batch_no += 1
             total.add(batch)
             emit_case_events(batch.events)
             logger.info("batch %d: %d rows %s", batch_no, batch.rows, dict(batch.results))

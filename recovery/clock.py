@@ -2,8 +2,11 @@
 
 ``SystemClock`` is real time. ``VirtualClock`` maps real elapsed time onto a virtual timeline
 (``start + speed x elapsed``); every process given the same setting and data folder shares the
-same real anchor (written once to a file), so the receiver, the flows and the emulator agree on
-what time it is while a campaign of weeks plays out in minutes. ``FixedClock`` is for tests.
+same anchor (a file), so the receiver, the flows and the emulator agree on what time it is while
+a campaign of weeks plays out in minutes. The anchor is a pair (virtual instant, real instant):
+one driver may move it forward (``VirtualClock.jump_to``, a time-skipping clock as in Temporal's
+test server) and every process reads the new pair at its next ``now()``. ``FixedClock`` is for
+tests.
 """
 
 from __future__ import annotations
@@ -45,9 +48,19 @@ class FixedClock:
 
 
 class VirtualClock:
-    """Virtual time = start + speed x (real time since the shared anchor)."""
+    """Virtual time = anchor's virtual instant + speed x (real time since its real instant).
 
-    def __init__(self, start: datetime, speed: float, anchor_real: float) -> None:
+    With an ``anchor_file`` the anchor is shared: ``jump_to`` rewrites it (atomically) and every
+    ``VirtualClock`` reading the same file sees the jump at its next ``now()`` (one ``stat`` a
+    read). Time never runs backwards: a jump only moves forward."""
+
+    def __init__(
+        self,
+        start: datetime,
+        speed: float,
+        anchor_real: float,
+        anchor_file: Path | None = None,
+    ) -> None:
         if start.tzinfo is None:
             raise ValueError("VirtualClock needs a timezone-aware start")
         if speed <= 0:
@@ -55,13 +68,48 @@ class VirtualClock:
         self.start = start
         self.speed = speed
         self.anchor_real = anchor_real
+        self.anchor_file = anchor_file
+        self._anchor = (start, anchor_real)
+        self._stamp: tuple[int, int, int] | None = None
+
+    def _current_anchor(self) -> tuple[datetime, float]:
+        if self.anchor_file is None:
+            return self._anchor
+        try:
+            stamp = _stamp(self.anchor_file)
+        except FileNotFoundError:
+            return self._anchor
+        if stamp != self._stamp:
+            parsed = _read_anchor(self.anchor_file)
+            if parsed is not None and parsed[0] == self._spec_key():
+                self._anchor = (parsed[2], parsed[1])
+            self._stamp = stamp
+        return self._anchor
+
+    def _spec_key(self) -> str:
+        return f"virtual:{self.start.isoformat()}@{self.speed:g}"
 
     def now(self) -> datetime:
-        elapsed = time.time() - self.anchor_real
-        return self.start + timedelta(seconds=elapsed * self.speed)
+        virtual, real = self._current_anchor()
+        return virtual + timedelta(seconds=(time.time() - real) * self.speed)
 
     def real_seconds_until(self, at: datetime) -> float:
         return max(0.0, (at - self.now()).total_seconds() / self.speed)
+
+    def jump_to(self, at: datetime) -> datetime:
+        """Move virtual time forward to ``at`` (no-op when it is already past): the new anchor
+        is written for every process sharing the file. Returns the clock's instant after it."""
+        if at.tzinfo is None:
+            raise ValueError("VirtualClock.jump_to needs a timezone-aware instant")
+        now = self.now()
+        if at <= now:
+            return now
+        real = time.time()
+        self._anchor = (at, real)
+        if self.anchor_file is not None:
+            _write_anchor(self.anchor_file, self._spec_key(), real, at)
+            self._stamp = _stamp(self.anchor_file)
+        return at
 
 
 class FileClock:
@@ -107,25 +155,70 @@ def parse_clock(spec: str, data_dir: Path) -> Clock:
         start = datetime.fromisoformat(start_text)
         if start.tzinfo is None:
             raise ValueError(f"bad clock {spec!r}: the start needs a UTC offset")
-        return VirtualClock(start, float(speed_text), _shared_anchor(spec, data_dir))
+        speed = float(speed_text)
+        if speed <= 0:
+            raise ValueError(f"bad clock {spec!r}: the speed must be positive")
+        spec = f"virtual:{start.isoformat()}@{speed:g}"
+        real, virtual = _shared_anchor(spec, start, data_dir)
+        clock = VirtualClock(start, speed, real, anchor_file=data_dir / ANCHOR_FILE)
+        clock._anchor = (virtual, real)
+        return clock
     raise ValueError(
         f"bad clock {spec!r}: expected 'system', 'virtual:<ISO start>@<speed>' or 'file:<path>'"
     )
 
 
-def _shared_anchor(spec: str, data_dir: Path) -> float:
+ANCHOR_FILE = "clock-anchor"
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    # Each write replaces the file (a new inode): a second jump within one tick of the file
+    # system's timestamps is still seen.
+    st = path.stat()
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _read_anchor(path: Path) -> tuple[str, float, datetime] | None:
+    """(spec, real instant, virtual instant) of an anchor file, or None when unreadable.
+    The format is one line: ``<spec> <real epoch seconds> [<virtual ISO instant>]``."""
+    try:
+        parts = path.read_text().split()
+    except FileNotFoundError:
+        return None
+    if len(parts) not in (2, 3):
+        return None
+    try:
+        real = float(parts[1])
+        if len(parts) == 2:
+            body = parts[0].removeprefix("virtual:")
+            virtual = datetime.fromisoformat(body.rpartition("@")[0])
+        else:
+            virtual = datetime.fromisoformat(parts[2])
+    except ValueError:
+        return None
+    return parts[0], real, virtual
+
+
+def _write_anchor(path: Path, spec: str, real: float, virtual: datetime) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(f"{spec} {real!r} {virtual.isoformat()}")
+    os.replace(tmp, path)
+
+
+def _shared_anchor(spec: str, start: datetime, data_dir: Path) -> tuple[float, datetime]:
+    """The shared (real, virtual) anchor of ``spec`` in ``data_dir``: written by the first
+    process (virtual ``start`` now), read by the others; a file for another spec is replaced."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / "clock-anchor"
+    path = data_dir / ANCHOR_FILE
     now = time.time()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
-        text = path.read_text().strip()
-        stored_spec, _, anchor = text.rpartition(" ")
-        if stored_spec == spec:
-            return float(anchor)
-        path.write_text(f"{spec} {now}")
-        return now
+        found = _read_anchor(path)
+        if found is not None and found[0] == spec:
+            return found[1], found[2]
+        _write_anchor(path, spec, now, start)
+        return now, start
     with os.fdopen(fd, "w") as fh:
-        fh.write(f"{spec} {now}")
-    return now
+        fh.write(f"{spec} {now!r} {start.isoformat()}")
+    return now, start

@@ -150,6 +150,17 @@ class Settings(BaseSettings):
     # How long an advance run keeps watching for cases that fall due after it drained the
     # queue (real seconds; 0: it ends as soon as nothing is due).
     advance_linger_seconds: float = Field(default=0, ge=0, le=3600)
+    # How long an ingest run keeps watching the inbox after draining it (real seconds from the
+    # run's start; 0: it ends as soon as the inbox is empty). Runs started meanwhile wait for it
+    # (the deployment runs one at a time), so a linger a little shorter than the trigger bucket
+    # keeps one run watching while deliveries keep coming.
+    ingest_linger_seconds: float = Field(default=0, ge=0, le=3600)
+    # How many advance runs `recovery serve` lets run at once (prefect.yaml says one; cases are
+    # leased, so two never decide the same case). Two let a watching run's successor start
+    # while it still watches: no gap while a flow-run process starts.
+    advance_concurrency: int | None = Field(default=None, ge=1, le=16)
+    # How many flow runs `recovery serve` (flows/deployments.py) runs at once, each a process.
+    runner_limit: int = Field(default=4, ge=1, le=64)
     reconcile_interval_seconds: int = Field(default=900, ge=1)
     close_on_payment_interval_seconds: int = Field(default=60, ge=1)
     dispositions_interval_seconds: int = Field(default=60, ge=1)

@@ -7,30 +7,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from recovery.services.advance import Decided, decide_due
 from recovery.services.dispatch import Dispatched, Held, check_and_send, withdraw_held
 from tasks.retry import (
-    CONTACT_CENTRE_BACKOFF,
-    CONTACT_CENTRE_RETRIES,
-    JITTER,
-    STORE_BACKOFF,
-    STORE_RETRIES,
-    retry_transient,
+    contact_centre_task,
+    store_task,
 )
 from tasks.runtime import runtime
 
 
-@task(
-    name="decide-due-cases",
-    task_run_name="decide chunk {chunk_no} (up to {limit} due cases)",
-    retries=STORE_RETRIES,
-    retry_delay_seconds=STORE_BACKOFF,
-    retry_jitter_factor=JITTER,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
+@store_task(
+    "decide-due-cases",
+    "decide chunk {chunk_no} (up to {limit} due cases)",
 )
 def decide_due_cases(chunk_no: int, limit: int, owner: str) -> Decided:
     """Lease due cases, run the state machine on each, apply its step or plan a contact."""
@@ -49,14 +37,9 @@ def decide_due_cases(chunk_no: int, limit: int, owner: str) -> Decided:
     )
 
 
-@task(
-    name="create-contacts",
-    task_run_name="create contacts group {group_no} ({size} cases)",
-    retries=CONTACT_CENTRE_RETRIES,
-    retry_delay_seconds=CONTACT_CENTRE_BACKOFF,
-    retry_jitter_factor=JITTER,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
+@contact_centre_task(
+    "create-contacts",
+    "create contacts group {group_no} ({size} cases)",
 )
 def create_contacts(group_no: str, size: int, batches: tuple[tuple[int, ...], ...]) -> Dispatched:
     """For each batch in turn: check once more, then add the batch's contacts to the contact
@@ -79,14 +62,9 @@ def create_contacts(group_no: str, size: int, batches: tuple[tuple[int, ...], ..
     return outcome
 
 
-@task(
-    name="withdraw-contacts",
-    task_run_name="withdraw {size} contacts (withdrawal {withdrawal_no})",
-    retries=STORE_RETRIES,
-    retry_delay_seconds=STORE_BACKOFF,
-    retry_jitter_factor=JITTER,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
+@store_task(
+    "withdraw-contacts",
+    "withdraw {size} contacts (withdrawal {withdrawal_no})",
 )
 def withdraw_contacts(withdrawal_no: int, size: int, held: tuple[Held, ...]) -> Dispatched:
     """Remove withdrawn contacts the contact centre may hold from their contact lists, then

@@ -4,22 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from recovery.services.backfill import BackfillSummary, Export, Position, read_chunk, record_chunk
-from tasks.retry import JITTER, STORE_BACKOFF, STORE_RETRIES, retry_transient
+from tasks.retry import store_task
 from tasks.runtime import runtime
 
 
-@task(
-    name="record-export-chunk",
-    task_run_name="record chunk {chunk_no} (up to {limit} lines)",
-    retries=STORE_RETRIES,
-    retry_delay_seconds=STORE_BACKOFF,
-    retry_jitter_factor=JITTER,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
+@store_task(
+    "record-export-chunk",
+    "record chunk {chunk_no} (up to {limit} lines)",
 )
 def record_export_chunk(
     export: Export,

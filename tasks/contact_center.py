@@ -7,21 +7,14 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from recovery.contact_center.wrapups import WrapupNames
 from recovery.services.closing import closed_case_contacts, remove_closed
 from recovery.services.reconcile import overdue_contacts, reconcile_from_analytics
 from recovery.services.uncallable import done_contacts, make_uncallable
 from recovery.store.uncallable import DoneContact
 from tasks.retry import (
-    CONTACT_CENTRE_BACKOFF,
-    CONTACT_CENTRE_RETRIES,
-    JITTER,
-    STORE_BACKOFF,
-    STORE_RETRIES,
-    retry_transient,
+    contact_centre_task,
+    store_task,
 )
 from tasks.runtime import runtime
 
@@ -29,14 +22,9 @@ from tasks.runtime import runtime
 # update; tasks/retry.py says which failures are retried here and which by the client.
 
 
-@task(
-    name="append-dnc",
-    task_run_name="append {size} numbers to the DNC list",
-    retries=CONTACT_CENTRE_RETRIES,
-    retry_delay_seconds=CONTACT_CENTRE_BACKOFF,
-    retry_jitter_factor=JITTER,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
+@contact_centre_task(
+    "append-dnc",
+    "append {size} numbers to the DNC list",
 )
 def append_dnc(size: int, phones: tuple[str, ...]) -> int:
     """Add suppressed numbers to the contact centre's internal DNC list (a second guard)."""
@@ -44,14 +32,9 @@ def append_dnc(size: int, phones: tuple[str, ...]) -> int:
     return built.shared_contact_center.append_dnc(built.settings.genesys_dnc_list_id, phones)
 
 
-@task(
-    name="find-overdue-contacts",
-    task_run_name="find contacts with an overdue outcome (up to {limit})",
-    retries=STORE_RETRIES,
-    retry_delay_seconds=STORE_BACKOFF,
-    retry_jitter_factor=JITTER,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
+@store_task(
+    "find-overdue-contacts",
+    "find contacts with an overdue outcome (up to {limit})",
 )
 def find_overdue_contacts(limit: int) -> list[tuple[str, str]]:
     """(contact list id, contact id) of contacts whose outcome is overdue, oldest first."""
@@ -59,14 +42,9 @@ def find_overdue_contacts(limit: int) -> list[tuple[str, str]]:
     return overdue_contacts(sessions=built.sessions, now=built.clock.now(), limit=limit)
 
 
-@task(
-    name="reconcile-contacts",
-    task_run_name="look up batch {batch_no} ({size} contacts) in analytics",
-    retries=CONTACT_CENTRE_RETRIES,
-    retry_delay_seconds=CONTACT_CENTRE_BACKOFF,
-    retry_jitter_factor=JITTER,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
+@contact_centre_task(
+    "reconcile-contacts",
+    "look up batch {batch_no} ({size} contacts) in analytics",
 )
 def reconcile_contacts(
     batch_no: int, size: int, contacts: tuple[tuple[str, str], ...]
@@ -93,28 +71,18 @@ def reconcile_contacts(
     )
 
 
-@task(
-    name="find-closed-case-contacts",
-    task_run_name="find contacts queued for closed cases (up to {limit})",
-    retries=STORE_RETRIES,
-    retry_delay_seconds=STORE_BACKOFF,
-    retry_jitter_factor=JITTER,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
+@store_task(
+    "find-closed-case-contacts",
+    "find contacts queued for closed cases (up to {limit})",
 )
 def find_closed_case_contacts(limit: int) -> list[tuple[int, str, str]]:
     """(row id, contact list id, contact id) of contacts still queued for closed cases."""
     return closed_case_contacts(sessions=runtime().sessions, limit=limit)
 
 
-@task(
-    name="remove-contacts",
-    task_run_name="remove batch {batch_no} ({size} contacts)",
-    retries=CONTACT_CENTRE_RETRIES,
-    retry_delay_seconds=CONTACT_CENTRE_BACKOFF,
-    retry_jitter_factor=JITTER,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
+@contact_centre_task(
+    "remove-contacts",
+    "remove batch {batch_no} ({size} contacts)",
 )
 def remove_contacts(
     batch_no: int, size: int, contacts: tuple[tuple[int, str, str], ...]
@@ -129,14 +97,9 @@ def remove_contacts(
     )
 
 
-@task(
-    name="find-done-contacts",
-    task_run_name="find done contacts to make uncallable (up to {limit})",
-    retries=STORE_RETRIES,
-    retry_delay_seconds=STORE_BACKOFF,
-    retry_jitter_factor=JITTER,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
+@store_task(
+    "find-done-contacts",
+    "find done contacts to make uncallable (up to {limit})",
 )
 def find_done_contacts(limit: int) -> list[DoneContact]:
     """Contacts the project is done with (outcome recorded, case closed or parked) that the
@@ -144,14 +107,9 @@ def find_done_contacts(limit: int) -> list[DoneContact]:
     return done_contacts(sessions=runtime().sessions, limit=limit)
 
 
-@task(
-    name="make-uncallable",
-    task_run_name="make batch {batch_no} ({size} contacts) uncallable",
-    retries=CONTACT_CENTRE_RETRIES,
-    retry_delay_seconds=CONTACT_CENTRE_BACKOFF,
-    retry_jitter_factor=JITTER,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
+@contact_centre_task(
+    "make-uncallable",
+    "make batch {batch_no} ({size} contacts) uncallable",
 )
 def make_contacts_uncallable(
     batch_no: int, size: int, contacts: tuple[DoneContact, ...]

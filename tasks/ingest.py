@@ -3,23 +3,15 @@ batch by batch after a backfill chunk."""
 
 from __future__ import annotations
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from recovery.services.intake import IngestSummary, ingest_batch
 from tasks.events import emit_case_events
-from tasks.retry import JITTER, STORE_BACKOFF, STORE_RETRIES, retry_transient
+from tasks.retry import store_task
 from tasks.runtime import runtime
 
 
-@task(
-    name="apply-inbox-batch",
-    task_run_name="ingest batch {batch_no} (up to {limit} rows)",
-    retries=STORE_RETRIES,
-    retry_delay_seconds=STORE_BACKOFF,
-    retry_jitter_factor=JITTER,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
+@store_task(
+    "apply-inbox-batch",
+    "ingest batch {batch_no} (up to {limit} rows)",
 )
 def apply_inbox_batch(batch_no: int, limit: int) -> IngestSummary:
     """Apply up to ``limit`` unprocessed inbox rows: open, update or close cases."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import rate_limit
 
 from recovery.services.outcomes import (
@@ -17,38 +15,24 @@ from recovery.services.outcomes import (
     write_outcomes,
 )
 from tasks.retry import (
-    CONTACT_CENTRE_BACKOFF,
-    CONTACT_CENTRE_RETRIES,
-    JITTER,
-    STORE_BACKOFF,
-    STORE_RETRIES,
-    retry_transient,
+    contact_centre_task,
+    store_task,
 )
 from tasks.runtime import runtime
 
 
-@task(
-    name="find-outcome-updates",
-    task_run_name="find recorded outcomes to write back (up to {limit})",
-    retries=STORE_RETRIES,
-    retry_delay_seconds=STORE_BACKOFF,
-    retry_jitter_factor=JITTER,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
+@store_task(
+    "find-outcome-updates",
+    "find recorded outcomes to write back (up to {limit})",
 )
 def find_outcome_updates(limit: int) -> OutcomeUpdates:
     """The contact updates of the outcomes not yet published, oldest first."""
     return outcome_updates(sessions=runtime().sessions, limit=limit)
 
 
-@task(
-    name="write-outcomes",
-    task_run_name="write batch {batch_no} ({size} outcomes) to their contacts",
-    retries=CONTACT_CENTRE_RETRIES,
-    retry_delay_seconds=CONTACT_CENTRE_BACKOFF,
-    retry_jitter_factor=JITTER,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
+@contact_centre_task(
+    "write-outcomes",
+    "write batch {batch_no} ({size} outcomes) to their contacts",
 )
 def write_outcome_batch(
     batch_no: int, size: int, updates: tuple[OutcomeUpdate, ...]
@@ -65,14 +49,9 @@ def write_outcome_batch(
     )
 
 
-@task(
-    name="publish-outcomes",
-    task_run_name="publish recorded outcomes (up to {limit})",
-    retries=STORE_RETRIES,
-    retry_delay_seconds=STORE_BACKOFF,
-    retry_jitter_factor=JITTER,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
+@store_task(
+    "publish-outcomes",
+    "publish recorded outcomes (up to {limit})",
 )
 def publish_outcomes(limit: int, through_id: int | None = None) -> Counter[str]:
     """Mark up to ``limit`` recorded outcomes (none after ``through_id``) as applied; how

@@ -10,18 +10,11 @@ from prefect.cache_policies import NO_CACHE
 
 from recovery.reporting.figures import Report, compute_report
 from recovery.reporting.files import write_report
-from tasks.retry import JITTER, STORE_BACKOFF, STORE_RETRIES, retry_transient
+from tasks.retry import store_task
 from tasks.runtime import runtime
 
 
-@task(
-    name="compute-report",
-    retries=STORE_RETRIES,
-    retry_delay_seconds=STORE_BACKOFF,
-    retry_jitter_factor=JITTER,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
-)
+@store_task("compute-report")
 def compute(since: datetime | None, until: datetime | None) -> Report:
     """Read the cases of the period and their histories; compute every figure."""
     built = runtime()
@@ -35,7 +28,7 @@ def compute(since: datetime | None, until: datetime | None) -> Report:
         )
 
 
-@task(name="write-report", cache_policy=NO_CACHE, tags=["recovery", "files"])
+@task(name="write-report", cache_policy=NO_CACHE)
 def write(report: Report, folder: Path) -> tuple[Path, Path]:
     """Write report.md and the recoveries chart (each replaced atomically)."""
     return write_report(report, folder)

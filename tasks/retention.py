@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from recovery.services.privacy import Erasure, purge_expired
-from tasks.retry import JITTER, STORE_BACKOFF, STORE_RETRIES, retry_transient
+from tasks.retry import store_task
 from tasks.runtime import runtime
 
 
-@task(
-    name="erase-expired-personal-data",
-    retries=STORE_RETRIES,
-    retry_delay_seconds=STORE_BACKOFF,
-    retry_jitter_factor=JITTER,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
-)
+@store_task("erase-expired-personal-data")
 def erase_expired(retention_days: int | None) -> Erasure:
     """Erase the personal fields of cases closed longer than the retention period; forget
     transmission ids older than a day."""

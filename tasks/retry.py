@@ -23,14 +23,20 @@ retries of its own: the task retries its transient failures, and every task is i
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 import httpx
+from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from recovery.contact_center.client import RETRIABLE_STATUSES
 from recovery.contact_center.errors import TransientContactCenterError
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # Task-level retries (for the classes above that the task retries).
 STORE_RETRIES = 4
@@ -68,3 +74,33 @@ def retry_transient(_task: Any, _task_run: Any, state: Any) -> bool:
     except Exception as exc:
         return is_transient(exc)
     return False
+
+
+def store_task(name: str, run_name: str | None = None) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """A task whose one effect is on the store: it retries the store's transient failures."""
+    return task(
+        name=name,
+        task_run_name=run_name,
+        retries=STORE_RETRIES,
+        retry_delay_seconds=STORE_BACKOFF,
+        retry_jitter_factor=JITTER,
+        retry_condition_fn=retry_transient,
+        cache_policy=NO_CACHE,
+    )
+
+
+def contact_centre_task(
+    name: str, run_name: str | None = None
+) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """A task whose one effect is at the contact centre: it retries what the client does not
+    (the table above). A retried task sends the same contact ids again, which the contact
+    centre treats as an update."""
+    return task(
+        name=name,
+        task_run_name=run_name,
+        retries=CONTACT_CENTRE_RETRIES,
+        retry_delay_seconds=CONTACT_CENTRE_BACKOFF,
+        retry_jitter_factor=JITTER,
+        retry_condition_fn=retry_transient,
+        cache_policy=NO_CACHE,
+    )

@@ -155,11 +155,23 @@ def store_url(db_url: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test reads the developer's .env or environment settings by accident."""
+def _isolated_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[None]:
+    """No test reads the developer's .env or environment settings by accident, and only a
+    test that asks for the Prefect server sees it: the session's server (tests/flows) stays
+    set in Prefect's settings for the rest of the test process, and a command run by a later
+    test would otherwise take its request budget from that server."""
     for name in list(os.environ):
         if name.startswith("RECOVERY_") and name != "RECOVERY_TEST_POSTGRES_URL":
             monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.setenv("RECOVERY_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
+    if "prefect_api_url" in request.fixturenames:
+        yield
+        return
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        yield

@@ -27,7 +27,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--speed",
         type=float,
         default=DEFAULT_SPEED,
-        help=f"virtual seconds per real second ({DEFAULT_SPEED:g}: a week a minute)",
+        help=(
+            f"virtual seconds per real second while the parts work ({DEFAULT_SPEED:g}); the "
+            "time in which nothing is due is skipped"
+        ),
+    )
+    parser.add_argument(
+        "--resolution",
+        type=int,
+        default=30,
+        help="virtual minutes of the grid the clock's jumps land on (30; 0: exact instants)",
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of the campaign (7)")
     parser.add_argument(
@@ -38,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("need --payments >= 1 and 0 < --failure-days <= --days")
     if args.speed <= 0:
         parser.error("--speed must be positive")
+    if not 0 <= args.resolution <= 60:
+        parser.error("--resolution must be 0 to 60 minutes")
     # A closed terminal stops everything, as Ctrl-C does (run_embedded does so for SIGTERM).
     signal.signal(signal.SIGHUP, _interrupt)
     # Piped output gets a width that fits the funnel rather than rich's 80 columns.
@@ -48,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             days=args.days,
             failure_days=args.failure_days,
             speed=args.speed,
+            resolution=args.resolution,
             keep=args.keep,
             seed=args.seed,
             console=console,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 import httpx
 
@@ -23,6 +24,11 @@ class Feeder:
         self.posted = 0
         self.kinds: Counter[str] = Counter()
         self.answers: Counter[str] = Counter()
+        # Deliveries not posted yet (oldest first) and whether a batch is being posted: what
+        # the time-skipping driver reads to know whether the feeder has work.
+        self._pending = list(plan.deliveries)
+        self._posting = False
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="demo-feeder", daemon=True)
 
@@ -33,25 +39,40 @@ class Feeder:
         self._stop.set()
         self._thread.join(timeout=30)
 
+    @property
+    def next_at(self) -> datetime | None:
+        """When the next delivery is due (None once every one is posted)."""
+        with self._lock:
+            return self._pending[0].at if self._pending else None
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return self._posting
+
     def _run(self) -> None:
-        pending = list(self.plan.deliveries)
         with (
             httpx.Client(base_url=self.receiver, timeout=15) as client,
             ThreadPoolExecutor(max_workers=6) as pool,
         ):
-            while pending and not self._stop.is_set():
+            while self._pending and not self._stop.is_set():
                 now = self.clock.now()
-                due = 0
-                while due < len(pending) and pending[due].at <= now:
-                    due += 1
-                if not due:
-                    self._stop.wait(0.05)
+                with self._lock:
+                    due = 0
+                    while due < len(self._pending) and self._pending[due].at <= now:
+                        due += 1
+                    batch = self._pending[:due]
+                    self._posting = bool(batch)
+                    del self._pending[:due]
+                if not batch:
+                    self._stop.wait(0.02)
                     continue
-                batch, pending = pending[:due], pending[due:]
                 for answer in pool.map(lambda d: self._post(client, d), batch):
                     self.answers[answer] += 1
                 self.kinds.update(d.kind for d in batch)
                 self.posted += len(batch)
+                with self._lock:
+                    self._posting = False
 
     def _post(self, client: httpx.Client, delivery: Delivery) -> str:
         # Stripe signs with the wall clock, and the receiver checks it against the wall clock.

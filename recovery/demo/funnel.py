@@ -13,7 +13,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -122,12 +122,34 @@ class Funnel:
 
     rows: list[tuple[str, str, str]] = field(default_factory=list)
     cases: int = 0
+    contacted: int = 0
+    contacts_created: int = 0
     recovered: int = 0
+    overdue_at_end: int = 0
     refused_outside_window: int = 0
     dialled_outside_rules: int = 0
+    flow_runs: dict[str, int] = field(default_factory=dict)
+
+    def figures(self) -> dict[str, object]:
+        """The headline figures (``funnel.json``): the same seed gives the same values, except
+        ``flow_runs`` (how many runs the schedules started depends on the machine's speed)."""
+        return {
+            "cases": self.cases,
+            "contacted": self.contacted,
+            "contacts_created": self.contacts_created,
+            "recovered": self.recovered,
+            "overdue_at_end": self.overdue_at_end,
+            "dials_outside_window": self.dialled_outside_rules,
+            "refused_outside_window": self.refused_outside_window,
+            "flow_runs": dict(sorted(self.flow_runs.items())),
+        }
 
     def add(self, section: str, measure: str, value: object) -> None:
         self.rows.append((section, measure, str(value)))
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _share(part: int, whole: int) -> str:
@@ -186,6 +208,17 @@ def build_funnel(
     section = "funnel"
     stages = report.funnel
     funnel.recovered = stages["recovered"]
+    funnel.contacted = stages["contacted"]
+    funnel.contacts_created = sum(c.created_at is not None for c in contacts)
+    # Open cases whose due time lies more than a virtual hour before the end: work the
+    # campaign left undone (a clock that outran the machine).
+    overdue_before = ended - timedelta(hours=1)
+    funnel.overdue_at_end = sum(
+        c.status != "closed"
+        and c.next_due_at is not None
+        and _aware(c.next_due_at) < overdue_before
+        for c in cases
+    )
     funnel.add(section, "cases opened", stages["failed"])
     funnel.add(section, "reachable (a phone and a time zone)", _share(stages["reachable"], n))
     funnel.add(section, "contacted (queued for a call)", _share(stages["contacted"], n))
@@ -290,6 +323,31 @@ def build_funnel(
     )
     funnel.add(section, "dialled outside the calling rules' hours", funnel.dialled_outside_rules)
     return funnel
+
+
+# The final state types of a flow run, as Prefect's flow-run filter names them.
+FINAL_STATE_TYPES = ("COMPLETED", "CANCELLED", "FAILED", "CRASHED")
+
+
+def flow_run_states(api_url: str) -> dict[str, int]:
+    """How many flow runs ended in each final state type (those with any): runs still
+    scheduled (the schedules create them ahead) or running are not counted."""
+    found: dict[str, int] = {}
+    with httpx.Client(base_url=api_url, timeout=30) as client:
+        for state_type in FINAL_STATE_TYPES:
+            query = {"flow_runs": {"state": {"type": {"any_": [state_type]}}}}
+            response = client.post("/flow_runs/count", json=query)
+            response.raise_for_status()
+            count = int(response.json())
+            if count:
+                found[state_type] = count
+    return found
+
+
+def write_funnel_json(path: Path, funnel: Funnel, extra: dict[str, object]) -> None:
+    """``funnel.json``: the headline figures, then ``extra`` (the seed, the clock's jumps...)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**funnel.figures(), **extra}, indent=2) + "\n")
 
 
 def print_funnel(console: Console, funnel: Funnel) -> None:

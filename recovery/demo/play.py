@@ -31,12 +31,22 @@ from recovery.demo.funnel import (
     build_funnel,
     emulator_counters,
     emulator_dial_log,
+    flow_run_states,
     print_funnel,
     publish_funnel,
     read_only_engine,
     take_snapshot,
+    write_funnel_json,
 )
-from recovery.demo.tuning import _FOREIGN_ENV, DEFAULT_SPEED, DEMO_DIR, VIRTUAL_ORIGIN, Tuning
+from recovery.demo.skipping import TimeSkipper
+from recovery.demo.tuning import (
+    _FOREIGN_ENV,
+    CAMPAIGN_START,
+    DEFAULT_SPEED,
+    DEMO_DIR,
+    VIRTUAL_ORIGIN,
+    Tuning,
+)
 from recovery.domain.compliance import load_rules
 from recovery.embedded.supervisor import Supervisor
 from recovery.log_scrubbing import install_log_scrubbing
@@ -104,7 +114,11 @@ class DemoResult:
 
 @contextmanager
 def _embedded(
-    settings: Settings, env: dict[str, str], tuning: Tuning, say: Callable[[str], None]
+    settings: Settings,
+    env: dict[str, str],
+    tuning: Tuning,
+    say: Callable[[str], None],
+    seed: int,
 ) -> Iterator[Supervisor]:
     from recovery.embedded.stack import run_embedded
 
@@ -118,6 +132,7 @@ def _embedded(
         dial_interval=tuning.dial_interval,
         say=say,
         block=False,
+        emulator_seed=seed,
     )
     if not supervisor.parts:
         # Ctrl-C while starting: run_embedded has stopped what it started.
@@ -154,6 +169,7 @@ def run(
     days: float = 21.0,
     failure_days: float = 4.0,
     speed: float = DEFAULT_SPEED,
+    resolution: int = 30,
     keep: bool = False,
     seed: int = 7,
     data_dir: Path = DEMO_DIR,
@@ -165,7 +181,7 @@ def run(
     console = console or Console()
     install_log_scrubbing()
     began = time.monotonic()
-    tuning = Tuning(speed=speed)
+    tuning = Tuning(speed=speed, resolution_minutes=resolution)
     data = data_dir.resolve()
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
@@ -186,7 +202,7 @@ def run(
     def say(line: str) -> None:
         console.print(line, highlight=False)
 
-    with _embedded(settings, env, tuning, say) as supervisor:
+    with _embedded(settings, env, tuning, say, seed) as supervisor:
         api_url = supervisor.env["PREFECT_API_URL"]
         ui = api_url.removesuffix("/api")
         emulator = supervisor.env["RECOVERY_GENESYS_BASE_URL"]
@@ -194,7 +210,12 @@ def run(
         wait_for_first_run(api_url, timeout=120)
         clock = parse_clock(clock_spec, data)
         assert isinstance(clock, VirtualClock)
-        start = clock.now()
+        if clock.now() >= CAMPAIGN_START:
+            raise RuntimeError(
+                f"the parts took until {clock.now():%a %d %b %H:%M} virtual time to start, "
+                f"past the campaign's start {CAMPAIGN_START:%a %d %b %H:%M}: try a lower --speed"
+            )
+        start = clock.jump_to(CAMPAIGN_START)
         end = start + timedelta(days=days)
         plan = build_campaign(
             payments=payments,
@@ -213,8 +234,17 @@ def run(
         engine = read_only_engine(settings.database_url)
         feeder = Feeder(plan, receiver=f"http://127.0.0.1:{api_port}", clock=clock)
         feeder.start()
+        skipper = TimeSkipper(
+            clock,
+            engine,
+            emulator,
+            feeder,
+            end,
+            origin=start,
+            resolution=timedelta(minutes=tuning.resolution_minutes),
+        )
         try:
-            _watch(console, supervisor, engine, emulator, clock, start, end, days, feeder)
+            _watch(console, supervisor, engine, emulator, skipper, start, end, days, feeder)
         finally:
             feeder.stop()
         funnel = build_funnel(
@@ -225,10 +255,34 @@ def run(
             tuning=tuning,
             rules=load_rules(settings.calling_rules_file, settings.calling_rules_profile),
             started=start,
-            ended=clock.now(),
+            ended=end,
         )
         engine.dispose()
+        try:
+            funnel.flow_runs = flow_run_states(api_url)
+        except httpx.HTTPError as exc:
+            console.print(f"[red]could not count the flow runs: {exc}[/red]")
         print_funnel(console, funnel)
+        write_funnel_json(
+            data / "funnel.json",
+            funnel,
+            {
+                "seed": seed,
+                "payments": payments,
+                "days": days,
+                "speed": speed,
+                "resolution_minutes": tuning.resolution_minutes,
+                "clock_jumps": skipper.jumps,
+                "virtual_days_skipped": round(skipper.skipped_seconds / 86400, 2),
+                "real_seconds": round(time.monotonic() - began, 1),
+            },
+        )
+        figures = funnel.figures()
+        say(
+            "funnel.json: "
+            + ", ".join(f"{k} {v}" for k, v in figures.items() if k != "flow_runs")
+            + f"; flow runs {figures['flow_runs']}"
+        )
         artifact_id: str | None = None
         try:
             artifact_id = publish_funnel(api_url, funnel)
@@ -274,34 +328,54 @@ def _watch(
     supervisor: Supervisor,
     engine: Engine,
     emulator: str,
-    clock: VirtualClock,
+    skipper: TimeSkipper,
     start: datetime,
     end: datetime,
     days: float,
     feeder: Feeder,
 ) -> None:
-    """Show progress until the virtual clock reaches ``end``; stop early if a part dies."""
+    """Drive the clock (``skipper``) and show progress until the virtual clock reaches
+    ``end``; stop early if a part dies. A line says what keeps the system busy when it has
+    not been idle for a while (the clock then runs at its set speed only)."""
+    clock = skipper.clock
 
     def check_parts() -> None:
         for part in supervisor.parts:
             if part.process is not None and part.process.poll() is not None:
                 raise RuntimeError(f"{part.name} exited; see {part.log_file}")
 
+    last_jump, last_count, told = time.monotonic(), skipper.jumps, False
+
+    def drive() -> None:
+        nonlocal last_jump, last_count, told
+        state = skipper.step()
+        if skipper.jumps != last_count:
+            last_jump, last_count, told = time.monotonic(), skipper.jumps, False
+        elif time.monotonic() - last_jump > 30 and not told:
+            told = True
+            busy = ", ".join(state.busy) or "settling"
+            console.print(f"  not idle for 30 s at {state.at:%a %d %H:%M}: {busy}")
+
     if console.is_terminal:
         snap = take_snapshot(engine, emulator, clock.now())
         view = render_progress(snap, start=start, days=days, feeder=feeder)
+        shown = 0.0
         with Live(view, console=console, refresh_per_second=4) as live:
             while clock.now() < end:
                 check_parts()
-                snap = take_snapshot(engine, emulator, clock.now())
-                live.update(render_progress(snap, start=start, days=days, feeder=feeder))
-                time.sleep(0.5)
+                drive()
+                if time.monotonic() - shown > 0.5:
+                    snap = take_snapshot(engine, emulator, clock.now())
+                    live.update(render_progress(snap, start=start, days=days, feeder=feeder))
+                    shown = time.monotonic()
+                time.sleep(0.1)
         return
     next_report = start
     while clock.now() < end:
         check_parts()
+        drive()
         if clock.now() >= next_report:
             snap = take_snapshot(engine, emulator, clock.now())
             console.print(plain_progress(snap, start=start, feeder=feeder), highlight=False)
             next_report += timedelta(days=1)
-        time.sleep(0.25)
+        time.sleep(0.1)

@@ -8,12 +8,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 DEMO_DIR = Path("data/demo")
-# One virtual week per real minute: three weeks in three minutes.
-DEFAULT_SPEED = 10_080.0
-# Friday 4 December 2026, 00:00 in New York: the virtual clock's origin. Starting the parts
-# takes half a minute or so, so the campaign itself begins two to four virtual days later and
-# runs over Christmas (a public holiday where the rules say so).
+# The clock skips the time in which nothing is due (see recovery.demo.skipping); while the
+# parts work, virtual time runs at this speed: a virtual minute per real second, so that the
+# few seconds a step takes on a busy machine are minutes, not hours, of virtual time.
+DEFAULT_SPEED = 60.0
+# Friday 4 December 2026, 00:00 in New York: the virtual clock's origin while the parts start.
 VIRTUAL_ORIGIN = datetime(2026, 12, 4, 5, 0, tzinfo=UTC)
+# The campaign begins at a fixed instant (the clock jumps there once everything runs), Monday
+# 7 December 2026, 00:00 in New York, and three weeks run over Christmas (a public holiday where
+# the rules say so): the same seed plays the same campaign on any machine.
+CAMPAIGN_START = datetime(2026, 12, 7, 5, 0, tzinfo=UTC)
 
 # Variables of the caller's shell that would point the demo at another store, server or contact
 # centre (the rest, such as an operator's own calling rules, apply to the demo as well).
@@ -42,34 +46,39 @@ _FOREIGN_ENV = (
 class Tuning:
     """How the embedded default is set up to play weeks in minutes: settings only.
 
-    ``speed`` is virtual seconds per real second. The advance flow plans a contact only when
-    calling stays lawful for the dial margin after its decision, and checks once more (without
-    the margin) right before sending it. The margin has to cover, in virtual time, the real
-    delay from the decision to the emulator's dial: the rest of the advance run (the rate
-    limit, the create-contacts task: 0.2 to 3 s on a busy two-core machine) and one dial
-    interval; ``latency_budget`` is that delay in real seconds. Every flow run is a process of
-    its own (3 to 6 s before its first line runs on such a machine), so the schedules are as
-    short as the runner's four processes sustain, and the flows off the critical path
-    (dispositions, reconcile) run seldom to leave them to advance and ingest."""
+    ``speed`` is virtual seconds per real second while the parts work; the time in which
+    nothing is due is skipped. The advance flow plans a contact only when calling stays lawful
+    for the dial margin after its decision; the margin covers, in virtual time, the real delay
+    from the decision to the emulator's dial (``latency_budget`` real seconds).
+
+    Every flow run is a process of its own (3 to 6 s before its first line runs on a busy
+    two-core machine), so the two flows on the critical path keep watching for work: an
+    advance run for ``advance_linger`` seconds from its start (two at once, so the next
+    one starts while the previous still watches), an ingest run for ``ingest_linger`` seconds
+    from its start (the receiver starts at most one a ``trigger_bucket``; the next waits for
+    its slot). The
+    flows off the critical path run seldom, to leave the two cores to those two."""
 
     speed: float
-    advance_interval: int = 3
-    dispositions_interval: int = 300
-    reconcile_interval: int = 20
-    close_on_payment_interval: int = 20
-    # Rarely: the demo's organisation allows one attempt per contact, so nothing recycles
-    # meanwhile, and every flow run started takes one of the runner's four slots (a run every
-    # 20 s more leaves ingest no slot on a two-core machine).
+    # The clock's jumps land on a grid of this many virtual minutes from the campaign's start.
+    resolution_minutes: int = 30
+    advance_interval: int = 60
+    advance_linger: float = 100.0
+    # Two advance runs at once: the next one starts while the previous still watches.
+    advance_concurrency: int = 2
+    trigger_bucket: int = 120
+    ingest_linger: float = 110.0
+    # Flow runs at once: the two watching runs, and room for the others beside them.
+    runner_limit: int = 8
+    dispositions_interval: int = 120
+    reconcile_interval: int = 60
+    close_on_payment_interval: int = 120
+    # Rarely: the demo's organisation allows one attempt per contact, so nothing recycles.
     uncallable_interval: int = 300
-    trigger_bucket: int = 5
     dial_interval: float = 0.05
-    latency_budget: float = 2.5
+    latency_budget: float = 5.0
     chunk_size: int = 25
     lease_seconds: int = 30
-    # An advance run keeps watching for due cases this long (real seconds), and the runs the
-    # schedule starts meanwhile are skipped: cases are taken up as they fall due, not only
-    # when a new process has started (3 to 6 s, half a virtual day).
-    advance_linger: float = 30.0
 
     @property
     def dial_margin_minutes(self) -> int:
@@ -79,6 +88,9 @@ class Tuning:
         return {
             "RECOVERY_ADVANCE_INTERVAL_SECONDS": str(self.advance_interval),
             "RECOVERY_ADVANCE_LINGER_SECONDS": str(self.advance_linger),
+            "RECOVERY_ADVANCE_CONCURRENCY": str(self.advance_concurrency),
+            "RECOVERY_INGEST_LINGER_SECONDS": str(self.ingest_linger),
+            "RECOVERY_RUNNER_LIMIT": str(self.runner_limit),
             "RECOVERY_DISPOSITIONS_INTERVAL_SECONDS": str(self.dispositions_interval),
             "RECOVERY_RECONCILE_INTERVAL_SECONDS": str(self.reconcile_interval),
             "RECOVERY_CLOSE_ON_PAYMENT_INTERVAL_SECONDS": str(self.close_on_payment_interval),
@@ -88,14 +100,19 @@ class Tuning:
             "RECOVERY_LEASE_SECONDS": str(self.lease_seconds),
             # Small chunks: the contacts of a chunk are sent right after it is decided.
             "RECOVERY_ADVANCE_CHUNK_SIZE": str(self.chunk_size),
-            # The runner looks for due runs every 10 s by default: a virtual day.
+            # The runner looks for due runs every 10 s by default.
             "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+            # A run that waits for its deployment's slot (one at a time) looks again after a
+            # second, not thirty: the lingering run before it is about to end.
+            "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
         }
 
     def describe(self) -> str:
         return (
-            f"virtual clock x{self.speed:g} (1 virtual day = {86400 / self.speed:.1f} s); "
-            f"advance every {self.advance_interval} s, reconcile every "
-            f"{self.reconcile_interval} s, emulator dials every {self.dial_interval} s, dial "
-            f"margin {self.dial_margin_minutes} virtual min ({self.latency_budget} s real)"
+            f"virtual clock x{self.speed:g} while the parts work, skipping ahead (to a "
+            f"{self.resolution_minutes}-minute grid) whenever nothing is due; advance every "
+            f"{self.advance_interval} s (watching "
+            f"{self.advance_linger:g} s), ingest watching {self.ingest_linger:g} s, emulator "
+            f"dials every {self.dial_interval} s, dial margin {self.dial_margin_minutes} "
+            f"virtual min ({self.latency_budget:g} s real)"
         )

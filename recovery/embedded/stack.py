@@ -25,11 +25,13 @@ def run_embedded(
     dial_interval: float,
     say: Callable[[str], None],
     block: bool = True,
+    emulator_seed: int = 0,
 ) -> Supervisor:
     """Start Prefect (unless PREFECT_API_URL is set), the flows, the emulator (set up as
     ``recovery genesys setup`` sets up an organisation), the receiver and the notification
     listener. Against a real region, ``recovery genesys check`` is run and its findings shown.
 
+    ``emulator_seed`` seeds the emulator's outcomes (drawn per contact and dial).
     With ``block`` it waits for Ctrl-C and stops everything; without, the caller stops it."""
     data = settings.data_dir.resolve()
     env = {**env, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "RECOVERY_DATA_DIR": str(data)}
@@ -84,6 +86,8 @@ def run_embedded(
                         scenario,
                         "--dial-interval",
                         str(dial_interval),
+                        "--seed",
+                        str(emulator_seed),
                     ],
                     health_url=f"http://127.0.0.1:{emulator_port}/__emulator__/counters",
                 )

@@ -19,6 +19,7 @@ that row's problem.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -308,6 +309,25 @@ def _apply_together(
     done = {new_failures[index][0]: result for index, result in opened.items()}
     done.update({new_successes[index][0]: result for index, result in remembered.items()})
     return done
+
+
+def wait_for_inbox(
+    *,
+    sessions: sessionmaker[Session],
+    deadline: float,
+    poll_seconds: float = 0.25,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> bool:
+    """Watch the inbox (one count a look) until a row waits to be applied, or until the
+    ``monotonic`` instant ``deadline``: whether one does."""
+    while True:
+        with sessions() as session:
+            if inbox.count_unprocessed(session=session) > 0:
+                return True
+        if monotonic() >= deadline:
+            return False
+        sleep(poll_seconds)
 
 
 def drain(

@@ -1,6 +1,8 @@
-"""``make demo``'s code path, shortened: the embedded default on a virtual clock (real Prefect
-server, served flows, emulator, receiver), a small campaign of signed webhooks, the funnel.
-Plus the demo's pure parts: the campaign it plays and how it names compliance holds."""
+"""``make demo``'s code path, shortened: the embedded default on the time-skipping clock (real
+Prefect server, served flows, emulator, receiver), a small campaign of signed webhooks, the
+funnel and ``funnel.json``. Plus the demo's pure parts: the campaign it plays and how it names
+compliance holds. What makes the same seed give the same funnel (one shared clock that jumps,
+outcomes drawn per contact, jumps only when idle) is tested in test_demo_skipping.py."""
 
 from __future__ import annotations
 
@@ -132,7 +134,19 @@ def test_compliance_holds_are_labelled_from_their_fields() -> None:
     assert demo.compliance_label(Hold(rule="no_rules", jurisdiction="GB")) is None
 
 
+FIGURES = (
+    "cases",
+    "contacted",
+    "contacts_created",
+    "recovered",
+    "overdue_at_end",
+    "dials_outside_window",
+    "refused_outside_window",
+)
+
+
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the embedded stack's start alone takes minutes on a loaded machine
 def test_a_short_campaign_runs_end_to_end_and_stops_everything(tmp_path: Path) -> None:
     out = io.StringIO()
     data = tmp_path / "demo"
@@ -161,6 +175,17 @@ def test_a_short_campaign_runs_end_to_end_and_stops_everything(tmp_path: Path) -
     assert rows[("closed", "unreachable")].startswith("1 ")  # the invalid phone
     assert result.artifact_id is not None
     assert "dials the emulator refused outside 08:00-21:00 local time: 0" in text
+
+    # funnel.json: the headline figures, every case handled in time, none dialled outside.
+    figures = json.loads((data / "funnel.json").read_text())
+    assert set(FIGURES) | {"flow_runs", "seed", "clock_jumps"} <= set(figures)
+    assert figures["cases"] == result.funnel.cases
+    assert figures["overdue_at_end"] == 0 and figures["dials_outside_window"] == 0
+    assert 0 < figures["contacted"] <= figures["contacts_created"]
+    assert figures["clock_jumps"] > 0
+    runs = figures["flow_runs"]
+    assert runs.get("COMPLETED", 0) > 0
+    assert runs.get("CANCELLED", 0) <= 0.05 * sum(runs.values())
 
     # The card number reached neither the store nor any part's log.
     stored = b"".join(p.read_bytes() for p in data.glob("recovery.db*"))

@@ -27,7 +27,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from recovery.clock import Clock
 from recovery.contact_center.emulator import analytics, org
-from recovery.contact_center.emulator.dialer import deliver, dial, run_dialer
+from recovery.contact_center.emulator.dialer import deliver, dial, pending, run_dialer
 from recovery.contact_center.emulator.errors import ApiError
 from recovery.contact_center.emulator.notifications import (
     HEARTBEAT,
@@ -655,6 +655,12 @@ def _control_routes(app: FastAPI, state: EmulatorState) -> None:
     async def control_counters() -> dict[str, int]:
         with state.lock:
             return state.counters.as_dict()
+
+    @app.get(CONTROL_PREFIX + "/pending")
+    async def control_pending() -> dict[str, Any]:
+        """What the dialer has left: ``ready`` (it would dial them now), ``waiting`` (for a
+        callable time or a recall) and ``next_at``, the first instant one becomes dialable."""
+        return pending(state, state.clock.now())
 
     @app.get(CONTROL_PREFIX + "/dial-log")
     async def control_dial_log(request: Request) -> list[dict[str, Any]]:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -259,6 +259,72 @@ def within_callable_time(campaign: _Campaign, contact: StoredContact, at: dateti
             ):
                 return True
     return False
+
+
+def next_callable_time(
+    campaign: _Campaign, contact: StoredContact, at: datetime
+) -> datetime | None:
+    """The first instant from ``at`` inside the campaign's callable time set for this contact
+    (``at`` itself when inside, None when no slot of its zone comes within eight days)."""
+    if within_callable_time(campaign, contact, at):
+        return at
+    if campaign.time_set is None:
+        return at
+    zone_name = contact.data.get(campaign.time_column or "", "")
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    local = at.astimezone(zone)
+    found: list[datetime] = []
+    for entry in campaign.time_set["callableTimes"]:
+        if entry["timeZoneId"] != zone_name:
+            continue
+        for offset in range(9):
+            day = local.date() + timedelta(days=offset)
+            for slot in entry["timeSlots"]:
+                if slot["day"] != day.isoweekday():
+                    continue
+                begins = datetime.combine(day, dtime.fromisoformat(slot["startTime"]), zone)
+                if begins > at:
+                    found.append(begins)
+    return min(found, default=None)
+
+
+def pending(state: EmulatorState, at: datetime) -> dict[str, Any]:
+    """What the dialer still has to do, as at ``at``: contacts it would dial now (queued and
+    callable, or recalls that are due), contacts waiting (for their callable time or a recall),
+    and the first future instant one of them becomes dialable. Read-only."""
+    ready = waiting = 0
+    upcoming: list[datetime] = []
+    with state.lock:
+        for wire in state.campaigns.values():
+            if wire["campaignStatus"] != "on" or wire["contactList"]["id"] not in state.lists:
+                continue
+            campaign = _Campaign(state, wire)
+            contacts = campaign.contacts
+            for contact in contacts.contacts.values():
+                queued = contact.id in contacts.queue
+                if not queued and contact.recall_at is None:
+                    continue
+                if not _callable(campaign, contact):
+                    continue
+                earliest = at if queued else max(at, contact.recall_at or at)
+                when = next_callable_time(campaign, contact, earliest)
+                if when is not None and when <= at:
+                    ready += 1
+                else:
+                    waiting += 1
+                    if when is not None:
+                        upcoming.append(when)
+        in_flight = state.actions_in_flight
+    first = min(upcoming, default=None)
+    return {
+        "ready": ready,
+        "waiting": waiting,
+        "in_flight": in_flight,
+        "next_at": org.iso(first.astimezone(UTC)) if first else None,
+    }
 
 
 def _consider(
@@ -714,6 +780,8 @@ async def deliver(state: EmulatorState, actions: list[ActionCall]) -> tuple[int,
     retried (a wrap-up rule runs once)."""
     if not actions:
         return 0, 0
+    with state.lock:
+        state.actions_in_flight += len(actions)
     semaphore = asyncio.Semaphore(state.config.action_concurrency)
     results: list[bool] = []
 
@@ -746,8 +814,12 @@ async def deliver(state: EmulatorState, actions: list[ActionCall]) -> tuple[int,
                 ok = False
         results.append(ok)
 
-    async with httpx.AsyncClient() as http:
-        await asyncio.gather(*(one(a, http) for a in actions))
+    try:
+        async with httpx.AsyncClient() as http:
+            await asyncio.gather(*(one(a, http) for a in actions))
+    finally:
+        with state.lock:
+            state.actions_in_flight -= len(actions)
     sent = sum(results)
     failed = len(results) - sent
     with state.lock:

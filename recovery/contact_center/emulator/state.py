@@ -294,6 +294,8 @@ class EmulatorState:
         self.clock = clock
         self.monotonic = monotonic
         self.lock = threading.RLock()
+        # Data-action requests the dialer has made and not yet seen answered (or failed).
+        self.actions_in_flight = 0
         self.tokens: dict[str, datetime] = {}
         self._initial_config = config.model_copy(deep=True)
         self.hub = Hub(heartbeat_seconds=config.heartbeat_seconds)

@@ -1,0 +1,118 @@
+"""Planning a chunk's contacts at once (``store.contacts.plan_contacts``): new attempts are
+inserted, an attempt withdrawn or refused before sending is planned again in place under the
+same row, and an attempt already held by the contact centre is never planned twice."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from recovery.store.contacts import ContactPlan, plan_contacts
+from recovery.store.db import transaction
+from recovery.store.tables import CaseRow, ContactRow, HistoryRow
+
+NOW = datetime(2026, 12, 7, 17, 0, tzinfo=UTC)
+
+
+def case(session: Session, key: str) -> CaseRow:
+    row = CaseRow(
+        gateway="stripe",
+        business_key=key,
+        phone_e164="+12125550123",
+        country="US",
+        explicit_tz="America/New_York",
+        category="expired_card",
+        amount=None,
+        failed_at=NOW - timedelta(days=1),
+        opened_at=NOW - timedelta(days=1),
+        updated_at=NOW - timedelta(days=1),
+        last_event_id=f"evt_{key}",
+        status="open",
+        next_due_at=NOW,
+        missing_fields={},
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def contact(session: Session, of: CaseRow, state: str) -> ContactRow:
+    row = ContactRow(
+        case_id=of.id,
+        attempt=1,
+        contact_id=f"old-{of.business_key}",
+        contact_list_id="list",
+        phone_e164="+12125550123",
+        time_zone="America/Chicago",
+        planned_at=NOW - timedelta(hours=3),
+        requested_at=NOW - timedelta(hours=3),
+        state=state,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def plan(of: CaseRow) -> ContactPlan:
+    return ContactPlan(
+        case=of,
+        attempt=1,
+        contact_id=f"c-{of.business_key}",
+        contact_list_id="list",
+        time_zone="America/New_York",
+        planned_at=NOW,
+        disposition_due_at=NOW + timedelta(hours=2),
+        reasons=[f"call {of.business_key}"],
+        timezones=["America/New_York"],
+    )
+
+
+def test_new_and_replanned_attempts_in_one_chunk(sessions: sessionmaker[Session]) -> None:
+    with transaction(sessions) as session:
+        fresh, withdrawn, refused = (case(session, k) for k in ("in_new", "in_wd", "in_ref"))
+        old_withdrawn = contact(session, withdrawn, "cancelled").id
+        old_refused = contact(session, refused, "rejected").id
+        planned = plan_contacts(
+            session=session, plans=[plan(fresh), plan(withdrawn), plan(refused)], now=NOW
+        )
+        ids = (fresh.id, withdrawn.id, refused.id)
+    # In the order given; the replanned attempts keep their rows.
+    assert [(p.case_id, p.attempt, p.replanned) for p in planned] == [
+        (ids[0], 1, False),
+        (ids[1], 1, True),
+        (ids[2], 1, True),
+    ]
+    assert [p.row_id for p in planned[1:]] == [old_withdrawn, old_refused]
+    with sessions() as session:
+        rows = {r.case_id: r for r in session.scalars(select(ContactRow))}
+        assert len(rows) == 3
+        for p in planned:
+            row = rows[p.case_id]
+            assert (row.id, row.state, row.contact_id) == (p.row_id, "requested", p.contact_id)
+            assert row.time_zone == "America/New_York"
+            assert row.planned_at.replace(tzinfo=UTC) == NOW
+        for case_id in ids:
+            row_case = session.get(CaseRow, case_id)
+            assert row_case is not None and row_case.status == "contact_requested"
+            (decision,) = session.scalars(
+                select(HistoryRow).where(HistoryRow.case_id == case_id)
+            ).all()
+            assert decision.kind == "decision"
+            assert decision.data["action"] == "contact" and decision.data["attempt"] == 1
+
+
+def test_an_attempt_the_contact_centre_holds_is_never_planned_again(
+    sessions: sessionmaker[Session],
+) -> None:
+    with pytest.raises(RuntimeError, match="attempt 1 already created"):
+        with transaction(sessions) as session:
+            held, fresh = case(session, "in_held"), case(session, "in_fresh")
+            contact(session, held, "created")
+            plan_contacts(session=session, plans=[plan(fresh), plan(held)], now=NOW)
+    # The chunk's transaction rolled back: nothing of it stayed.
+    with sessions() as session:
+        assert session.scalars(select(ContactRow)).all() == []
+        assert session.scalars(select(HistoryRow)).all() == []

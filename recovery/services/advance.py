@@ -132,10 +132,10 @@ def decide_due(
         # The chunk's contacts are planned together (one insert each for the contact rows and
         # their history entries), in the same transaction; their places in the dispatch order
         # were kept as the cases were decided.
-        for slot, planned in zip(
+        for slot, made in zip(
             slots, plan_contacts(session=session, plans=plans, now=now), strict=True
         ):
-            result.to_dispatch[slot] = planned.row_id
+            result.to_dispatch[slot] = made.row_id
     return result
 
 

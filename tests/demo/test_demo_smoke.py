@@ -145,8 +145,12 @@ FIGURES = (
 )
 
 
+# The whole embedded default plays a short campaign: minutes on a two-core machine, so a soak
+# variant (``-m soak``); the time-skipping clock, the idle check and the seeded outcomes have
+# their fast tests in test_demo_skipping.py.
+@pytest.mark.soak
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # the embedded stack's start alone takes minutes on a loaded machine
+@pytest.mark.timeout(1200)
 def test_a_short_campaign_runs_end_to_end_and_stops_everything(tmp_path: Path) -> None:
     out = io.StringIO()
     data = tmp_path / "demo"

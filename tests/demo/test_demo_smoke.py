@@ -176,7 +176,8 @@ def test_a_short_campaign_runs_end_to_end_and_stops_everything(tmp_path: Path) -
     # 30 payments; one success overtakes its failure, so that failure opens no case.
     assert 1 <= result.funnel.cases <= 29
     assert rows[("intake", "events with a card number replaced")] == "1"
-    assert rows[("closed", "unreachable")].startswith("1 ")  # the invalid phone
+    # The invalid phone closes unreachable at once (others may after their attempts).
+    assert int(rows[("closed", "unreachable")].split()[0]) >= 1
     assert result.artifact_id is not None
     assert "dials the emulator refused outside 08:00-21:00 local time: 0" in text
 

@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-# Test processes: one per core by default (`make test TEST_WORKERS=0` runs in this process).
-TEST_WORKERS ?= auto
+# Test processes: four by default, since most tests wait on servers and processes rather than
+# compute (`make test TEST_WORKERS=0` runs in this process, `TEST_WORKERS=auto` one per core).
+TEST_WORKERS ?= 4
 
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_UI_ENABLED ?= true

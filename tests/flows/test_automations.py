@@ -73,7 +73,11 @@ def _events(api_url: str, resource_prefix: str, since: datetime) -> list[dict[st
     }
     response = httpx.post(f"{api_url}/events/filter", json=body, timeout=30)
     response.raise_for_status()
-    return list(response.json()["events"])
+    # One event per id: the filter joins an event's resources, and may list an event twice.
+    unique: dict[str, dict[str, Any]] = {}
+    for event in response.json()["events"]:
+        unique.setdefault(event["id"], event)
+    return list(unique.values())
 
 
 def _wait_for(check: Callable[[], Any], seconds: float, what: str) -> Any:

@@ -73,7 +73,7 @@ def _events(api_url: str, resource_prefix: str, since: datetime) -> list[dict[st
     }
     response = httpx.post(f"{api_url}/events/filter", json=body, timeout=30)
     response.raise_for_status()
-    # One event per id: the filter joins an event's resources, and may list an event twice.
+    # One event per id: the server's filter may list an event more than once.
     unique: dict[str, dict[str, Any]] = {}
     for event in response.json()["events"]:
         unique.setdefault(event["id"], event)

@@ -34,6 +34,7 @@ from recovery.store.dispositions import (
     record_disposition,
 )
 from recovery.store.tables import CaseRow, ContactRow, DispositionRow, HistoryRow
+from tests.support.case_rows import case_row
 from tests.support.emulator import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -49,25 +50,7 @@ NOW = NOON_EASTERN
 
 
 def make_case(session: Session, key: str, *, status: str = "awaiting_disposition") -> CaseRow:
-    case = CaseRow(
-        gateway="stripe",
-        business_key=key,
-        phone_e164="+12125550123",
-        country="US",
-        explicit_tz="America/New_York",
-        category="insufficient_funds",
-        amount=None,
-        failed_at=NOW - timedelta(days=1),
-        opened_at=NOW - timedelta(days=1),
-        updated_at=NOW - timedelta(days=1),
-        last_event_id=f"evt_{key}",
-        status=status,
-        next_due_at=None,
-        missing_fields={},
-    )
-    session.add(case)
-    session.flush()
-    return case
+    return case_row(session, key, now=NOW, status=status, category="insufficient_funds")
 
 
 def make_contact(session: Session, case: CaseRow, attempt: int = 1) -> ContactRow:

@@ -13,30 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from recovery.store.contacts import ContactPlan, plan_contacts
 from recovery.store.db import transaction
 from recovery.store.tables import CaseRow, ContactRow, HistoryRow
+from tests.support.case_rows import case_row
 
 NOW = datetime(2026, 12, 7, 17, 0, tzinfo=UTC)
 
 
 def case(session: Session, key: str) -> CaseRow:
-    row = CaseRow(
-        gateway="stripe",
-        business_key=key,
-        phone_e164="+12125550123",
-        country="US",
-        explicit_tz="America/New_York",
-        category="expired_card",
-        amount=None,
-        failed_at=NOW - timedelta(days=1),
-        opened_at=NOW - timedelta(days=1),
-        updated_at=NOW - timedelta(days=1),
-        last_event_id=f"evt_{key}",
-        status="open",
-        next_due_at=NOW,
-        missing_fields={},
-    )
-    session.add(row)
-    session.flush()
-    return row
+    return case_row(session, key, now=NOW, status="open", category="expired_card", next_due_at=NOW)
 
 
 def contact(session: Session, of: CaseRow, state: str) -> ContactRow:

@@ -19,14 +19,16 @@ from tasks.runtime import flow_runtime
 def advance(max_chunks: int = 1000, linger_seconds: float | None = None) -> dict[str, object]:
     """Lease due cases chunk by chunk, decide each, and send the contacts that are due, the
     next chunk decided while this one's contacts are sent; then, for ``linger_seconds``
-    (default ``RECOVERY_ADVANCE_LINGER_SECONDS``), keep watching for cases that fall due. A
-    run that finds nothing due when it starts ends at once, with no task run, named so."""
+    (default ``RECOVERY_ADVANCE_LINGER_SECONDS``) from its start, keep watching for cases
+    that fall due. A run that finds nothing due ends at once (or when its watch ends), with
+    no task run, named so."""
     with flow_runtime() as built:
         settings = built.settings
         owner, size = f"advance-{flow_run.id}", settings.advance_chunk_size
         linger = settings.advance_linger_seconds if linger_seconds is None else linger_seconds
         watch, tally, chunk_no = DueWatch(linger), Tally(), 0
-        deciding = decide_due_cases.submit(1, size, owner) if watch.any_due() else None
+        first_due = watch.any_due() or watch.until_due()
+        deciding = decide_due_cases.submit(1, size, owner) if first_due else None
         while deciding is not None:
             decided, deciding = deciding.result(), None
             if decided.claimed == 0:

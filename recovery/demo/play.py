@@ -82,20 +82,33 @@ def wait_for_deployments(api_url: str, names: Sequence[str], *, timeout: float) 
             time.sleep(0.3)
 
 
-def wait_for_first_run(api_url: str, *, timeout: float) -> None:
-    """Wait until the runner has completed a flow run: the flows are warm, the campaign may
-    begin."""
+def start_watching(api_url: str, deployment: str, *, timeout: float) -> str:
+    """Start a run of ``deployment`` now (its schedule's first run may be up to an interval
+    away) and wait until it runs: the flows are warm and a watching run is there when the
+    campaign begins. The run's id."""
     deadline = time.monotonic() + timeout
-    query = {"flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}}
-    with httpx.Client(base_url=api_url, timeout=5) as client:
+    with httpx.Client(base_url=api_url, timeout=10) as client:
+        found = client.get(f"/deployments/name/{deployment}")
+        found.raise_for_status()
+        while True:
+            # The server answers 503 (retry) while its store is busy with the new deployments.
+            created = client.post(f"/deployments/{found.json()['id']}/create_flow_run", json={})
+            if created.status_code != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        created.raise_for_status()
+        run_id = str(created.json()["id"])
         while time.monotonic() < deadline:
             try:
-                if int(client.post("/flow_runs/count", json=query).json()) > 0:
-                    return
-            except (httpx.HTTPError, ValueError, TypeError):
-                pass
-            time.sleep(0.5)
-    raise RuntimeError(f"no flow run completed within {timeout:.0f} s; see the flows log")
+                state = client.get(f"/flow_runs/{run_id}").json().get("state") or {}
+            except (httpx.HTTPError, ValueError):
+                state = {}
+            if state.get("type") in ("RUNNING", "COMPLETED"):
+                return run_id
+            if state.get("type") in ("FAILED", "CRASHED", "CANCELLED"):
+                raise RuntimeError(f"the first {deployment} run ended {state['type']}")
+            time.sleep(0.3)
+    raise RuntimeError(f"no {deployment} run started within {timeout:.0f} s; see the flows log")
 
 
 def free_port() -> int:
@@ -207,7 +220,7 @@ def run(
         ui = api_url.removesuffix("/api")
         emulator = supervisor.env["RECOVERY_GENESYS_BASE_URL"]
         wait_for_deployments(api_url, DEPLOYMENTS, timeout=120)
-        wait_for_first_run(api_url, timeout=120)
+        start_watching(api_url, "advance/advance", timeout=120)
         clock = parse_clock(clock_spec, data)
         assert isinstance(clock, VirtualClock)
         if clock.now() >= CAMPAIGN_START:

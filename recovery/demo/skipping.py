@@ -133,9 +133,10 @@ def read_state(
     counters = httpx.get(f"{emulator}/__emulator__/counters", timeout=10).json()
     dialled = {
         str(e["contactId"])
-        for e in httpx.get(f"{emulator}/__emulator__/dial-log", timeout=30).json()
-        if (e.get("placed") or e.get("result") == "ININ-OUTBOUND-ON-DO-NOT-CALL-LIST")
-        and datetime.fromisoformat(str(e["at"]).replace("Z", "+00:00")) >= since
+        for e in httpx.get(
+            f"{emulator}/__emulator__/dial-log", params={"since": since.isoformat()}, timeout=30
+        ).json()
+        if e.get("placed") or e.get("result") == "ININ-OUTBOUND-ON-DO-NOT-CALL-LIST"
     }
     emulator_next = (
         _aware(datetime.fromisoformat(pending["next_at"].replace("Z", "+00:00")))

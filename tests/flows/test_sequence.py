@@ -3,6 +3,8 @@ push -> advance, on the real Prefect engine, with a clock the test moves."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -70,6 +72,33 @@ def test_dawn_on_the_west_coast_waits_for_eight(system: System) -> None:
     assert created.status == "awaiting_disposition" and created.contacts_made == 1
     (row,) = system.store.contacts()
     assert row.created_at == EIGHT_PACIFIC
+
+
+def test_a_watching_advance_run_takes_the_case_that_falls_due_after_it_started(
+    system: System,
+) -> None:
+    """With a linger, a run that starts with nothing due keeps watching, and decides the case
+    that falls due while it watches (no second run needed); without one it ends at once."""
+    from flows.advance import advance
+
+    assert system.post(expired_card("evt_1", "in_west", DAWN_PACIFIC)).status_code == 200
+    run_flows("ingest", "advance")
+    assert system.store.case("in_west").next_due_at == EIGHT_PACIFIC
+
+    started = time.monotonic()
+    assert advance(linger_seconds=0)["decisions"] == {}
+    assert time.monotonic() - started < 15
+
+    result: dict[str, object] = {}
+    watching = threading.Thread(target=lambda: result.update(advance(linger_seconds=6)))
+    watching.start()
+    time.sleep(1.5)
+    assert system.contacts() == []
+    system.set_time(EIGHT_PACIFIC + timedelta(minutes=1))
+    watching.join(timeout=60)
+    assert not watching.is_alive()
+    assert result["decisions"] == {"contact": 1} and result["contacts_created"] == 1
+    assert len(system.contacts()) == 1
 
 
 def test_no_answer_then_the_next_attempt_per_policy(system: System) -> None:

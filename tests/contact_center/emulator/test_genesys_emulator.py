@@ -257,6 +257,22 @@ def test_dialer_refuses_outside_the_callable_window(emulator: Emulator) -> None:
     assert records["nozone"] is None and records["late"] is None
 
 
+def test_the_dial_log_since_an_instant(emulator: Emulator) -> None:
+    add(emulator, [contact("ny", phone="+12125550001", zone="America/New_York")])
+    emulator.dial(datetime(2026, 3, 3, 13, 30, tzinfo=UTC))
+    add(emulator, [contact("ny2", phone="+12125550002", zone="America/New_York")])
+    emulator.dial(datetime(2026, 3, 3, 17, 30, tzinfo=UTC))
+    log = emulator.dial_log()
+    assert {e["at"] for e in log} == {"2026-03-03T13:30:00.000Z", "2026-03-03T17:30:00.000Z"}
+    control = f"{emulator.base_url}/__emulator__/dial-log"
+    later = emulator.http.get(control, params={"since": "2026-03-03T10:30:00-05:00"}).json()
+    assert later and all(e["at"] == "2026-03-03T17:30:00.000Z" for e in later)
+    assert emulator.http.get(control, params={"since": "2026-03-04T00:00:00Z"}).json() == []
+    for bad in ("yesterday", "2026-03-03T13:30:00"):
+        refused = emulator.http.get(control, params={"since": bad})
+        assert refused.status_code == 400 and "since" in refused.json()["message"]
+
+
 def test_numbers_on_a_dnc_list_are_not_called(emulator: Emulator) -> None:
     assert (
         emulator.api("POST", f"/dnclists/{DNC_LIST}/phonenumbers", json=["+1 212 555 0001"])

@@ -47,10 +47,17 @@ def advance(max_chunks: int = 1000, linger_seconds: float | None = None) -> dict
                 create_contacts.submit(f"{chunk_no}.{no}", sum(map(len, group)), group)
                 for no, group in groups(decided.to_dispatch, settings)
             ]
-            if chunk_no < max_chunks:
+            # A full chunk leaves more due, decided while these contacts are sent; after a short
+            # one, a look (one indexed read) comes first, so no chunk is decided empty.
+            more = chunk_no < max_chunks and (decided.claimed >= size or watch.any_due())
+            if more:
                 deciding = decide_due_cases.submit(chunk_no + 1, size, owner)
             tally.finish_sends(then=sends)
             tally.log_chunk(chunk_no, decided)
+            if not more and chunk_no < max_chunks:
+                tally.finish_sends()
+                if watch.until_due():
+                    deciding = decide_due_cases.submit(chunk_no + 1, size, owner)
         tally.finish_sends()
         tally.settle_later()
     name_run(tally.run_name())

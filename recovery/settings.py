@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     # How many flow runs `recovery serve` (flows/deployments.py) runs at once, each a process.
     runner_limit: int = Field(default=4, ge=1, le=64)
     reconcile_interval_seconds: int = Field(default=900, ge=1)
+    # How long a reconcile run keeps watching for outcomes that fall overdue after its first
+    # look (real seconds from the run's start; 0: it ends after one look).
+    reconcile_linger_seconds: float = Field(default=0, ge=0, le=3600)
     close_on_payment_interval_seconds: int = Field(default=60, ge=1)
     dispositions_interval_seconds: int = Field(default=60, ge=1)
     uncallable_interval_seconds: int = Field(default=60, ge=1)

@@ -7,10 +7,14 @@ from ``request_budget``, so every request counts against the one shared Prefect 
 limit that ``recovery prefect setup`` creates (``RECOVERY_GENESYS_RATE_LIMIT_NAME``).
 
 A round trip to the Prefect server per request would cost more than the request itself, so
-slots are taken from the shared limit ``block`` at a time (``RECOVERY_RATE_LIMIT_OCCUPY`` for
-flows, one for the commands and the listener) and handed out one per request from the credit
-they leave; the next block is asked for (in a thread of its own) while the last is spent, so
-no request waits for a round trip to the Prefect server unless the budget itself is spent.
+slots are taken from the shared limit up to ``block`` at a time (``RECOVERY_RATE_LIMIT_OCCUPY``
+for flows, one for the commands and the listener) and handed out one per request from the
+credit they leave; the next block is asked for (in a thread of its own) while the last is
+spent, so no request waits for a round trip to the Prefect server unless the budget itself is
+spent. A block is only as large as the demand: the first after a pause is one slot, and each
+next one twice the last while requests keep coming, up to ``block``; so that a process that
+sends a request now and then holds no slots it will not use, which would keep the other
+processes (the receiver answering an outcome callback) waiting for the shared limit.
 Acquisitions are first paced locally just under the rate: the server refuses an early
 acquisition and pushes it back by more than it was early. Credit left unspent for the
 contact centre's one-minute window is dropped.
@@ -35,6 +39,10 @@ from recovery.contact_center.throttle import Monotonic, RequestRateLimiter, Slee
 PACE = 0.985
 # Credit older than this is dropped (the contact centre counts requests per minute).
 CREDIT_SECONDS = 60.0
+# Demand counts as sustained while blocks are asked for within this many times the time a
+# full block lasts at the rate (and at least a second); after a longer pause the next block is
+# one slot again.
+SUSTAINED_BLOCKS = 2.0
 
 AcquireSlots = Callable[[int], None]
 
@@ -157,6 +165,10 @@ class RequestBudget:
         self._ready = threading.Condition(threading.Lock())
         self._credit = 0
         self._refilled_at = 0.0
+        # The size of the last block asked for, and when: the next grows while demand lasts.
+        self._grant = 0
+        self._granted_at = 0.0
+        self._pause = max(1.0, SUSTAINED_BLOCKS * block * 60.0 / per_minute)
         self._refilling = False
         self._failure: BaseException | None = None
         self.counts = BudgetCounts()
@@ -203,6 +215,15 @@ class RequestBudget:
                 self._failure = failure
             self._ready.notify_all()
 
+    def _next_grant(self, n: int) -> int:
+        """The size of the next block (called with the lock held): twice the last while
+        demand lasts, up to ``block``; one after a pause; never fewer than ``n``."""
+        now = self._monotonic()
+        sustained = self._grant and now - self._granted_at <= self._pause
+        self._grant = min(self.block, 2 * self._grant) if sustained else 1
+        self._granted_at = now
+        return max(self._grant, n)
+
     def _start_refill(self, take: int) -> None:
         # Called with the lock held.
         self._refilling = True
@@ -231,14 +252,15 @@ class RequestBudget:
                     failure, self._failure = self._failure, None
                     raise failure
                 if not self._refilling:
-                    self._start_refill(max(self.block, n))
+                    self._start_refill(self._next_grant(n))
                 self._ready.wait()
             self._credit -= n
             self.counts.requests += n
             # The next block is asked for while this one is spent: no request waits for a
             # round trip to the Prefect server unless the budget itself is spent.
-            if self._credit <= self.block // 2 and not self._refilling:
-                self._start_refill(self.block)
+            # (Not after a lone slot: one request after a pause is no sign of more to come.)
+            if self._grant > 1 and self._credit <= self._grant // 2 and not self._refilling:
+                self._start_refill(self._next_grant(1))
 
 
 _budgets: dict[tuple[str, float, int], RequestBudget] = {}

@@ -92,13 +92,24 @@ class WrapupNames:
 
     A code that is a system code, or not an id at all (a name already), is its own name. An id
     the organisation does not know stays an id: it maps to no disposition, and its case is
-    parked for a person."""
+    parked for a person.
 
-    def __init__(self, client: GenesysClient, *, clock: Clock, ttl: timedelta) -> None:
+    A known id is answered from the cache at once, even when the cache is older than ``ttl``:
+    the list is then read again in a thread of its own (one read at a time), so that an outcome
+    callback does not wait for a request (and its slot of the shared request budget) to learn
+    a name it already knows. An id the cache does not hold waits for a fresh read.
+    ``background=False`` reads a stale list in the caller's thread instead."""
+
+    def __init__(
+        self, client: GenesysClient, *, clock: Clock, ttl: timedelta, background: bool = True
+    ) -> None:
         self._client = client
         self._clock = clock
         self._ttl = ttl
+        self._background = background
         self._lock = threading.Lock()
+        # Held for the whole of a read: one read of the list at a time.
+        self._reading = threading.Lock()
         self._names: dict[str, str] = {}
         self._loaded_at: datetime | None = None
         self.loads = 0
@@ -108,6 +119,25 @@ class WrapupNames:
 
     def refresh(self) -> dict[str, str]:
         """Read every wrap-up code of the organisation; id to name."""
+        with self._reading:
+            return self._read()
+
+    def _refresh_behind(self) -> None:
+        """Read the list again in a thread of its own, unless a read is under way."""
+        if not self._reading.acquire(blocking=False):
+            return
+
+        def read() -> None:
+            try:
+                self._read()
+            except ContactCenterError as exc:
+                log.warning("wrap-up codes not read again (the cached names stay): %s", exc)
+            finally:
+                self._reading.release()
+
+        threading.Thread(target=read, name="wrapup-names", daemon=True).start()
+
+    def _read(self) -> dict[str, str]:
         entities = self._client.api_pages("/routing/wrapupcodes", what="list wrap-up codes")
         names = {
             str(e["id"]): str(e["name"])
@@ -129,6 +159,9 @@ class WrapupNames:
             known = self._names.get(code)
             stale = self._stale()
         if known is not None and not stale:
+            return known
+        if known is not None and self._background:
+            self._refresh_behind()
             return known
         try:
             names = self.refresh()

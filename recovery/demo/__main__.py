@@ -35,8 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--resolution",
         type=int,
-        default=30,
-        help="virtual minutes of the grid the clock's jumps land on (30; 0: exact instants)",
+        default=60,
+        help="virtual minutes of the grid the clock's jumps land on (60; 0: exact instants)",
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of the campaign (7)")
     parser.add_argument(

@@ -260,6 +260,7 @@ def run(
             _watch(console, supervisor, engine, emulator, skipper, start, end, days, feeder)
         finally:
             feeder.stop()
+            skipper.close()
         funnel = build_funnel(
             engine=engine,
             counters=emulator_counters(emulator),

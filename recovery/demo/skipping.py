@@ -30,7 +30,7 @@ from recovery.store.tables import CaseRow, ContactRow, DispositionRow, HistoryRo
 # How long the progress figures must stay unchanged before the system counts as idle (real
 # seconds), and longer while a dialled contact's outcome is not recorded yet (it may be on its
 # way over the notification socket; when it was lost, the read-back is due at a later instant).
-SETTLE_SECONDS = 0.3
+SETTLE_SECONDS = 0.2
 SETTLE_UNREAD_SECONDS = 1.5
 
 
@@ -76,12 +76,28 @@ def _aware(at: datetime | None) -> datetime | None:
 
 
 def read_state(
-    engine: Engine, emulator: str, feeder: Feeder, at: datetime, *, since: datetime
+    engine: Engine,
+    emulator: str | httpx.Client,
+    feeder: Feeder,
+    at: datetime,
+    *,
+    since: datetime,
 ) -> SystemState:
     """One look at every part, as at ``at`` (store reads in one read-only session);
     ``outcomes_unread`` counts the contacts dialled since ``since`` whose outcome is not
     recorded yet. While something is busy, only the cheap counts are read (no next instants,
     no progress figures)."""
+    http = emulator if isinstance(emulator, httpx.Client) else httpx.Client(base_url=emulator)
+    try:
+        return _read_state(engine, http, feeder, at, since=since)
+    finally:
+        if http is not emulator:
+            http.close()
+
+
+def _read_state(
+    engine: Engine, http: httpx.Client, feeder: Feeder, at: datetime, *, since: datetime
+) -> SystemState:
     open_case = CaseRow.status != "closed"
     created = ContactRow.state == "created"
     feeder_next = feeder.next_at
@@ -95,7 +111,7 @@ def read_state(
         cases_due = count(open_case, CaseRow.next_due_at.is_not(None), CaseRow.next_due_at <= at)
         planned = count(ContactRow.state == "requested")
         readbacks_due = count(created, ContactRow.disposition_due_at <= at)
-        pending = httpx.get(f"{emulator}/__emulator__/pending", timeout=10).json()
+        pending = http.get("/__emulator__/pending", timeout=10).json()
         busy = SystemState(
             at=at,
             inbox_waiting=waiting,
@@ -130,11 +146,11 @@ def read_state(
             int(session.scalar(select(func.count()).select_from(ContactRow)) or 0),
             len(recorded),
         )
-    counters = httpx.get(f"{emulator}/__emulator__/counters", timeout=10).json()
+    counters = http.get("/__emulator__/counters", timeout=10).json()
     dialled = {
         str(e["contactId"])
-        for e in httpx.get(
-            f"{emulator}/__emulator__/dial-log", params={"since": since.isoformat()}, timeout=30
+        for e in http.get(
+            "/__emulator__/dial-log", params={"since": since.isoformat()}, timeout=30
         ).json()
         if e.get("placed") or e.get("result") == "ININ-OUTBOUND-ON-DO-NOT-CALL-LIST"
     }
@@ -189,12 +205,21 @@ class TimeSkipper:
     _progress: tuple[int, ...] | None = None
     _since: float = field(default_factory=time.monotonic)
     _jumped_at: datetime | None = None
+    _http: httpx.Client | None = None
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
 
     def step(self) -> SystemState:
         """Look once; jump when idle and settled. The state seen."""
         now = self.clock.now()
         since = self._jumped_at or now
-        state = read_state(self.engine, self.emulator, self.feeder, now, since=since)
+        if self._http is None:
+            # One connection for every look (a look every tenth of a second).
+            self._http = httpx.Client(base_url=self.emulator)
+        state = read_state(self.engine, self._http, self.feeder, now, since=since)
         if state.busy:
             self._progress = None
             return state

@@ -61,7 +61,7 @@ class Tuning:
 
     speed: float
     # The clock's jumps land on a grid of this many virtual minutes from the campaign's start.
-    resolution_minutes: int = 30
+    resolution_minutes: int = 60
     advance_interval: int = 60
     advance_linger: float = 100.0
     # Two advance runs at once: the next one starts while the previous still watches.
@@ -72,6 +72,8 @@ class Tuning:
     runner_limit: int = 8
     dispositions_interval: int = 120
     reconcile_interval: int = 60
+    # A reconcile run watches for overdue outcomes (a lost data action) most of its minute.
+    reconcile_linger: float = 50.0
     close_on_payment_interval: int = 120
     # Rarely: the demo's organisation allows one attempt per contact, so nothing recycles.
     uncallable_interval: int = 300
@@ -93,6 +95,7 @@ class Tuning:
             "RECOVERY_RUNNER_LIMIT": str(self.runner_limit),
             "RECOVERY_DISPOSITIONS_INTERVAL_SECONDS": str(self.dispositions_interval),
             "RECOVERY_RECONCILE_INTERVAL_SECONDS": str(self.reconcile_interval),
+            "RECOVERY_RECONCILE_LINGER_SECONDS": str(self.reconcile_linger),
             "RECOVERY_CLOSE_ON_PAYMENT_INTERVAL_SECONDS": str(self.close_on_payment_interval),
             "RECOVERY_UNCALLABLE_INTERVAL_SECONDS": str(self.uncallable_interval),
             "RECOVERY_TRIGGER_BUCKET_SECONDS": str(self.trigger_bucket),

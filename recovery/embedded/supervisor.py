@@ -86,23 +86,23 @@ class Supervisor:
             time.sleep(0.5)
 
     def stop(self) -> None:
-        for part in reversed(self.parts):
-            process = part.process
-            if process is None or process.poll() is not None:
-                continue
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
+        """Stop the parts one by one, the last started first (the listener and the receiver
+        before the contact centre and Prefect they talk to, so that none is left retrying a
+        part already gone): SIGTERM, then SIGKILL after 15 s."""
         for part in reversed(self.parts):
             process = part.process
             if process is None:
                 continue
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(timeout=5)
             self.say(f"  {part.name}: stopped")
         self.parts.clear()
 

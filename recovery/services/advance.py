@@ -45,8 +45,9 @@ from recovery.store.suppression import (
 from recovery.store.tables import CaseRow, SuppressionRow
 from recovery.store.work import any_due, claim_due, leased_cases, release
 
-# How often a lingering advance run looks for newly due cases (real seconds).
-LINGER_POLL_SECONDS = 0.25
+# How often a lingering advance run looks for newly due cases (real seconds): one indexed
+# read a look, cheap beside the latency a longer pause would add to every case.
+LINGER_POLL_SECONDS = 0.1
 
 
 @dataclass

@@ -315,7 +315,7 @@ def wait_for_inbox(
     *,
     sessions: sessionmaker[Session],
     deadline: float,
-    poll_seconds: float = 0.25,
+    poll_seconds: float = 0.1,
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> bool:

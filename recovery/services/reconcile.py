@@ -5,13 +5,15 @@ recorded as if it had been pushed, so a lost event loses nothing."""
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from recovery.clock import Clock
 from recovery.contact_center.analytics import CallOutcome, query_outcomes
 from recovery.contact_center.client import GenesysClient
 from recovery.contact_center.wrapups import WrapupNames
@@ -37,6 +39,38 @@ def overdue_contacts(
             (row.contact_list_id, row.contact_id)
             for row in contacts_awaiting_disposition(session=session, now=now, limit=limit)
         ]
+
+
+# How often a lingering reconcile run looks for newly overdue outcomes (real seconds).
+WATCH_POLL_SECONDS = 0.1
+
+
+def wait_for_overdue(
+    *,
+    sessions: sessionmaker[Session],
+    clock: Clock,
+    deadline: float,
+    seen: Collection[str] = (),
+    poll_seconds: float = WATCH_POLL_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> bool:
+    """Watch the store (one indexed read a look) until a contact not in ``seen`` (those this
+    run already looked up) has an overdue outcome, or until the ``monotonic`` instant
+    ``deadline``: whether one has."""
+    while True:
+        with sessions() as session:
+            overdue = session.scalars(
+                select(ContactRow.contact_id)
+                .where(ContactRow.state == "created", ContactRow.disposition_due_at <= clock.now())
+                .order_by(ContactRow.disposition_due_at, ContactRow.id)
+                .limit(len(seen) + 1)
+            )
+            if any(contact_id not in seen for contact_id in overdue):
+                return True
+        if monotonic() >= deadline:
+            return False
+        sleep(poll_seconds)
 
 
 def reconcile_overdue(

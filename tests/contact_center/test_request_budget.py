@@ -36,10 +36,40 @@ def test_requests_take_their_slots_a_block_at_a_time() -> None:
         thread.join()
     counts = budget.counts
     assert counts.requests == 100
-    assert set(shared.taken) == {10}
+    # The blocks grow with the demand (1, 2, 4, 8), then stay at the largest.
+    assert shared.taken[:4] == [1, 2, 4, 8]
+    assert set(shared.taken[4:]) == {10}
     # Every request had its slot; at most one block and a half is taken ahead.
     assert 100 <= sum(shared.taken) <= 115
     assert counts.slots == sum(shared.taken) and counts.acquisitions == len(shared.taken)
+
+
+class Ticks:
+    """A monotonic clock moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_request_now_and_then_takes_one_slot_not_a_block() -> None:
+    shared, ticks = Shared(), Ticks()
+    # 600 a minute, blocks of 20: demand counts as sustained for 4 s between blocks.
+    budget = RequestBudget(
+        name="x", per_minute=600, block=20, acquire_slots=shared, monotonic=ticks
+    )
+    for _ in range(3):
+        budget(1)
+        ticks.now += 30
+    assert shared.taken == [1, 1, 1]
+    # A burst grows the blocks again, from one.
+    for _ in range(7):
+        budget(1)
+    # (The next block is asked for when half of the last is spent.)
+    assert shared.taken[3:] == [1, 2, 4, 8]
+    assert budget.counts.requests == 10
 
 
 def test_a_single_request_budget_takes_one_slot_per_request() -> None:

@@ -34,7 +34,9 @@ def serve(config: EmulatorConfig, *, clock: Clock, host: str, port: int) -> None
         config.scenario,
         config.dial_interval_seconds or "-",
     )
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # A notification socket's handler notices a closed peer only at its next heartbeat: the
+    # connections still open are closed after a few seconds rather than waited for.
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=3)
 
 
 @contextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import httpx
@@ -51,10 +50,7 @@ class Feeder:
             return self._posting
 
     def _run(self) -> None:
-        with (
-            httpx.Client(base_url=self.receiver, timeout=15) as client,
-            ThreadPoolExecutor(max_workers=6) as pool,
-        ):
+        with httpx.Client(base_url=self.receiver, timeout=15) as client:
             while self._pending and not self._stop.is_set():
                 now = self.clock.now()
                 with self._lock:
@@ -67,8 +63,10 @@ class Feeder:
                 if not batch:
                     self._stop.wait(0.02)
                     continue
-                for answer in pool.map(lambda d: self._post(client, d), batch):
-                    self.answers[answer] += 1
+                # One after another, in the plan's order: the inbox then holds them in that
+                # order whatever the machine, so the same seed plays the same campaign.
+                for delivery in batch:
+                    self.answers[self._post(client, delivery)] += 1
                 self.kinds.update(d.kind for d in batch)
                 self.posted += len(batch)
                 with self._lock:

@@ -328,7 +328,7 @@ def run(
         exit_code = 1
         console.print(
             f"[bold red]{refused + breaches} dials fell outside the calling window: the demo "
-            "fails (too busy a machine for this speed? try --speed 5040)[/bold red]"
+            "fails (too busy a machine for this speed? try a lower --speed)[/bold red]"
         )
     say(
         f"store {data / 'recovery.db'}, logs {data / 'logs'}; "

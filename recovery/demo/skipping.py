@@ -3,7 +3,7 @@ system is idle it jumps to the next instant anything is due (as Temporal's test 
 time when no workflow has work to do).
 
 Idle is read from the real state, never guessed: the store (no inbox row waiting, no case due,
-no contact planned and unsent, no outcome overdue for reading back), the emulator
+no contact planned and unsent, no outcome read-back fallen due since the last jump that the reconcile flow has not had a few seconds to make), the emulator
 (``/__emulator__/pending``: nothing it would dial now, no data action in flight) and the feeder
 (no delivery due or in flight); and the store's and the emulator's progress figures unchanged
 for a settling time, so that a request in flight between two parts (an outcome on its way over
@@ -32,6 +32,11 @@ from recovery.store.tables import CaseRow, ContactRow, DispositionRow, HistoryRo
 # way over the notification socket; when it was lost, the read-back is due at a later instant).
 SETTLE_SECONDS = 0.2
 SETTLE_UNREAD_SECONDS = 1.5
+# An outcome read-back that fell due since the last jump is work for the reconcile flow (a
+# watching run looks within a fraction of a second); once it has had this long (real seconds),
+# the contact counts as looked up: one not dialled yet stays overdue until the contact centre
+# dials it (an instant of its own), and the clock does not wait for that.
+READBACK_GRACE_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ def read_state(
     at: datetime,
     *,
     since: datetime,
+    readbacks_after: datetime | None = None,
 ) -> SystemState:
     """One look at every part, as at ``at`` (store reads in one read-only session);
     ``outcomes_unread`` counts the contacts dialled since ``since`` whose outcome is not
@@ -89,14 +95,20 @@ def read_state(
     no progress figures)."""
     http = emulator if isinstance(emulator, httpx.Client) else httpx.Client(base_url=emulator)
     try:
-        return _read_state(engine, http, feeder, at, since=since)
+        return _read_state(engine, http, feeder, at, since=since, readbacks_after=readbacks_after)
     finally:
         if http is not emulator:
             http.close()
 
 
 def _read_state(
-    engine: Engine, http: httpx.Client, feeder: Feeder, at: datetime, *, since: datetime
+    engine: Engine,
+    http: httpx.Client,
+    feeder: Feeder,
+    at: datetime,
+    *,
+    since: datetime,
+    readbacks_after: datetime | None,
 ) -> SystemState:
     open_case = CaseRow.status != "closed"
     created = ContactRow.state == "created"
@@ -110,7 +122,10 @@ def _read_state(
         waiting = count(InboxRow.processed_at.is_(None))
         cases_due = count(open_case, CaseRow.next_due_at.is_not(None), CaseRow.next_due_at <= at)
         planned = count(ContactRow.state == "requested")
-        readbacks_due = count(created, ContactRow.disposition_due_at <= at)
+        readbacks = [created, ContactRow.disposition_due_at <= at]
+        if readbacks_after is not None:
+            readbacks.append(ContactRow.disposition_due_at > readbacks_after)
+        readbacks_due = count(*readbacks)
         pending = http.get("/__emulator__/pending", timeout=10).json()
         busy = SystemState(
             at=at,
@@ -205,6 +220,8 @@ class TimeSkipper:
     _progress: tuple[int, ...] | None = None
     _since: float = field(default_factory=time.monotonic)
     _jumped_at: datetime | None = None
+    _jumped_from: datetime | None = None
+    _readbacks_since: float | None = None
     _http: httpx.Client | None = None
 
     def close(self) -> None:
@@ -219,7 +236,17 @@ class TimeSkipper:
         if self._http is None:
             # One connection for every look (a look every tenth of a second).
             self._http = httpx.Client(base_url=self.emulator)
-        state = read_state(self.engine, self._http, self.feeder, now, since=since)
+        readbacks_after = self._jumped_from
+        if (
+            self._readbacks_since is not None
+            and time.monotonic() - self._readbacks_since > READBACK_GRACE_SECONDS
+        ):
+            readbacks_after = now
+        state = read_state(
+            self.engine, self._http, self.feeder, now, since=since, readbacks_after=readbacks_after
+        )
+        if state.readbacks_due and self._readbacks_since is None:
+            self._readbacks_since = time.monotonic()
         if state.busy:
             self._progress = None
             return state
@@ -236,7 +263,8 @@ class TimeSkipper:
         before = self.clock.now()
         after = self.clock.jump_to(target)
         if after > before:
-            self._jumped_at = after
+            self._jumped_at, self._jumped_from = after, before
+            self._readbacks_since = None
             self.jumps += 1
             self.skipped_seconds += (after - before).total_seconds()
         self._progress = None

@@ -72,8 +72,9 @@ class Tuning:
     runner_limit: int = 8
     dispositions_interval: int = 120
     reconcile_interval: int = 60
-    # A reconcile run watches for overdue outcomes (a lost data action) most of its minute.
-    reconcile_linger: float = 50.0
+    # A reconcile run watches for overdue outcomes (a lost data action) for most of its minute,
+    # ending before the next is due even when it started late (a queued run costs the server).
+    reconcile_linger: float = 40.0
     close_on_payment_interval: int = 120
     # Rarely: the demo's organisation allows one attempt per contact, so nothing recycles.
     uncallable_interval: int = 300

@@ -7,7 +7,9 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import anyio
 import pytest
 from sqlalchemy import select
 
@@ -219,3 +221,48 @@ def test_late_failure_after_payment_opens_nothing(system: System) -> None:
     run_flows("ingest", "advance")
     assert system.store.cases() == []
     assert system.contacts() == []
+
+
+def _task_run_names(state: Any) -> list[str]:
+    """The names of the task runs of the flow run that ended in ``state``."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async def read() -> list[str]:
+        async with get_client() as prefect:
+            runs = await prefect.read_task_runs(
+                flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+                )
+            )
+            return sorted(run.name for run in runs)
+
+    return anyio.run(read)
+
+
+def test_runs_that_find_no_work_run_no_task_and_no_chunk_is_decided_empty(
+    system: System,
+) -> None:
+    from flows.advance import advance
+    from flows.ingest import ingest
+    from flows.reconcile import reconcile
+
+    for idle in (ingest, advance, reconcile):
+        state = idle(return_state=True)
+        assert state.is_completed()
+        assert _task_run_names(state) == [], idle.name
+
+    assert system.post(expired_card("evt_1", "in_west", DAWN_PACIFIC)).status_code == 200
+    state = ingest(return_state=True)
+    assert state.result()["rows"] == 1
+    assert [n for n in _task_run_names(state) if n.startswith("ingest batch")] == [
+        "ingest batch 1 (up to 500 rows)"
+    ]
+    system.set_time(EIGHT_PACIFIC)
+    state = advance(return_state=True)
+    assert state.result()["contacts_created"] == 1
+    names = _task_run_names(state)
+    # One case due: one chunk decided, and no second chunk decided empty after it.
+    assert [n for n in names if n.startswith("decide chunk")] == [
+        "decide chunk 1 (up to 500 due cases)"
+    ]

@@ -3,8 +3,9 @@ system is idle it jumps to the next instant anything is due (as Temporal's test 
 time when no workflow has work to do).
 
 Idle is read from the real state, never guessed: the store (no inbox row waiting, no case due,
-no contact planned and unsent, no outcome read-back fallen due since the last jump that the reconcile flow has not had a few seconds to make), the emulator
-(``/__emulator__/pending``: nothing it would dial now, no data action in flight) and the feeder
+no contact planned and unsent, no outcome read-back fallen due since the last jump that the
+reconcile flow has not had a few seconds to make), the emulator (``/__emulator__/pending``:
+nothing it would dial now, no data action in flight) and the feeder
 (no delivery due or in flight); and the store's and the emulator's progress figures unchanged
 for a settling time, so that a request in flight between two parts (an outcome on its way over
 the notification socket) is waited for. The next instant is the earliest of: a case's due time,

@@ -20,9 +20,9 @@ from recovery.clock import VirtualClock, parse_clock
 from recovery.contact_center.client import ContactRequest
 from recovery.demo.campaign import CampaignPlan, build_campaign
 from recovery.demo.feeder import Feeder
-from recovery.demo.skipping import SETTLE_SECONDS, TimeSkipper
+from recovery.demo.skipping import READBACK_GRACE_SECONDS, SETTLE_SECONDS, TimeSkipper
 from recovery.store.db import make_sessionmaker, transaction
-from recovery.store.tables import CaseRow, InboxRow
+from recovery.store.tables import CaseRow, ContactRow, InboxRow
 from tests.support import emulator as emulator_fixtures
 from tests.support.emulator import CONTACT_LIST, Emulator
 
@@ -170,6 +170,58 @@ def test_the_clock_jumps_to_the_next_due_instant_only_when_everything_is_idle(
     while skipper.jumps == 1 and time.monotonic() < deadline:
         skipper.step()
         time.sleep(0.05)
+    assert clock.now() >= end
+
+
+def test_a_read_back_holds_the_clock_only_while_the_reconcile_flow_has_its_look(
+    store: Engine, emulator: Emulator, tmp_path: Path
+) -> None:
+    """An outcome read-back that falls due is work (a reconcile run looks it up); a contact
+    still not dialled stays overdue, and after a few seconds the clock moves on without it."""
+    clock = parse_clock(SPEC, tmp_path / "clock")
+    assert isinstance(clock, VirtualClock)
+    start = clock.jump_to(datetime(2026, 12, 7, 5, 0, tzinfo=UTC))
+    sessions = make_sessionmaker(store)
+    readback = start + timedelta(hours=2)
+    with transaction(sessions) as session:
+        case = _case("in_readback", readback, start)
+        case.status = "awaiting_disposition"
+        session.add(case)
+        session.flush()
+        case.next_due_at = None  # nothing for the advance flow: the read-back alone
+        session.add(
+            ContactRow(
+                case_id=case.id,
+                attempt=1,
+                contact_id="contact-readback",
+                contact_list_id=CONTACT_LIST,
+                phone_e164="+12125550123",
+                time_zone="America/New_York",
+                planned_at=start,
+                requested_at=start,
+                created_at=start,
+                state="created",
+                disposition_due_at=readback,
+            )
+        )
+    plan = CampaignPlan([], 0, 0, 0, 0, 0)
+    feeder = Feeder(plan, receiver="http://127.0.0.1:9", clock=clock)
+    end = start + timedelta(days=1)
+    skipper = TimeSkipper(clock, store, emulator.base_url, feeder, end)
+
+    deadline = time.monotonic() + 30
+    while skipper.jumps == 0 and time.monotonic() < deadline:
+        skipper.step()
+        time.sleep(0.05)
+    assert skipper.jumps == 1 and readback <= clock.now() < readback + timedelta(minutes=10)
+    # Fallen due since the jump: busy while a reconcile run may be looking it up.
+    assert skipper.step().busy == ["outcome read-backs due 1"]
+    held = time.monotonic()
+    deadline = held + 30
+    while skipper.jumps == 1 and time.monotonic() < deadline:
+        skipper.step()
+        time.sleep(0.05)
+    assert time.monotonic() - held >= READBACK_GRACE_SECONDS - 0.5
     assert clock.now() >= end
 
 

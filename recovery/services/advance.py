@@ -26,6 +26,7 @@ from recovery.domain.events import CaseEvent
 from recovery.domain.machine import Step, decide
 from recovery.domain.models import Outcome
 from recovery.domain.policy import Policy
+from recovery.services.watching import WATCH_POLL_SECONDS, watch_store
 from recovery.store.cases import (
     case_histories,
     case_key,
@@ -44,10 +45,6 @@ from recovery.store.suppression import (
 )
 from recovery.store.tables import CaseRow, SuppressionRow
 from recovery.store.work import any_due, claim_due, leased_cases, release
-
-# How often a lingering advance run looks for newly due cases (real seconds): one indexed
-# read a look, cheap beside the latency a longer pause would add to every case.
-LINGER_POLL_SECONDS = 0.1
 
 
 @dataclass
@@ -237,19 +234,20 @@ def wait_for_due(
     sessions: sessionmaker[Session],
     clock: Clock,
     deadline: float,
-    poll_seconds: float = LINGER_POLL_SECONDS,
+    poll_seconds: float = WATCH_POLL_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> bool:
     """Watch the store (one indexed read a look) until a case is due and free to claim, or
     until the ``monotonic`` instant ``deadline``: whether one is."""
-    while True:
-        with sessions() as session:
-            if any_due(session=session, now=clock.now()):
-                return True
-        if monotonic() >= deadline:
-            return False
-        sleep(poll_seconds)
+    return watch_store(
+        lambda session: any_due(session=session, now=clock.now()),
+        sessions=sessions,
+        deadline=deadline,
+        poll_seconds=poll_seconds,
+        sleep=sleep,
+        monotonic=monotonic,
+    )
 
 
 def release_unfinished(*, sessions: sessionmaker[Session], case_ids: list[int], owner: str) -> int:

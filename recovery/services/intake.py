@@ -41,6 +41,7 @@ from recovery.domain.models import (
 )
 from recovery.domain.taxonomy import FailureCodes, categorize
 from recovery.log_scrubbing import scrub
+from recovery.services.watching import WATCH_POLL_SECONDS, watch_store
 from recovery.store import inbox
 from recovery.store.cases import (
     EPISODE_SEPARATOR,
@@ -315,19 +316,20 @@ def wait_for_inbox(
     *,
     sessions: sessionmaker[Session],
     deadline: float,
-    poll_seconds: float = 0.1,
+    poll_seconds: float = WATCH_POLL_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> bool:
     """Watch the inbox (one count a look) until a row waits to be applied, or until the
     ``monotonic`` instant ``deadline``: whether one does."""
-    while True:
-        with sessions() as session:
-            if inbox.count_unprocessed(session=session) > 0:
-                return True
-        if monotonic() >= deadline:
-            return False
-        sleep(poll_seconds)
+    return watch_store(
+        lambda session: inbox.count_unprocessed(session=session) > 0,
+        sessions=sessions,
+        deadline=deadline,
+        poll_seconds=poll_seconds,
+        sleep=sleep,
+        monotonic=monotonic,
+    )
 
 
 def drain(

@@ -19,6 +19,7 @@ from recovery.contact_center.client import GenesysClient
 from recovery.contact_center.wrapups import WrapupNames
 from recovery.domain.policy import DispositionMap, is_right_party, map_wrapup
 from recovery.services.outcomes import record_outcome
+from recovery.services.watching import WATCH_POLL_SECONDS, watch_store
 from recovery.store.db import transaction
 from recovery.store.dispositions import (
     UnknownContact,
@@ -41,10 +42,6 @@ def overdue_contacts(
         ]
 
 
-# How often a lingering reconcile run looks for newly overdue outcomes (real seconds).
-WATCH_POLL_SECONDS = 0.1
-
-
 def wait_for_overdue(
     *,
     sessions: sessionmaker[Session],
@@ -58,19 +55,21 @@ def wait_for_overdue(
     """Watch the store (one indexed read a look) until a contact not in ``seen`` (those this
     run already looked up) has an overdue outcome, or until the ``monotonic`` instant
     ``deadline``: whether one has."""
-    while True:
-        with sessions() as session:
-            overdue = session.scalars(
-                select(ContactRow.contact_id)
-                .where(ContactRow.state == "created", ContactRow.disposition_due_at <= clock.now())
-                .order_by(ContactRow.disposition_due_at, ContactRow.id)
-                .limit(len(seen) + 1)
-            )
-            if any(contact_id not in seen for contact_id in overdue):
-                return True
-        if monotonic() >= deadline:
-            return False
-        sleep(poll_seconds)
+
+    def look(session: Session) -> bool:
+        overdue = contacts_awaiting_disposition(
+            session=session, now=clock.now(), limit=len(seen) + 1
+        )
+        return any(row.contact_id not in seen for row in overdue)
+
+    return watch_store(
+        look,
+        sessions=sessions,
+        deadline=deadline,
+        poll_seconds=poll_seconds,
+        sleep=sleep,
+        monotonic=monotonic,
+    )
 
 
 def reconcile_overdue(

@@ -53,13 +53,16 @@ ORDERS = frozenset({"asc", "desc", "unordered"})
 ORDER_BY = frozenset({"conversationStart", "conversationEnd", "segmentStart", "segmentEnd"})
 
 
-def _parse_instant(text: str) -> datetime:
+def parse_instant(text: str, *, name: str = "") -> datetime:
+    """An ISO-8601 instant with its offset, in UTC; otherwise a 400 (naming the parameter
+    ``name`` when given)."""
+    prefix = f"{name}: " if name else ""
     try:
         at = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise ApiError(400, "bad.request", f"{text!r} is not an ISO-8601 instant.") from exc
+        raise ApiError(400, "bad.request", f"{prefix}{text!r} is not an ISO-8601 instant.") from exc
     if at.tzinfo is None:
-        raise ApiError(400, "bad.request", f"{text!r} has no offset.")
+        raise ApiError(400, "bad.request", f"{prefix}{text!r} has no offset.")
     return at.astimezone(UTC)
 
 
@@ -67,7 +70,7 @@ def parse_interval(value: Any) -> tuple[datetime, datetime]:
     if not isinstance(value, str) or "/" not in value:
         raise ApiError(400, "bad.request", "interval is required, as start/end in ISO-8601.")
     start_text, end_text = value.split("/", 1)
-    start, end = _parse_instant(start_text), _parse_instant(end_text)
+    start, end = parse_instant(start_text), parse_instant(end_text)
     if end <= start:
         raise ApiError(400, "bad.request", "The interval's end must be after its start.")
     if end - start > MAX_INTERVAL:
@@ -85,7 +88,7 @@ def _days(start: datetime, end: datetime) -> tuple[date, date]:
 
 
 def _started(conversation: Mapping[str, Any]) -> datetime:
-    return _parse_instant(str(conversation["conversationStart"]))
+    return parse_instant(str(conversation["conversationStart"]))
 
 
 def _segment_rows(conversation: Mapping[str, Any]) -> Iterator[dict[str, Any]]:

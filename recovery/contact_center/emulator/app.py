@@ -101,10 +101,6 @@ async def _json_body(request: Request) -> Any:
         raise ApiError(400, "bad.request", "The request body is not valid JSON.") from exc
 
 
-def _logged_at(entry: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(str(entry["at"]).replace("Z", "+00:00"))
-
-
 def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -667,29 +663,19 @@ def _control_routes(app: FastAPI, state: EmulatorState) -> None:
         return pending(state, state.clock.now())
 
     @app.get(CONTROL_PREFIX + "/dial-log")
-    async def control_dial_log(request: Request) -> Any:
+    async def control_dial_log(request: Request) -> list[dict[str, Any]]:
         """Every dial: contact, phone, instant, result, whether a call was placed, the pass;
         ``contactListId`` keeps one list's, ``since`` (an ISO 8601 instant with its offset)
         the dials at or after it."""
         wanted = request.query_params.get("contactListId")
         since_text = request.query_params.get("since")
-        since: datetime | None = None
-        if since_text is not None:
-            try:
-                since = datetime.fromisoformat(since_text.replace("Z", "+00:00"))
-            except ValueError:
-                since = None
-            if since is None or since.tzinfo is None:
-                return JSONResponse(
-                    {"message": "since: an ISO 8601 instant with its offset", "status": 400},
-                    status_code=400,
-                )
+        since = None if since_text is None else analytics.parse_instant(since_text, name="since")
         with state.lock:
             return [
                 e
                 for e in state.dial_log
                 if (wanted is None or e["contactListId"] == wanted)
-                and (since is None or _logged_at(e) >= since)
+                and (since is None or analytics.parse_instant(str(e["at"])) >= since)
             ]
 
     @app.get(CONTROL_PREFIX + "/contact-lists/{contact_list_id}/contacts")

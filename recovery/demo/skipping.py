@@ -83,34 +83,19 @@ def _aware(at: datetime | None) -> datetime | None:
 
 def read_state(
     engine: Engine,
-    emulator: str | httpx.Client,
+    http: httpx.Client,
     feeder: Feeder,
     at: datetime,
     *,
     since: datetime,
     readbacks_after: datetime | None = None,
 ) -> SystemState:
-    """One look at every part, as at ``at`` (store reads in one read-only session);
-    ``outcomes_unread`` counts the contacts dialled since ``since`` whose outcome is not
-    recorded yet. While something is busy, only the cheap counts are read (no next instants,
-    no progress figures)."""
-    http = emulator if isinstance(emulator, httpx.Client) else httpx.Client(base_url=emulator)
-    try:
-        return _read_state(engine, http, feeder, at, since=since, readbacks_after=readbacks_after)
-    finally:
-        if http is not emulator:
-            http.close()
-
-
-def _read_state(
-    engine: Engine,
-    http: httpx.Client,
-    feeder: Feeder,
-    at: datetime,
-    *,
-    since: datetime,
-    readbacks_after: datetime | None,
-) -> SystemState:
+    """One look at every part, as at ``at`` (store reads in one read-only session, the
+    emulator's through ``http``, a client on its address); ``outcomes_unread`` counts the
+    contacts dialled since ``since`` whose outcome is not recorded yet; ``readbacks_due``
+    only the read-backs fallen due after ``readbacks_after`` (all, when None). While
+    something is busy, only the cheap counts are read (no next instants, no progress
+    figures)."""
     open_case = CaseRow.status != "closed"
     created = ContactRow.state == "created"
     feeder_next = feeder.next_at

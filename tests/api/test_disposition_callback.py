@@ -34,7 +34,7 @@ from recovery.store.dispositions import (
     record_disposition,
 )
 from recovery.store.tables import CaseRow, ContactRow, DispositionRow, HistoryRow
-from tests.support.case_rows import case_row
+from tests.support.case_rows import case_row, contact_row
 from tests.support.emulator import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -62,22 +62,15 @@ def make_contact(session: Session, case: CaseRow, attempt: int = 1) -> ContactRo
         failure_reason="insufficient_funds",
         time_zone="America/New_York",
     )
-    row = ContactRow(
-        case_id=case.id,
-        attempt=attempt,
-        contact_id=request.contact_id,
-        contact_list_id=CONTACT_LIST,
-        phone_e164=request.phone_e164,
-        time_zone=request.time_zone,
-        planned_at=NOW - timedelta(hours=1),
-        requested_at=NOW - timedelta(hours=1),
-        created_at=NOW - timedelta(hours=1),
-        state="created",
+    return contact_row(
+        session,
+        case,
+        request.contact_id,
+        at=NOW - timedelta(hours=1),
         disposition_due_at=NOW + timedelta(hours=2),
+        contact_list_id=CONTACT_LIST,
+        attempt=attempt,
     )
-    session.add(row)
-    session.flush()
-    return row
 
 
 class Receiver:

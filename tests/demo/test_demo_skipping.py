@@ -22,8 +22,9 @@ from recovery.demo.campaign import CampaignPlan, build_campaign
 from recovery.demo.feeder import Feeder
 from recovery.demo.skipping import READBACK_GRACE_SECONDS, SETTLE_SECONDS, TimeSkipper
 from recovery.store.db import make_sessionmaker, transaction
-from recovery.store.tables import CaseRow, ContactRow, InboxRow
+from recovery.store.tables import CaseRow, InboxRow
 from tests.support import emulator as emulator_fixtures
+from tests.support.case_rows import contact_row
 from tests.support.emulator import CONTACT_LIST, Emulator
 
 emulator_server = emulator_fixtures.emulator_server
@@ -189,20 +190,13 @@ def test_a_read_back_holds_the_clock_only_while_the_reconcile_flow_has_its_look(
         session.add(case)
         session.flush()
         case.next_due_at = None  # nothing for the advance flow: the read-back alone
-        session.add(
-            ContactRow(
-                case_id=case.id,
-                attempt=1,
-                contact_id="contact-readback",
-                contact_list_id=CONTACT_LIST,
-                phone_e164="+12125550123",
-                time_zone="America/New_York",
-                planned_at=start,
-                requested_at=start,
-                created_at=start,
-                state="created",
-                disposition_due_at=readback,
-            )
+        contact_row(
+            session,
+            case,
+            "contact-readback",
+            at=start,
+            disposition_due_at=readback,
+            contact_list_id=CONTACT_LIST,
         )
     plan = CampaignPlan([], 0, 0, 0, 0, 0)
     feeder = Feeder(plan, receiver="http://127.0.0.1:9", clock=clock)

@@ -11,8 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from recovery.clock import FixedClock
 from recovery.services.reconcile import wait_for_overdue
 from recovery.store.db import transaction
-from recovery.store.tables import ContactRow
-from tests.support.case_rows import case_row
+from tests.support.case_rows import case_row, contact_row
 
 NOW = datetime(2026, 3, 3, 17, 0, tzinfo=UTC)
 
@@ -21,21 +20,14 @@ def add_contact(session: Session, key: str, *, due_in: timedelta, state: str = "
     case = case_row(
         session, key, now=NOW, status="awaiting_disposition", category="insufficient_funds"
     )
-    row = ContactRow(
-        case_id=case.id,
-        attempt=1,
-        contact_id=f"contact-{key}",
-        contact_list_id="recovery-contacts",
-        phone_e164="+12125550123",
-        time_zone="America/New_York",
-        planned_at=NOW - timedelta(hours=1),
-        requested_at=NOW - timedelta(hours=1),
-        created_at=NOW - timedelta(hours=1),
-        state=state,
+    row = contact_row(
+        session,
+        case,
+        f"contact-{key}",
+        at=NOW - timedelta(hours=1),
         disposition_due_at=NOW + due_in,
+        state=state,
     )
-    session.add(row)
-    session.flush()
     return row.contact_id
 
 

@@ -109,6 +109,12 @@ class Tuning:
             # A run that waits for its deployment's slot (one at a time) looks again after a
             # second, not thirty: the lingering run before it is about to end.
             "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
+            # Server loops the demo has no use for, each a writer on the server's SQLite file:
+            # marking runs late (a run waits for its slot by design), work-pool health (no
+            # workers: the flows are served) and pause expirations (no flow pauses).
+            "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
+            "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "false",
+            "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED": "false",
         }
 
     def describe(self) -> str:

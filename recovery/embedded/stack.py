@@ -9,6 +9,29 @@ from types import FrameType
 from recovery.embedded.supervisor import Part, Supervisor, python
 from recovery.settings import Settings
 
+# The embedded Prefect server keeps its database in one SQLite file, where writers take turns.
+# Its defaults write each task-run event in a transaction of its own and schedule an hour of
+# runs ahead for every interval deployment; under the flows' load the writers then queue on
+# the file's lock. These settings (the caller's own values win) batch the server's writes.
+EMBEDDED_PREFECT_SERVER = {
+    # Task runs recorded in batches of up to 100 events, at least once a second (default: one
+    # transaction per event).
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+    # Events stored in batches of up to 100, at least every 2 s (default: 20, every 5 s).
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "100",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "2",
+    # At most five scheduled runs ahead per deployment (default: up to 100, an hour ahead):
+    # the runner reads the scheduled runs at every poll.
+    "PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS": "5",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_MIN_RUNS": "2",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_MIN_SCHEDULED_TIME": "PT5M",
+    # A write that gave up waiting for the file's lock (after
+    # RECOVERY_PREFECT_SQLITE_BUSY_TIMEOUT_SECONDS, recovery.embedded.prefect_server) answers
+    # 500: Prefect's clients (flow runs, the runner) send it again, as they do a 503.
+    "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500",
+}
+
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
@@ -44,14 +67,16 @@ def run_embedded(
         say(supervisor.run([python(), "-m", "recovery.cli", "db", "upgrade"]).strip())
         if not env.get("PREFECT_API_URL"):
             env["PREFECT_API_URL"] = f"http://127.0.0.1:{prefect_port}/api"
+            for name, value in EMBEDDED_PREFECT_SERVER.items():
+                env.setdefault(name, value)
             supervisor.start(
                 Part(
                     "prefect-server",
                     [
                         python(),
                         "-m",
-                        "prefect",
-                        "server",
+                        # `prefect server start`, with SQLite's busy timeout bounded.
+                        "recovery.embedded.prefect_server",
                         "start",
                         "--host",
                         "127.0.0.1",

@@ -6,8 +6,10 @@ an automation on the Automations page) starts a run on it. Deliveries are coales
 of a quiet spell is announced at once, and those that follow within ``window_seconds`` of an
 event are announced together at the end of that window, as one event with their ``count``.
 The event goes to Prefect's REST API (``recovery.event_feed``), so the receiver needs no
-Prefect client. When Prefect is unreachable the receiver is unaffected: the inbox rows wait for the
-next event or for the ingest deployment's schedule (the sweep).
+Prefect client. When Prefect is unreachable or slow to answer the receiver is unaffected: the
+inbox rows wait, and the event is sent again after 1 s, then 2, 4, ... (at most the window, or
+``RETRY_MAX_SECONDS`` when that is shorter), until it is taken; the ingest deployment's schedule
+(the sweep) is the backstop.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ log = logging.getLogger("recovery.api.deliveries")
 
 EVENT = "recovery.webhook.accepted"
 RESOURCE_ID = "recovery.inbox"
+# A failed announcement is retried after 1 s, doubling up to this (or the window when shorter):
+# a Prefect server that was slow for a moment starts the ingest run a moment later, not a
+# window later.
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 30.0
 
 
 def delivery_event(counts: Counter[str], *, occurred: datetime) -> dict[str, object]:
@@ -62,6 +69,7 @@ class DeliveryEvents:
         self._stop = threading.Event()
         self._last_sent: float | None = None
         self._last_error_logged: float | None = None
+        self._retry_in = RETRY_FIRST_SECONDS
         self.events_sent = 0
         self.deliveries_sent = 0
         self.failures = 0
@@ -98,10 +106,16 @@ class DeliveryEvents:
             if counts and not self._send(counts):
                 with self._lock:  # kept for the next attempt; the inbox holds the rows anyway
                     self._pending.update(counts)
-                if not self._stop.wait(max(self.window_seconds, 1.0)):
+                if not self._stop.wait(self._next_retry()):
                     self._wake.set()
             if self._stop.is_set():
                 return
+
+    def _next_retry(self) -> float:
+        """Seconds until the next attempt after a failure: 1, 2, 4, ... up to the cap."""
+        cap = max(RETRY_FIRST_SECONDS, min(self.window_seconds, RETRY_MAX_SECONDS))
+        wait, self._retry_in = min(self._retry_in, cap), min(2 * self._retry_in, cap)
+        return wait
 
     def _send(self, counts: Counter[str]) -> bool:
         event = delivery_event(counts, occurred=datetime.now(UTC))
@@ -113,13 +127,14 @@ class DeliveryEvents:
             if self._last_error_logged is None or now - self._last_error_logged > 60:
                 self._last_error_logged = now
                 log.warning(
-                    "could not send %s to Prefect (%s); inbox rows wait for the next event or "
-                    "the ingest sweep",
+                    "could not send %s to Prefect (%s); sending it again shortly (the inbox "
+                    "rows wait; the ingest sweep is the backstop)",
                     EVENT,
                     type(exc).__name__,
                 )
             return False
         self._last_sent = self._monotonic()
+        self._retry_in = RETRY_FIRST_SECONDS
         self.events_sent += 1
         self.deliveries_sent += sum(counts.values())
         return True

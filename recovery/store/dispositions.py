@@ -102,9 +102,14 @@ def record_disposition(
         confirmed = _confirm_by_outcome(session, case, contact, now)
     else:
         confirmed = None
+    values: dict[str, Any] = {"updated_at": now}
+    if contact.state == "requested":
+        # The case's lease is the sender's, held while this contact was in flight: the outcome
+        # settles the contact, so the case is free for its next decision now, not when the
+        # lease runs out (the sender, when it returns, finds the contact settled).
+        values["lease_owner"], values["lease_until"] = None, None
     if contact.state in {"requested", "created"}:
         contact.state = "dispositioned"
-    values: dict[str, Any] = {"updated_at": now}
     # A closed case stays closed: the outcome is evidence, not a reason to act again.
     if case.status != CaseStatus.closed.value:
         values["next_due_at"] = now

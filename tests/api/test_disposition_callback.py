@@ -428,6 +428,8 @@ def test_an_outcome_confirms_a_contact_whose_sending_was_never_confirmed(
     outcome arrives: the attempt enters the history (the frequency caps count it) once."""
     with transaction(sessions) as session:
         case = make_case(session, "in_unconfirmed", status="contact_requested")
+        # The sender's lease, held while the contact is in flight.
+        case.lease_owner, case.lease_until = "advance-1", NOW + timedelta(seconds=30)
         row = make_contact(session, case)
         row.state, row.created_at = "requested", None
         contact_id, case_id = row.contact_id, case.id
@@ -447,6 +449,13 @@ def test_an_outcome_confirms_a_contact_whose_sending_was_never_confirmed(
         "recovery.contact.created",
         "recovery.disposition.recorded",
     ]
+    # The outcome settles the contact: the case is due now and free for its next decision,
+    # not held until the sender's lease runs out.
+    with sessions() as session:
+        settled = session.get(CaseRow, case_id)
+        assert settled is not None
+        assert settled.lease_owner is None and settled.lease_until is None
+        assert settled.next_due_at is not None and settled.next_due_at <= NOW
     with transaction(sessions) as session:
         again = record_disposition(
             session=session,

@@ -9,10 +9,11 @@ limit that ``recovery prefect setup`` creates (``RECOVERY_GENESYS_RATE_LIMIT_NAM
 A round trip to the Prefect server per request would cost more than the request itself, so
 slots are taken from the shared limit up to ``block`` at a time (``RECOVERY_RATE_LIMIT_OCCUPY``
 for flows, one for the commands and the listener) and handed out one per request from the
-credit they leave; the next block is asked for (in a thread of its own) while the last is
-spent, so no request waits for a round trip to the Prefect server unless the budget itself is
-spent. A block is only as large as the demand: the first after a pause is one slot, and each
-next one twice the last while requests keep coming, up to ``block``; so that a process that
+credit they leave; the next block is asked for (in a thread of its own, waiting in the local
+pacing for its turn) as soon as the last is being spent, so no request waits for a round trip
+to the Prefect server unless the budget itself is spent. A block is only as large as the
+demand: the first after a pause is one slot, and each next one twice the last while requests
+keep coming, up to ``block``; so that a process that
 sends a request now and then holds no slots it will not use, which would keep the other
 processes (the receiver answering an outcome callback) waiting for the shared limit.
 Acquisitions are first paced locally just under the rate: the server refuses an early
@@ -256,10 +257,12 @@ class RequestBudget:
                 self._ready.wait()
             self._credit -= n
             self.counts.requests += n
-            # The next block is asked for while this one is spent: no request waits for a
-            # round trip to the Prefect server unless the budget itself is spent.
-            # (Not after a lone slot: one request after a pause is no sign of more to come.)
-            if self._grant > 1 and self._credit <= self._grant // 2 and not self._refilling:
+            # While demand lasts, the next block is asked for as soon as this one is being
+            # spent: its acquisition waits in the local pacing for its turn at the rate, so it
+            # leaves at that turn and no request waits for the round trip to the Prefect
+            # server (a second or more on a busy SQLite server) unless the budget itself is
+            # spent. (Not after a lone slot: one request after a pause is no sign of more.)
+            if self._grant > 1 and self._credit < self._grant and not self._refilling:
                 self._start_refill(self._next_grant(1))
 
 

@@ -1,0 +1,96 @@
+"""Acquisitions from the shared Prefect rate limit over real HTTP: a busy server's answer (503,
+as Prefect's server on SQLite gives when two writes meet) is tried again within a fraction of
+a second, not after Prefect's client's seconds-long back-off; a refusal (423) after the
+server's Retry-After; a missing limit is an error that names the command to run."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from recovery.contact_center.budget import (
+    BUSY_RETRIES,
+    BUSY_RETRY_FIRST,
+    PrefectRateLimit,
+    RateLimitMissing,
+)
+from recovery.contact_center.emulator.server import serve_in_thread
+
+
+class Script:
+    """What the fake server answers, in order (the last answer repeats), and what it got."""
+
+    def __init__(self, *answers: Response) -> None:
+        self.answers = list(answers)
+        self.bodies: list[dict] = []
+        self.lock = threading.Lock()
+
+    def next(self, body: dict) -> Response:
+        with self.lock:
+            self.bodies.append(body)
+            return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+def ok() -> Response:
+    return JSONResponse([{"id": "5e1b6c5c-0000-4000-8000-000000000000", "name": "genesys"}])
+
+
+@contextmanager
+def prefect_api(script: Script) -> Iterator[str]:
+    app = FastAPI()
+
+    @app.post("/api/v2/concurrency_limits/increment")
+    async def increment(request: Request) -> Response:
+        return script.next(await request.json())
+
+    with serve_in_thread(app) as url, temporary_settings({PREFECT_API_URL: f"{url}/api"}):
+        yield f"{url}/api"
+
+
+def acquire(api_url: str, slots: int) -> tuple[PrefectRateLimit, list[float]]:
+    waits: list[float] = []
+    limit = PrefectRateLimit(api_url, "genesys", sleep=waits.append)
+    try:
+        limit(slots)
+    finally:
+        limit.close()
+    return limit, waits
+
+
+def test_a_busy_answer_is_tried_again_within_a_fraction_of_a_second() -> None:
+    script = Script(
+        JSONResponse({"exception_message": "Service Unavailable"}, status_code=503),
+        JSONResponse({"exception_message": "Service Unavailable"}, status_code=503),
+        ok(),
+    )
+    with prefect_api(script) as api_url:
+        limit, waits = acquire(api_url, 20)
+    assert waits == [BUSY_RETRY_FIRST, 2 * BUSY_RETRY_FIRST]
+    assert limit.busy == 2 and limit.refused == 0
+    assert script.bodies == [{"names": ["genesys"], "slots": 20, "mode": "rate_limit"}] * 3
+
+
+def test_a_refusal_waits_for_the_servers_retry_after() -> None:
+    script = Script(Response(status_code=423, headers={"Retry-After": "0.75"}), ok())
+    with prefect_api(script) as api_url:
+        limit, waits = acquire(api_url, 5)
+    assert waits == [0.75] and limit.refused == 1 and limit.busy == 0
+
+
+def test_a_server_that_stays_busy_fails_the_acquisition_in_the_end() -> None:
+    script = Script(JSONResponse({"exception_message": "Service Unavailable"}, status_code=503))
+    with prefect_api(script) as api_url, pytest.raises(Exception, match="503"):
+        acquire(api_url, 1)
+    assert len(script.bodies) == BUSY_RETRIES + 1
+
+
+def test_a_missing_limit_names_the_command_that_creates_it() -> None:
+    script = Script(JSONResponse([]))
+    with prefect_api(script) as api_url, pytest.raises(RateLimitMissing, match="prefect setup"):
+        acquire(api_url, 1)

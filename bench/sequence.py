@@ -4,8 +4,9 @@ the emulator under a known budget.
 N expired-card cases are opened straight in the store at an instant when calling is lawful for
 every one of them. The emulator runs as its own process with a budget of R requests per minute;
 ``recovery prefect setup`` creates the strict global rate limit at R on a local Prefect server
-(``prefect_test_harness`` on SQLite, or ``prefect server start`` on PostgreSQL with
-``--prefect-database-url``). The advance flow then runs in this process until every case has its
+started as the embedded default starts it (``recovery.embedded.prefect_server``, with the
+settings of ``recovery.embedded.stack``): on SQLite, or on PostgreSQL with
+``--prefect-database-url``. The advance flow then runs in this process until every case has its
 contact. Printed, from one run: contacts/s against the ceiling R x batch / 60 (target >= 0.9),
 the 429s, duplicates and lost contacts, and the orchestration CPU seconds per case step (this
 process's CPU time over the flow runs divided by the case steps; target <= 2 ms).
@@ -64,8 +65,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--prefect-database-url",
         default=None,
-        help="run `prefect server start` on this database (postgresql+asyncpg://...; created "
-        "and dropped by the bench) instead of the SQLite test harness",
+        help="run the Prefect server on this database (postgresql+asyncpg://...; created "
+        "and dropped by the bench) instead of SQLite",
     )
     parser.add_argument("--max-runs", type=int, default=5, help="advance flow runs at most")
     parser.add_argument(
@@ -152,40 +153,42 @@ def process_cpu(pid: int | None) -> float:
 
 @contextmanager
 def prefect_server(database_url: str | None, tmp: Path) -> Iterator[tuple[str, int | None]]:
-    """A local Prefect server: the test harness (SQLite), or ``prefect server start`` on the
-    given PostgreSQL database. Yields its API URL and its process id."""
-    if database_url is None:
-        from prefect.server.api.server import SubprocessASGIServer
-        from prefect.settings import PREFECT_API_URL
-        from prefect.testing.utilities import prefect_test_harness
+    """A local Prefect server as the embedded default starts it (``recovery.embedded.
+    prefect_server`` with the settings of ``recovery.embedded.stack``): on SQLite in the
+    temporary folder, or on the given PostgreSQL database (created and dropped here) with
+    ``--prefect-database-url``. Yields its API URL and its process id."""
+    from recovery.embedded.stack import EMBEDDED_PREFECT_SERVER
 
-        with prefect_test_harness(server_startup_timeout=120):
-            harness = SubprocessASGIServer._instances.get(None)
-            process = getattr(harness, "server_process", None)
-            yield str(PREFECT_API_URL.value()), process.pid if process is not None else None
-        return
-    from sqlalchemy import create_engine, text
-
-    base, _, name = database_url.rpartition("/")
-    admin = create_engine(
-        base.replace("+asyncpg", "+psycopg") + "/postgres", isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    port = free_port()
-    env = {**os.environ, "PREFECT_SERVER_DATABASE_CONNECTION_URL": database_url}
+    env = {**os.environ, **EMBEDDED_PREFECT_SERVER}
     env.pop("PREFECT_API_URL", None)
-    prefect = Path(sys.executable).with_name("prefect")
-    argv = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    admin = None
+    name = ""
+    if database_url is not None:
+        from sqlalchemy import create_engine, text
+
+        base, _, name = database_url.rpartition("/")
+        admin = create_engine(
+            base.replace("+asyncpg", "+psycopg") + "/postgres", isolation_level="AUTOCOMMIT"
+        )
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
+    port = free_port()
+    argv = [sys.executable, "-m", "recovery.embedded.prefect_server", "start"]
+    argv += ["--host", "127.0.0.1", "--port", str(port)]
+    env["PYTHONPATH"] = str(ROOT)
     server = start_server("prefect", argv, port=port, env=env, cwd=tmp, log_path=tmp / "p.log")
     try:
         wait_healthy(server, timeout=120, path="/api/health")
         yield f"http://127.0.0.1:{port}/api", server.process.pid
     finally:
         server.stop()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        if admin is not None:
+            from sqlalchemy import text
+
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
 
 
 def load_flow(spec: str) -> Any:

@@ -9,7 +9,7 @@ cursor is freed): the whole server stands still until the 60 s run out, and ever
 state change, task run and rate-limit slot waits with it. With the timeout at
 ``RECOVERY_PREFECT_SQLITE_BUSY_TIMEOUT_SECONDS`` (5 s) such a wait ends in seconds; the write
 that gave up is retried by its service (task runs and events are re-queued) or by its client
-(the embedded stack has Prefect's clients retry a 500 as well).
+(the server answers 503, which Prefect's clients and the request budget try again).
 
 Only the busy timeout changes; everything else is Prefect's own ``prefect server start``. On a
 Prefect whose SQLite set-up this module does not recognise, the server starts unchanged (with a

@@ -26,10 +26,6 @@ EMBEDDED_PREFECT_SERVER = {
     "PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS": "5",
     "PREFECT_SERVER_SERVICES_SCHEDULER_MIN_RUNS": "2",
     "PREFECT_SERVER_SERVICES_SCHEDULER_MIN_SCHEDULED_TIME": "PT5M",
-    # A write that gave up waiting for the file's lock (after
-    # RECOVERY_PREFECT_SQLITE_BUSY_TIMEOUT_SECONDS, recovery.embedded.prefect_server) answers
-    # 500: Prefect's clients (flow runs, the runner) send it again, as they do a 503.
-    "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500",
 }
 
 

@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	# Prefect's migrations, once: the embedded server begins each new database from this copy.
+	$(BIN)/python -m recovery.embedded.prefect_server template
 	touch $(STAMP)
 
 install: $(STAMP)

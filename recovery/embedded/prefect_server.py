@@ -13,13 +13,24 @@ that gave up is retried by its service (task runs and events are re-queued) or b
 
 Only the busy timeout changes; everything else is Prefect's own ``prefect server start``. On a
 Prefect whose SQLite set-up this module does not recognise, the server starts unchanged (with a
-warning)."""
+warning).
+
+A new SQLite database takes Prefect a quarter of a minute of migrations on first start. ``python
+-m recovery.embedded.prefect_server template`` (which ``make install`` runs) migrates an empty
+database once, beside this interpreter (``<sys.prefix>/prefect-<version>-empty.db``); ``start``
+then begins a new database as a copy of it (Prefect's migrations find it at their head). Without
+the template, or with a database of one's own (``PREFECT_SERVER_DATABASE_CONNECTION_URL``), the
+server starts as Prefect starts it."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
+import subprocess
 import sys
+import tempfile
 import warnings
+from pathlib import Path
 from typing import Any
 
 BUSY_TIMEOUT_ENV = "RECOVERY_PREFECT_SQLITE_BUSY_TIMEOUT_SECONDS"
@@ -59,13 +70,85 @@ def bound_busy_timeout(milliseconds: int) -> bool:
     return True
 
 
+def template_path() -> Path:
+    """Where the migrated empty database of this Prefect version lies."""
+    import prefect
+
+    return Path(sys.prefix) / f"prefect-{prefect.__version__}-empty.db"
+
+
+def build_template(path: Path | None = None) -> Path:
+    """Migrate an empty SQLite database with Prefect's own migrations (``prefect server
+    database upgrade``) and keep it at ``path`` (replaced atomically); its path."""
+    path = path or template_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as work:
+        fresh = Path(work) / "prefect.db"
+        env = {
+            **os.environ,
+            "PREFECT_HOME": work,
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{fresh}",
+        }
+        env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
+        subprocess.run(
+            [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        staged = Path(work) / "template.db"
+        _copy_database(fresh, staged)
+        os.replace(staged, path)
+    return path
+
+
+def _copy_database(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite database (its write-ahead log included), in one file."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    sqlite3.connect(target).close()
+
+
+def default_database() -> Path | None:
+    """The SQLite file Prefect's server would use here, when it is Prefect's default one (in
+    ``PREFECT_HOME``); None for a database of one's own."""
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().server.database.connection_url
+    value = url.get_secret_value() if url is not None else ""
+    home = get_current_settings().home
+    expected = home / "prefect.db"
+    prefix = "sqlite+aiosqlite:///"
+    if value.startswith(prefix) and Path(value.removeprefix(prefix)) == expected:
+        return expected
+    return None
+
+
+def seed_from_template(template: Path | None = None) -> bool:
+    """Begin a new default database as a copy of the migrated template; whether it was."""
+    database = default_database()
+    template = template or template_path()
+    if database is None or database.exists() or not template.is_file():
+        return False
+    database.parent.mkdir(parents=True, exist_ok=True)
+    staged = database.with_name(database.name + ".seeding")
+    _copy_database(template, staged)
+    os.replace(staged, database)
+    return True
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["template"]:
+        print(f"migrated empty Prefect database: {build_template()}")  # noqa: T201
+        return
     milliseconds = busy_timeout_ms()
     if not bound_busy_timeout(milliseconds):
         warnings.warn(
             "this Prefect's SQLite set-up is not recognised: its busy timeout is left as is",
             stacklevel=1,
         )
+    if sys.argv[1:2] == ["start"]:
+        seed_from_template()
     from prefect.cli import app
 
     sys.argv = ["prefect", "server", *sys.argv[1:]]

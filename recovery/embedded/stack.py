@@ -60,59 +60,64 @@ def run_embedded(
     signal.signal(signal.SIGTERM, _interrupt)
     api = f"http://{settings.api_host}:{settings.api_port}"
     try:
-        say(supervisor.run([python(), "-m", "recovery.cli", "db", "upgrade"]).strip())
+        # Prefect's server, the emulator and the store's migrations do not need each other:
+        # they start side by side, and each is waited for before what needs it.
+        starting: list[tuple[Part, float]] = []
         if not env.get("PREFECT_API_URL"):
             env["PREFECT_API_URL"] = f"http://127.0.0.1:{prefect_port}/api"
             for name, value in EMBEDDED_PREFECT_SERVER.items():
                 env.setdefault(name, value)
-            supervisor.start(
-                Part(
-                    "prefect-server",
-                    [
-                        python(),
-                        "-m",
-                        # `prefect server start`, with SQLite's busy timeout bounded.
-                        "recovery.embedded.prefect_server",
-                        "start",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(prefect_port),
-                    ],
-                    health_url=f"http://127.0.0.1:{prefect_port}/api/health",
-                ),
-                timeout=120,
+            server = Part(
+                "prefect-server",
+                [
+                    python(),
+                    "-m",
+                    # `prefect server start`, with SQLite's busy timeout bounded.
+                    "recovery.embedded.prefect_server",
+                    "start",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(prefect_port),
+                ],
+                health_url=f"http://127.0.0.1:{prefect_port}/api/health",
             )
+            supervisor.start(server, wait=False)
+            starting.append((server, 120))
+        if with_emulator:
+            env["RECOVERY_GENESYS_BASE_URL"] = f"http://127.0.0.1:{emulator_port}"
+            # The emulated organisation sends each outcome to the receiver by a data action.
+            env.setdefault("RECOVERY_GENESYS_DATA_ACTION_ID", "recovery-outcome")
+            emulator = Part(
+                "emulator",
+                [
+                    python(),
+                    "-m",
+                    "recovery.cli",
+                    "emulator",
+                    "--port",
+                    str(emulator_port),
+                    "--receiver-url",
+                    api,
+                    "--scenario",
+                    scenario,
+                    "--dial-interval",
+                    str(dial_interval),
+                    "--seed",
+                    str(emulator_seed),
+                ],
+                health_url=f"http://127.0.0.1:{emulator_port}/__emulator__/counters",
+            )
+            supervisor.start(emulator, wait=False)
+            starting.append((emulator, 90))
+        say(supervisor.run([python(), "-m", "recovery.cli", "db", "upgrade"]).strip())
+        for part, timeout in starting:
+            supervisor.wait_healthy(part, timeout)
         for line in supervisor.run(
             [python(), "-m", "recovery.cli", "prefect", "setup", "--no-work-pool"]
         ).splitlines():
             say(f"  {line}")
         if with_emulator:
-            env["RECOVERY_GENESYS_BASE_URL"] = f"http://127.0.0.1:{emulator_port}"
-            # The emulated organisation sends each outcome to the receiver by a data action.
-            env.setdefault("RECOVERY_GENESYS_DATA_ACTION_ID", "recovery-outcome")
-            supervisor.start(
-                Part(
-                    "emulator",
-                    [
-                        python(),
-                        "-m",
-                        "recovery.cli",
-                        "emulator",
-                        "--port",
-                        str(emulator_port),
-                        "--receiver-url",
-                        api,
-                        "--scenario",
-                        scenario,
-                        "--dial-interval",
-                        str(dial_interval),
-                        "--seed",
-                        str(emulator_seed),
-                    ],
-                    health_url=f"http://127.0.0.1:{emulator_port}/__emulator__/counters",
-                )
-            )
             for line in supervisor.run(
                 [python(), "-m", "recovery.cli", "genesys", "setup"]
             ).splitlines():

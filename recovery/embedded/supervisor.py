@@ -31,7 +31,10 @@ class Supervisor:
     say: Callable[[str], None] = print  # noqa: T202 - the operator's console
     parts: list[Part] = field(default_factory=list)
 
-    def start(self, part: Part, *, timeout: float = 90.0) -> None:
+    def start(self, part: Part, *, timeout: float = 90.0, wait: bool = True) -> None:
+        """Start ``part``; with ``wait``, wait until it answers its health check (without,
+        the caller waits with ``wait_healthy``, so that parts that do not need each other
+        start side by side)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         part.log_file = self.log_dir / f"{part.name}.log"
         log = open(part.log_file, "ab")  # noqa: SIM115 - owned by the child process
@@ -43,6 +46,12 @@ class Supervisor:
             start_new_session=True,
         )
         self.parts.append(part)
+        if wait:
+            self.wait_healthy(part, timeout)
+
+    def wait_healthy(self, part: Part, timeout: float = 90.0) -> None:
+        """Wait until a started part answers its health check (at once when it has none)."""
+        assert part.process is not None
         if part.health_url:
             self._wait_healthy(part, timeout)
         self.say(f"  {part.name}: running (pid {part.process.pid}, log {part.log_file})")

@@ -89,7 +89,7 @@ class PrefectRateLimit:
         body = {"names": [self.name], "slots": slots, "mode": "rate_limit"}
         http = getattr(self._client, "_client", None)
         if not isinstance(http, httpx.Client):  # pragma: no cover - another Prefect client
-            return self._client.request("POST", INCREMENT_PATH, json=body)
+            return self._client.request("POST", "/v2/concurrency_limits/increment", json=body)
         request = http.build_request("POST", INCREMENT_PATH, json=body)
         return httpx.Client.send(http, request)
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 # How often a watch looks (real seconds): one indexed read a look, cheap beside the latency a
 # longer pause would add to every step.
-WATCH_POLL_SECONDS = 0.1
+WATCH_POLL_SECONDS = 0.05
 
 
 def watch_store(

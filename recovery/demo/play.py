@@ -54,6 +54,10 @@ from recovery.settings import Settings
 
 # --- running it -----------------------------------------------------------------------------
 
+# How often the driver looks at the parts (real seconds): every jump waits at least one look
+# after the system falls idle and one settling time.
+LOOK_SECONDS = 0.05
+
 DEPLOYMENTS = (
     "ingest/ingest",
     "advance/advance",
@@ -382,7 +386,7 @@ def _watch(
                     snap = take_snapshot(engine, emulator, clock.now())
                     live.update(render_progress(snap, start=start, days=days, feeder=feeder))
                     shown = time.monotonic()
-                time.sleep(0.1)
+                time.sleep(LOOK_SECONDS)
         return
     next_report = start
     while clock.now() < end:
@@ -392,4 +396,4 @@ def _watch(
             snap = take_snapshot(engine, emulator, clock.now())
             console.print(plain_progress(snap, start=start, feeder=feeder), highlight=False)
             next_report += timedelta(days=1)
-        time.sleep(0.1)
+        time.sleep(LOOK_SECONDS)

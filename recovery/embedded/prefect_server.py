@@ -7,7 +7,7 @@ connection's transaction waits for the server's event loop, and the loop itself 
 first connection (CPython's ``sqlite3`` resets a statement without releasing the GIL when a
 cursor is freed): the whole server stands still until the 60 s run out, and every flow run's
 state change, task run and rate-limit slot waits with it. With the timeout at
-``RECOVERY_PREFECT_SQLITE_BUSY_TIMEOUT_SECONDS`` (5 s) such a wait ends in seconds; the write
+``RECOVERY_PREFECT_SQLITE_BUSY_TIMEOUT_SECONDS`` (2 s) such a wait ends in seconds; the write
 that gave up is retried by its service (task runs and events are re-queued) or by its client
 (the server answers 503, which Prefect's clients and the request budget try again).
 
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 BUSY_TIMEOUT_ENV = "RECOVERY_PREFECT_SQLITE_BUSY_TIMEOUT_SECONDS"
-DEFAULT_BUSY_TIMEOUT_SECONDS = 5.0
+DEFAULT_BUSY_TIMEOUT_SECONDS = 2.0
 
 
 def busy_timeout_ms(environ: dict[str, str] | os._Environ[str] = os.environ) -> int:

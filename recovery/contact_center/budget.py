@@ -10,8 +10,9 @@ A round trip to the Prefect server per request would cost more than the request 
 slots are taken from the shared limit up to ``block`` at a time (``RECOVERY_RATE_LIMIT_OCCUPY``
 for flows, one for the commands and the listener) and handed out one per request from the
 credit they leave; the next block is asked for (in a thread of its own, waiting in the local
-pacing for its turn) as soon as the last is being spent, so no request waits for a round trip
-to the Prefect server unless the budget itself is spent. A block is only as large as the
+pacing for its turn) once the credit left would last less than ``PREFETCH_SECONDS`` at the
+rate, so no request waits for a round trip to the Prefect server unless the budget itself is
+spent. A block is only as large as the
 demand: the first after a pause is one slot, and each next one twice the last while requests
 keep coming, up to ``block``; so that a process that
 sends a request now and then holds no slots it will not use, which would keep the other
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import atexit
 import contextvars
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -42,6 +44,9 @@ from recovery.contact_center.throttle import Monotonic, RequestRateLimiter, Slee
 PACE = 0.985
 # Credit older than this is dropped (the contact centre counts requests per minute).
 CREDIT_SECONDS = 60.0
+# While demand lasts, the next block is asked for when the credit left would last less than
+# this many seconds at the rate (a round trip to a busy Prefect server takes up to a second).
+PREFETCH_SECONDS = 1.5
 # Demand counts as sustained while blocks are asked for within this many times the time a
 # full block lasts at the rate (and at least a second); after a longer pause the next block is
 # one slot again.
@@ -203,6 +208,7 @@ class RequestBudget:
         self._grant = 0
         self._granted_at = 0.0
         self._pause = max(1.0, SUSTAINED_BLOCKS * block * 60.0 / per_minute)
+        self._prefetch_slots = max(1, math.ceil(per_minute / 60.0 * PREFETCH_SECONDS))
         self._refilling = False
         self._failure: BaseException | None = None
         self.counts = BudgetCounts()
@@ -290,12 +296,15 @@ class RequestBudget:
                 self._ready.wait()
             self._credit -= n
             self.counts.requests += n
-            # While demand lasts, the next block is asked for as soon as this one is being
-            # spent: its acquisition waits in the local pacing for its turn at the rate, so it
-            # leaves at that turn and no request waits for the round trip to the Prefect
-            # server (a second or more on a busy SQLite server) unless the budget itself is
-            # spent. (Not after a lone slot: one request after a pause is no sign of more.)
-            if self._grant > 1 and self._credit < self._grant and not self._refilling:
+            # While demand lasts, the next block is asked for once the credit left would last
+            # less than PREFETCH_SECONDS at the rate (at a high rate, as soon as a block is
+            # being spent): its acquisition waits in the local pacing for its turn, so no
+            # request waits for the round trip to the Prefect server (a second or more on a
+            # busy SQLite server) unless the budget itself is spent; at a low rate a process
+            # does not hold slots far ahead that the others wait for. (Not after a lone slot:
+            # one request after a pause is no sign of more.)
+            ahead = min(self._grant, self._prefetch_slots)
+            if self._grant > 1 and self._credit < ahead and not self._refilling:
                 self._start_refill(self._next_grant(1))
 
 

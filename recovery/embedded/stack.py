@@ -113,10 +113,18 @@ def run_embedded(
         say(supervisor.run([python(), "-m", "recovery.cli", "db", "upgrade"]).strip())
         for part, timeout in starting:
             supervisor.wait_healthy(part, timeout)
+        # The receiver needs only the store and Prefect's address: it starts while the rest is
+        # set up; the flows once the rate limit exists, while the contact centre is set up.
+        receiver = Part(
+            "receiver", [python(), "-m", "recovery.cli", "api"], health_url=f"{api}/healthz"
+        )
+        supervisor.start(receiver, wait=False)
         for line in supervisor.run(
             [python(), "-m", "recovery.cli", "prefect", "setup", "--no-work-pool"]
         ).splitlines():
             say(f"  {line}")
+        flows = Part("flows", [python(), "-m", "flows.deployments"])
+        supervisor.start(flows, wait=False)
         if with_emulator:
             for line in supervisor.run(
                 [python(), "-m", "recovery.cli", "genesys", "setup"]
@@ -128,14 +136,8 @@ def run_embedded(
             ).splitlines()
             for line in found:
                 say(f"  genesys: {line}")
-        supervisor.start(Part("flows", [python(), "-m", "flows.deployments"]))
-        supervisor.start(
-            Part(
-                "receiver",
-                [python(), "-m", "recovery.cli", "api"],
-                health_url=f"{api}/healthz",
-            )
-        )
+        supervisor.wait_healthy(flows)
+        supervisor.wait_healthy(receiver)
         supervisor.start(Part("listener", [python(), "-m", "recovery.cli", "genesys", "listen"]))
         say(f"receiver: {api}   Prefect UI: {env['PREFECT_API_URL'].removesuffix('/api')}")
         if not block:

@@ -86,33 +86,41 @@ def wait_for_deployments(api_url: str, names: Sequence[str], *, timeout: float) 
             time.sleep(0.3)
 
 
-def start_watching(api_url: str, deployment: str, *, timeout: float) -> str:
-    """Start a run of ``deployment`` now (its schedule's first run may be up to an interval
-    away) and wait until it runs: the flows are warm and a watching run is there when the
-    campaign begins. The run's id."""
+def start_watching(api_url: str, deployments: Sequence[str], *, timeout: float) -> list[str]:
+    """Start a run of each deployment now (a schedule's first run may be up to an interval
+    away, and the first delivery's trigger would wait for a new process) and wait until they
+    run: the flows are warm and watching runs are there when the campaign begins. Their ids."""
     deadline = time.monotonic() + timeout
+    run_ids: list[str] = []
     with httpx.Client(base_url=api_url, timeout=10) as client:
-        found = client.get(f"/deployments/name/{deployment}")
-        found.raise_for_status()
-        while True:
-            # The server answers 503 (retry) while its store is busy with the new deployments.
-            created = client.post(f"/deployments/{found.json()['id']}/create_flow_run", json={})
-            if created.status_code != 503 or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        created.raise_for_status()
-        run_id = str(created.json()["id"])
-        while time.monotonic() < deadline:
-            try:
-                state = client.get(f"/flow_runs/{run_id}").json().get("state") or {}
-            except (httpx.HTTPError, ValueError):
-                state = {}
-            if state.get("type") in ("RUNNING", "COMPLETED"):
-                return run_id
-            if state.get("type") in ("FAILED", "CRASHED", "CANCELLED"):
-                raise RuntimeError(f"the first {deployment} run ended {state['type']}")
-            time.sleep(0.3)
-    raise RuntimeError(f"no {deployment} run started within {timeout:.0f} s; see the flows log")
+        for deployment in deployments:
+            found = client.get(f"/deployments/name/{deployment}")
+            found.raise_for_status()
+            while True:
+                # The server answers 503 (retry) while its store is busy with new deployments.
+                created = client.post(f"/deployments/{found.json()['id']}/create_flow_run", json={})
+                if created.status_code != 503 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            created.raise_for_status()
+            run_ids.append(str(created.json()["id"]))
+        waiting = dict(zip(run_ids, deployments, strict=True))
+        while waiting and time.monotonic() < deadline:
+            for run_id, deployment in list(waiting.items()):
+                try:
+                    state = client.get(f"/flow_runs/{run_id}").json().get("state") or {}
+                except (httpx.HTTPError, ValueError):
+                    state = {}
+                if state.get("type") in ("RUNNING", "COMPLETED"):
+                    del waiting[run_id]
+                elif state.get("type") in ("FAILED", "CRASHED", "CANCELLED"):
+                    raise RuntimeError(f"the first {deployment} run ended {state['type']}")
+            if waiting:
+                time.sleep(0.3)
+    if waiting:
+        names = ", ".join(waiting.values())
+        raise RuntimeError(f"no {names} run started within {timeout:.0f} s; see the flows log")
+    return run_ids
 
 
 def free_port() -> int:
@@ -224,7 +232,7 @@ def run(
         ui = api_url.removesuffix("/api")
         emulator = supervisor.env["RECOVERY_GENESYS_BASE_URL"]
         wait_for_deployments(api_url, DEPLOYMENTS, timeout=120)
-        start_watching(api_url, "advance/advance", timeout=120)
+        start_watching(api_url, ("advance/advance", "ingest/ingest"), timeout=120)
         clock = parse_clock(clock_spec, data)
         assert isinstance(clock, VirtualClock)
         if clock.now() >= CAMPAIGN_START:

@@ -81,6 +81,7 @@ def run_embedded(
                     str(prefect_port),
                 ],
                 health_url=f"http://127.0.0.1:{prefect_port}/api/health",
+                serves_others=True,
             )
             supervisor.start(server, wait=False)
             starting.append((server, 120))
@@ -107,6 +108,7 @@ def run_embedded(
                     str(emulator_seed),
                 ],
                 health_url=f"http://127.0.0.1:{emulator_port}/__emulator__/counters",
+                serves_others=True,
             )
             supervisor.start(emulator, wait=False)
             starting.append((emulator, 90))

@@ -22,6 +22,8 @@ class Part:
     health_url: str | None = None
     log_file: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+    # Other parts talk to it (Prefect's server, the contact centre): it stops after them.
+    serves_others: bool = False
 
 
 @dataclass
@@ -95,24 +97,31 @@ class Supervisor:
             time.sleep(0.5)
 
     def stop(self) -> None:
-        """Stop the parts one by one, the last started first (the listener and the receiver
-        before the contact centre and Prefect they talk to, so that none is left retrying a
-        part already gone): SIGTERM, then SIGKILL after 15 s."""
-        for part in reversed(self.parts):
-            process = part.process
-            if process is None:
-                continue
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+        """Stop the parts, the last started first: each part is sent SIGTERM together with
+        the parts started after it that serve no other part, so that the listener, the
+        receiver and the flows stop side by side, before the contact centre and Prefect they
+        talk to (none is left retrying a part already gone); SIGKILL after 15 s."""
+        remaining = list(self.parts)
+        while remaining:
+            tier = [remaining.pop()]
+            while remaining and not remaining[-1].serves_others and not tier[-1].serves_others:
+                tier.append(remaining.pop())
+            for part in tier:
+                if part.process is not None and part.process.poll() is None:
+                    try:
+                        os.killpg(part.process.pid, signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
+            for part in tier:
+                process = part.process
+                if process is None:
+                    continue
                 try:
                     process.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait(timeout=5)
-            self.say(f"  {part.name}: stopped")
+                self.say(f"  {part.name}: stopped")
         self.parts.clear()
 
 

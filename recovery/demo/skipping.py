@@ -31,7 +31,7 @@ from recovery.store.tables import CaseRow, ContactRow, DispositionRow, HistoryRo
 # How long the progress figures must stay unchanged before the system counts as idle (real
 # seconds), and longer while a dialled contact's outcome is not recorded yet (it may be on its
 # way over the notification socket; when it was lost, the read-back is due at a later instant).
-SETTLE_SECONDS = 0.1
+SETTLE_SECONDS = 0.2
 SETTLE_UNREAD_SECONDS = 1.5
 # An outcome read-back that fell due since the last jump is work for the reconcile flow (a
 # watching run looks within a fraction of a second); once it has had this long (real seconds),

@@ -41,10 +41,17 @@ def build_receiver(runtime: Runtime, *, trigger: bool = True) -> tuple[FastAPI, 
     from recovery.api.routes.admin import build_admin_router
     from recovery.api.routes.callbacks import build_callbacks_router
     from recovery.contact_center.analytics import query_outcomes
+    from recovery.contact_center.throttle import RetryPolicy
     from recovery.contact_center.wrapups import WrapupNames
 
     # Wrap-up codes arrive by id; their names are read from the contact centre (cached).
     client = runtime.contact_center()
+    # Those reads and the wrap-up note's happen while a data action waits for its answer: they
+    # give up within seconds (the outcome is recorded without the note) rather than retrying
+    # for the better part of a minute, by which time the data action has timed out.
+    client.retry = RetryPolicy(
+        server_error_backoff=(0.5, 1.0), max_retry_after=5.0, max_rate_limited_retries=1
+    )
     wrapups = WrapupNames(
         client,
         clock=runtime.clock,

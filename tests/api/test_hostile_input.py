@@ -954,3 +954,24 @@ def test_a_push_text_the_store_cannot_hold_is_a_4xx(
     assert 400 <= response.status_code < 500, response.text
     with receiver.runtime.sessions() as session:
         assert session.scalars(select(DispositionRow)).first() is None
+
+
+def test_a_detailed_outcome_is_recorded_within_seconds_when_the_contact_centre_is_down(
+    sqlite_receiver: Receiver,
+) -> None:
+    """The wrap-up note is read while the data action waits for its answer: with the contact
+    centre unreachable (this receiver has none), the read gives up within seconds and the
+    outcome is recorded without its note, instead of retrying the login for 40 s and more."""
+    contact_id = sqlite_receiver.contact_ids[0]
+    started = time.monotonic()
+    response = sqlite_receiver.push(
+        encoded({"contactId": contact_id, "agentWrapup": "Promise to Pay"}, True)
+    )
+    took = time.monotonic() - started
+    assert response.status_code == 200 and response.json()["status"] == "recorded"
+    assert took < 15, f"the callback took {took:.1f} s"
+    with sqlite_receiver.runtime.sessions() as session:
+        recorded = session.scalars(
+            select(DispositionRow).where(DispositionRow.contact_id == contact_id)
+        ).one()
+        assert recorded.disposition == "promise_to_pay"

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -104,9 +105,9 @@ def build_template(path: Path | None = None) -> Path:
 
 def _copy_database(source: Path, target: Path) -> None:
     """A consistent copy of a SQLite database (its write-ahead log included), in one file."""
-    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+    # A connection's own ``with`` only commits: closing() closes both before the file moves.
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
         src.backup(dst)
-    sqlite3.connect(target).close()
 
 
 def default_database() -> Path | None:

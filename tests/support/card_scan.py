@@ -48,6 +48,19 @@ _DIGEST_ANYWHERE = re.compile(r"(?=[0-9a-f]*[a-f])[0-9a-f]{32,}")
 _TIMESTAMP = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
 )
+# A file's free space and its write-ahead log keep pieces of records that were moved or
+# rewritten, cut at any byte: "...8af22276-3b1c-4873-be39-c5845762" with the rest of the UUID
+# overwritten, or "2026-12-07 14" with the rest of the timestamp gone. There, a run of hex
+# groups joined by dashes that holds a hex letter is a piece of a UUID (a card number spelled
+# with dashes holds none), and a calendar date with what is left of its time is a piece of a
+# timestamp. Both are set aside in raw bytes only; the planted-digits check still reads them.
+_UUID_PIECE = re.compile(
+    r"(?=[0-9a-fA-F-]*[a-fA-F])(?:[0-9a-fA-F]{1,8}+(?:-[0-9a-fA-F]{4}+){1,3}"
+    r"(?:-[0-9a-fA-F]{1,12}+)?|[0-9a-fA-F]{1,8}+-[0-9a-fA-F]{1,4}+)(?![0-9a-fA-F])"
+)
+_TIMESTAMP_PIECE = re.compile(
+    r"(?:19|20)[0-9]{2}-[01][0-9]-[0-3][0-9](?:[ T][0-9]{1,2}(?::[0-9]{0,2}){0,2}(?:\.[0-9]{0,6})?)?"
+)
 
 
 def luhn_ok(digits: str) -> bool:
@@ -123,6 +136,10 @@ class Scan:
         if raw:
             cleaned, stamps = _TIMESTAMP.subn(" ", cleaned)
             self.timestamps_skipped += stamps
+            cleaned, pieces = _UUID_PIECE.subn(" ", cleaned)
+            self.uuids_skipped += pieces
+            cleaned, pieces = _TIMESTAMP_PIECE.subn(" ", cleaned)
+            self.timestamps_skipped += pieces
         for run in card_runs(cleaned):
             where = cleaned.find(run)
             context = cleaned[max(0, where - 60) : where + len(run) + 60]

@@ -45,7 +45,14 @@ def test_the_uuid_piece_is_a_finding_outside_raw_bytes() -> None:
 @pytest.mark.parametrize("card", CARDS)
 @pytest.mark.parametrize(
     "surround",
-    ["{}", "x{}y", "2026-12-07 14:00:00.000000{}", "{}2026-12-07", "8af22276-3019-4c\x05{}", "@{}k"],
+    [
+        "{}",
+        "x{}y",
+        "2026-12-07 14:00:00.000000{}",
+        "{}2026-12-07",
+        "8af22276-3019-4c\x05{}",
+        "@{}k",
+    ],
 )
 def test_a_card_number_is_found_in_raw_bytes_wherever_it_stands(card: str, surround: str) -> None:
     assert findings(surround.format(card), raw=True), surround.format(card)

@@ -35,14 +35,52 @@ def _backends() -> list[object]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Soak variants (minutes long, full size) run only when asked for by name (``-m soak``),
-    whatever else the selection names (``make test-postgres`` selects by ``-m postgres``)."""
+    whatever else the selection names (``make test-postgres`` selects by ``-m postgres``).
+    Across several test processes, the long tests are spread so each process begins with its
+    share of them (see ``_spread_long_tests``)."""
     wanted = (config.getoption("markexpr") or "").replace("not soak", "")
-    if "soak" in wanted:
-        return
-    skip = pytest.mark.skip(reason="a soak variant: run it with -m soak")
-    for item in items:
-        if "soak" in item.keywords:
-            item.add_marker(skip)
+    if "soak" not in wanted:
+        skip = pytest.mark.skip(reason="a soak variant: run it with -m soak")
+        for item in items:
+            if "soak" in item.keywords:
+                item.add_marker(skip)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    if workers > 1:
+        items[:] = _spread_long_tests(items, workers)
+
+
+def _weight(item: pytest.Item) -> int:
+    """How long a test runs, roughly: 2 marked slow, 1 on the Prefect server, 0 otherwise (and
+    0 for a variant that will be skipped)."""
+    if "soak" in item.keywords or ("postgres" in item.keywords and not POSTGRES_URL):
+        return 0
+    if item.get_closest_marker("slow"):
+        return 2
+    return 1 if item.get_closest_marker("prefect") else 0
+
+
+def _spread_long_tests(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
+    """The order that gives each of ``workers`` processes an equal share of the long tests at
+    the front of its block. pytest-xdist's work-stealing scheduler hands each process a
+    contiguous block of the collection (the first ``n // workers``, then an equal share of the
+    rest) and an idle process steals from the end of another's; so the long tests start at once,
+    side by side, and the short ones fill in behind them. Every process computes the same order
+    (xdist requires it)."""
+    heavy = sorted((item for item in items if _weight(item)), key=_weight, reverse=True)
+    light = [item for item in items if not _weight(item)]
+    remaining, sizes = len(items), []
+    for left in range(workers, 0, -1):
+        sizes.append(remaining // left)
+        remaining -= sizes[-1]
+    blocks: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    for number, item in enumerate(heavy):
+        blocks[number % workers].append(item)
+    for block, size in zip(blocks, sizes, strict=True):
+        take = max(0, size - len(block))
+        block.extend(light[:take])
+        del light[:take]
+    blocks[-1].extend(light)
+    return [item for block in blocks for item in block]
 
 
 @pytest.fixture(scope="session")

@@ -326,6 +326,7 @@ def described(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_no_server_error(
     sqlite_receiver: Receiver, request: pytest.FixtureRequest
 ) -> None:

@@ -19,13 +19,30 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
 
 @pytest.fixture(scope="session")
 def prefect_api_url() -> Iterator[str]:
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
+    """The real Prefect server as the embedded default starts it (``recovery.embedded.
+    prefect_server``: its SQLite begun from the migrated template, busy timeout bounded, the
+    embedded stack's service settings), on this test process's own ``PREFECT_HOME``; set as
+    Prefect's API URL in this process for the session."""
+    import prefect.context
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with prefect_test_harness(server_startup_timeout=60):
-        url = PREFECT_API_URL.value()
-        assert url
-        yield str(url)
+    from tests.support.prefect_server import embedded_prefect_server
+
+    with ExitStack() as stack:
+        url = stack.enter_context(embedded_prefect_server(Path(os.environ["PREFECT_HOME"])))
+        stack.enter_context(temporary_settings(updates={PREFECT_API_URL: url}))
+        # Code that copied its context before the server started sees it too.
+        stack.enter_context(
+            prefect.context._temporary_global_settings_context(
+                prefect.context.get_settings_context()
+            )
+        )
+        yield url
+        # Logs and events still queued go out before the server stops.
+        APILogWorker.drain_all(timeout=10)
+        EventsWorker.drain_all(timeout=10)
 
 
 @pytest.fixture

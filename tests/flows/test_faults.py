@@ -323,6 +323,7 @@ FAULTS = [
 ]
 
 
+@pytest.mark.slow
 def test_contact_centre_errors_lose_and_duplicate_no_contact(
     system: System, caplog: pytest.LogCaptureFixture
 ) -> None:

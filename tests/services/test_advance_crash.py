@@ -217,6 +217,7 @@ def run_random_kills(stage: Stage, *, seed: int, cases: int, kills: int) -> None
     assert seen["planned, not sent"] >= 1, seen
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [20261201])
 def test_random_kills_lose_and_duplicate_nothing(stage: Stage, seed: int) -> None:
     # Enough kills for each place to die in (mid-run, between the contact centre's answer and

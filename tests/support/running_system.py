@@ -127,7 +127,7 @@ class System:
 
 
 def run_flows(*names: str) -> dict[str, Any]:
-    """Run flows in this process on the Prefect harness, in order; their return values."""
+    """Run flows in this process on the session's Prefect server, in order; their return values."""
     from flows.advance import advance
     from flows.close_on_payment import close_on_payment
     from flows.dispositions import dispositions
@@ -160,9 +160,9 @@ def start_system(
     scenario: str = "all-no-answer",
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[System]:
-    """The receiver and the emulator over HTTP on loopback, flows on the harness, one clock
-    set at ``start``; the emulator plays ``scenario``; ``extra_env`` adds or overrides
-    settings (``RECOVERY_*``)."""
+    """The receiver and the emulator over HTTP on loopback, flows on the session's Prefect
+    server, one clock set at ``start``; the emulator plays ``scenario``; ``extra_env`` adds or
+    overrides settings (``RECOVERY_*``)."""
     from flows.setup import setup
 
     clock_file = tmp_path / "clock"

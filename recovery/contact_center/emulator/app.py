@@ -562,22 +562,30 @@ def _platform_routes(app: FastAPI, state: EmulatorState) -> None:
                         connection.send(json.dumps(PONG))
 
         receiver = asyncio.create_task(receive())
+        getter = asyncio.ensure_future(connection.queue.get())
         try:
             while True:
-                try:
-                    message = await asyncio.wait_for(
-                        connection.queue.get(), timeout=state.hub.heartbeat_seconds
-                    )
-                except TimeoutError:
+                # The client closing its socket ends the handler at once, not at the next
+                # message or heartbeat (a server stopping waits for its open sockets).
+                done, _ = await asyncio.wait(
+                    {getter, receiver},
+                    timeout=state.hub.heartbeat_seconds,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if receiver in done:
+                    break
+                if getter in done:
+                    message = getter.result()
+                    getter = asyncio.ensure_future(connection.queue.get())
+                else:
                     message = json.dumps(HEARTBEAT)
                 if message is None:
-                    break
-                if receiver.done():
                     break
                 await websocket.send_text(message)
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
+            getter.cancel()
             receiver.cancel()
             with contextlib.suppress(BaseException):
                 await receiver

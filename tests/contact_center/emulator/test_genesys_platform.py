@@ -649,6 +649,37 @@ def test_system_dispositions_raise_no_after_call_work(fast_heartbeat: Emulator) 
     assert set(events) - {"channel.metadata"} == {topics[0]}
 
 
+def test_a_socket_the_client_closes_is_let_go_at_once() -> None:
+    # A long heartbeat: the handler must notice the close itself, not at the next message,
+    # or a server stopping waits out its graceful-shutdown timeout for sockets already gone.
+    clock = FixedClock(NOON_EASTERN)
+    app = create_emulator_app(emulator_config(heartbeat_seconds=60), clock=clock)
+    with serve_app(app) as base_url:
+        handle = Emulator(base_url=base_url, clock=clock, state=app.state.emulator)
+        try:
+            token = handle.token()
+            channel = handle.platform("POST", "/notifications/channels", token=token).json()
+            hub = app.state.emulator.hub
+            with connect(channel["connectUri"]):
+                deadline = time.monotonic() + 5
+                while hub.channels[channel["id"]].connection is None:
+                    assert time.monotonic() < deadline, "the socket never attached"
+                    time.sleep(0.02)
+            closed_at = time.monotonic()
+            while hub.channels[channel["id"]].connection is not None:
+                assert time.monotonic() - closed_at < 2, "the closed socket is still attached"
+                time.sleep(0.02)
+            # The channel itself stays, for a new socket to attach to.
+            assert (
+                handle.platform(
+                    "HEAD", f"/notifications/channels/{channel['id']}", token=token
+                ).status_code
+                == 200
+            )
+        finally:
+            handle.http.close()
+
+
 def test_a_twenty_first_channel_replaces_the_oldest(emulator: Emulator) -> None:
     token = emulator.token()
     ids = [

@@ -27,6 +27,7 @@ INTERVAL_SETTINGS = {
     "reconcile": "reconcile_interval_seconds",
     "uncallable": "uncallable_interval_seconds",
 }
+CONCURRENCY_SETTINGS = {"advance": "advance_concurrency", "ingest": "ingest_concurrency"}
 
 
 def load_flow(entrypoint: str) -> Flow[..., Any]:
@@ -51,11 +52,12 @@ def schedules(spec: dict[str, Any], settings: Settings) -> list[Schedule]:
 
 
 def deployment(spec: dict[str, Any], settings: Settings) -> RunnerDeployment:
-    """One served deployment, as ``prefect.yaml`` declares it (the advance deployment's
-    concurrency limit overridden by ``RECOVERY_ADVANCE_CONCURRENCY`` when set)."""
+    """One served deployment, as ``prefect.yaml`` declares it (the advance and ingest
+    deployments' concurrency limits overridden by ``CONCURRENCY_SETTINGS`` when set)."""
     limit = spec.get("concurrency_limit")
-    if limit is not None and spec["name"] == "advance" and settings.advance_concurrency:
-        limit = {**limit, "limit": settings.advance_concurrency}
+    override = getattr(settings, CONCURRENCY_SETTINGS.get(spec["name"], ""), None)
+    if limit is not None and override:
+        limit = {**limit, "limit": override}
     return RunnerDeployment.from_flow(
         load_flow(spec["entrypoint"]),
         spec["name"],

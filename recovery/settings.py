@@ -159,6 +159,10 @@ class Settings(BaseSettings):
     # leased, so two never decide the same case). Two let a watching run's successor start
     # while it still watches: no gap while a flow-run process starts.
     advance_concurrency: int | None = Field(default=None, ge=1, le=16)
+    # How many ingest runs `recovery serve` lets run at once (prefect.yaml says one). Batches
+    # never overlap (SQLite takes the write lock up front, PostgreSQL skips the rows another
+    # run holds); two let a watching run's successor start while it still watches.
+    ingest_concurrency: int | None = Field(default=None, ge=1, le=16)
     # How many flow runs `recovery serve` (flows/deployments.py) runs at once, each a process.
     runner_limit: int = Field(default=4, ge=1, le=64)
     reconcile_interval_seconds: int = Field(default=900, ge=1)

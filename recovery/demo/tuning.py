@@ -55,9 +55,9 @@ class Tuning:
     two-core machine), so the two flows on the critical path keep watching for work: an
     advance run for ``advance_linger`` seconds from its start (two at once, so the next
     one starts while the previous still watches), an ingest run for ``ingest_linger`` seconds
-    from its start (the receiver starts at most one a ``trigger_bucket``; the next waits for
-    its slot). The
-    flows off the critical path run seldom, to leave the two cores to those two."""
+    from its start (the receiver starts at most one a ``trigger_bucket``; with two at once and
+    a linger longer than the bucket, the next one starts while the previous still watches).
+    The flows off the critical path run seldom, to leave the two cores to those two."""
 
     speed: float
     # The clock's jumps land on a grid of this many virtual minutes from the campaign's start.
@@ -67,7 +67,10 @@ class Tuning:
     # Two advance runs at once: the next one starts while the previous still watches.
     advance_concurrency: int = 2
     trigger_bucket: int = 120
-    ingest_linger: float = 110.0
+    # Longer than the bucket by more than a flow run's start: the run the next bucket's first
+    # delivery starts is watching before this one ends.
+    ingest_linger: float = 135.0
+    ingest_concurrency: int = 2
     # Flow runs at once: the two watching runs, and room for the others beside them.
     runner_limit: int = 8
     dispositions_interval: int = 120
@@ -93,6 +96,7 @@ class Tuning:
             "RECOVERY_ADVANCE_LINGER_SECONDS": str(self.advance_linger),
             "RECOVERY_ADVANCE_CONCURRENCY": str(self.advance_concurrency),
             "RECOVERY_INGEST_LINGER_SECONDS": str(self.ingest_linger),
+            "RECOVERY_INGEST_CONCURRENCY": str(self.ingest_concurrency),
             "RECOVERY_RUNNER_LIMIT": str(self.runner_limit),
             "RECOVERY_DISPOSITIONS_INTERVAL_SECONDS": str(self.dispositions_interval),
             "RECOVERY_RECONCILE_INTERVAL_SECONDS": str(self.reconcile_interval),

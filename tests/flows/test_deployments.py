@@ -108,3 +108,36 @@ def test_the_settings_give_the_served_intervals(monkeypatch: pytest.MonkeyPatch)
     assert intervals["ingest"] == [
         timedelta(seconds=declared()["ingest"]["schedules"][0]["interval"])
     ]
+
+
+def test_the_settings_give_the_advance_and_ingest_concurrency(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(ROOT)
+    limits = {
+        name: spec["concurrency_limit"]["limit"]
+        for name, spec in declared().items()
+        if spec.get("concurrency_limit")
+    }
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, advance_concurrency=2, ingest_concurrency=3
+    )
+    served = {d.name: d for d in deployments(settings)}
+    got = {name: d.concurrency_limit for name, d in served.items()}
+    assert got["advance"] == 2
+    assert got["ingest"] == 3
+    for name, limit in limits.items():
+        if name not in ("advance", "ingest"):
+            assert got[name] == limit, name
+    # The collision strategy stays the declared one.
+    for name in ("advance", "ingest"):
+        options = served[name].concurrency_options
+        assert options is not None
+        strategy = declared()[name]["concurrency_limit"]["collision_strategy"]
+        assert options.collision_strategy.value == strategy
+
+
+def test_a_bad_concurrency_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECOVERY_INGEST_CONCURRENCY", "0")
+    with pytest.raises(ValueError, match="ingest_concurrency"):
+        Settings(_env_file=None)  # type: ignore[call-arg]

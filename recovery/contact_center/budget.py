@@ -16,7 +16,10 @@ spent. A block is only as large as the
 demand: the first after a pause is one slot, and each next one twice the last while requests
 keep coming, up to ``block``; so that a process that
 sends a request now and then holds no slots it will not use, which would keep the other
-processes (the receiver answering an outcome callback) waiting for the shared limit.
+processes (the receiver answering an outcome callback) waiting for the shared limit. A block
+the shared limit refuses (the other processes' credit leaves too little room) is asked for
+again at once, smaller, down to what the waiting request needs: the server's Retry-After is
+the time the whole block takes to free up, seconds that one request need not wait.
 Acquisitions are first paced locally just under the rate: the server refuses an early
 acquisition and pushes it back by more than it was early. Credit left unspent for the
 contact centre's one-minute window is dropped.
@@ -99,6 +102,15 @@ class PrefectRateLimit:
         return httpx.Client.send(http, request)
 
     def __call__(self, slots: int) -> None:
+        self.between(slots, slots)
+
+    def between(self, most: int, least: int) -> int:
+        """Take ``most`` slots, or, when the limit refuses so many, fewer down to ``least``:
+        the slots taken. A refused block is asked for again at once a quarter the size (the
+        server's Retry-After is the time the whole block takes to free up, seconds for a block
+        that other processes' credit keeps from fitting); only a refusal of ``least`` waits."""
+        slots = max(1, least, most)
+        least = max(1, min(least, slots))
         busy_wait, busy_tries = BUSY_RETRY_FIRST, 0
         while True:
             try:
@@ -107,6 +119,9 @@ class PrefectRateLimit:
                 response = None
             if response is not None and response.status_code == 423:
                 self.refused += 1
+                if slots > least:
+                    slots = max(least, slots // 4)
+                    continue
                 self._sleep(float(response.headers.get("Retry-After", "1")))
                 continue
             if response is None or response.status_code in BUSY_STATUSES:
@@ -125,7 +140,7 @@ class PrefectRateLimit:
                     f"the Prefect rate limit {self.name!r} does not exist: run "
                     "`recovery prefect setup` first"
                 )
-            return
+            return slots
 
     def close(self) -> None:
         self._client.__exit__(None, None, None)
@@ -220,13 +235,19 @@ class RequestBudget:
             return self._slots_source
         return prefect_rate_limit(self.name)
 
-    def _take(self, take: int, shared: AcquireSlots | None) -> None:
-        """Pace, then take ``take`` slots from the shared limit (or count them as local)."""
+    def _take(self, take: int, shared: AcquireSlots | None, least: int | None = None) -> int:
+        """Pace, then take ``take`` slots from the shared limit (or count them as local);
+        a shared limit that can settle for fewer (``PrefectRateLimit.between``) takes at
+        least ``least`` when it refuses so many. The slots taken."""
         started = self._monotonic()
         self._pace(take)
         paced = self._monotonic()
         if shared is not None:
-            shared(take)
+            between = getattr(shared, "between", None)
+            if between is not None and least is not None and least < take:
+                take = int(between(take, least))
+            else:
+                shared(take)
         with self._ready:
             counts = self.counts
             counts.paced_seconds += paced - started
@@ -238,12 +259,14 @@ class RequestBudget:
                 counts.refused = getattr(shared, "refused", 0)
             else:
                 counts.local_slots += take
+        return take
 
-    def _refill(self, take: int, shared: AcquireSlots | None) -> None:
-        """In a thread of its own: take a block, then hand it to the waiting requests."""
+    def _refill(self, take: int, shared: AcquireSlots | None, least: int) -> None:
+        """In a thread of its own: take a block (at least ``least`` slots when the shared
+        limit refuses the whole), then hand it to the waiting requests."""
         failure: BaseException | None = None
         try:
-            self._take(take, shared)
+            take = self._take(take, shared, least)
         except BaseException as exc:  # handed to a waiting request, which raises it
             failure = exc
         with self._ready:
@@ -264,14 +287,14 @@ class RequestBudget:
         self._granted_at = now
         return max(self._grant, n)
 
-    def _start_refill(self, take: int) -> None:
+    def _start_refill(self, take: int, least: int) -> None:
         # Called with the lock held.
         self._refilling = True
         context = contextvars.copy_context()
         shared = context.run(self._shared)
         threading.Thread(
             target=context.run,
-            args=(self._refill, take, shared),
+            args=(self._refill, take, shared, least),
             name="request-budget-refill",
             daemon=True,
         ).start()
@@ -292,7 +315,8 @@ class RequestBudget:
                     failure, self._failure = self._failure, None
                     raise failure
                 if not self._refilling:
-                    self._start_refill(self._next_grant(n))
+                    # A request waits: a smaller block now beats the whole one seconds later.
+                    self._start_refill(self._next_grant(n), n - self._credit)
                 self._ready.wait()
             self._credit -= n
             self.counts.requests += n
@@ -305,7 +329,7 @@ class RequestBudget:
             # one request after a pause is no sign of more.)
             ahead = min(self._grant, self._prefetch_slots)
             if self._grant > 1 and self._credit < ahead and not self._refilling:
-                self._start_refill(self._next_grant(1))
+                self._start_refill(self._next_grant(1), 1)
 
 
 _budgets: dict[tuple[str, float, int], RequestBudget] = {}

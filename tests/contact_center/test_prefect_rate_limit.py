@@ -94,3 +94,33 @@ def test_a_missing_limit_names_the_command_that_creates_it() -> None:
     script = Script(JSONResponse([]))
     with prefect_api(script) as api_url, pytest.raises(RateLimitMissing, match="prefect setup"):
         acquire(api_url, 1)
+
+
+def test_a_refused_block_is_asked_for_again_at_once_a_quarter_the_size() -> None:
+    # The Retry-After of a refused block of 20 is the time 20 slots take to free up; a request
+    # that needs one slot does not wait for that.
+    refused = Response(status_code=423, headers={"Retry-After": "4"})
+    script = Script(refused, refused, ok())
+    with prefect_api(script) as api_url:
+        waits: list[float] = []
+        limit = PrefectRateLimit(api_url, "genesys", sleep=waits.append)
+        try:
+            taken = limit.between(20, 1)
+        finally:
+            limit.close()
+    assert taken == 1 and waits == [] and limit.refused == 2
+    assert [body["slots"] for body in script.bodies] == [20, 5, 1]
+
+
+def test_a_refusal_of_the_least_waits_for_the_retry_after() -> None:
+    refused = Response(status_code=423, headers={"Retry-After": "0.5"})
+    script = Script(refused, refused, ok())
+    with prefect_api(script) as api_url:
+        waits: list[float] = []
+        limit = PrefectRateLimit(api_url, "genesys", sleep=waits.append)
+        try:
+            taken = limit.between(20, 8)
+        finally:
+            limit.close()
+    assert taken == 8 and waits == [0.5]
+    assert [body["slots"] for body in script.bodies] == [20, 8, 8]

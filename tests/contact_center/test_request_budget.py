@@ -89,3 +89,33 @@ def test_a_request_fails_when_the_shared_limit_cannot_be_reached(block: int) -> 
     with pytest.raises(RuntimeError, match="does not exist"):
         budget(1)
     assert budget.counts.requests == 0
+
+
+class Crowded(Shared):
+    """A shared limit that other processes' credit keeps nearly full: it grants at most
+    ``room`` slots, as the Prefect server refuses (423) a block that does not fit."""
+
+    def __init__(self, room: int) -> None:
+        super().__init__()
+        self.room = room
+        self.asked: list[tuple[int, int]] = []
+
+    def between(self, most: int, least: int) -> int:
+        with self.lock:
+            self.asked.append((most, least))
+            taken = max(least, min(most, self.room))
+            self.taken.append(taken)
+            return taken
+
+
+def test_a_waiting_request_settles_for_the_slots_that_fit() -> None:
+    shared = Crowded(room=2)
+    budget = RequestBudget(name="x", per_minute=60_000, block=20, acquire_slots=shared)
+    for _ in range(12):
+        budget(1)
+    # Every block asked for while a request waited could shrink down to what it needed; the
+    # credit handed out is what the limit granted, never the block asked for.
+    assert budget.counts.requests == 12
+    assert all(least >= 1 and most >= least for most, least in shared.asked)
+    assert max(shared.taken) <= 2
+    assert budget.counts.slots == sum(shared.taken) >= 12

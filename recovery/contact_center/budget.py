@@ -8,7 +8,8 @@ limit that ``recovery prefect setup`` creates (``RECOVERY_GENESYS_RATE_LIMIT_NAM
 
 A round trip to the Prefect server per request would cost more than the request itself, so
 slots are taken from the shared limit up to ``block`` at a time (``RECOVERY_RATE_LIMIT_OCCUPY``
-for flows, one for the commands and the listener) and handed out one per request from the
+for flows, and never more than ``BLOCK_SECONDS`` of the rate; one for the commands and the
+listener) and handed out one per request from the
 credit they leave; the next block is asked for (in a thread of its own, waiting in the local
 pacing for its turn) once the credit left would last less than ``PREFETCH_SECONDS`` at the
 rate, so no request waits for a round trip to the Prefect server unless the budget itself is
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import atexit
 import contextvars
+import logging
 import math
 import threading
 import time
@@ -50,12 +52,22 @@ CREDIT_SECONDS = 60.0
 # While demand lasts, the next block is asked for when the credit left would last less than
 # this many seconds at the rate (a round trip to a busy Prefect server takes up to a second).
 PREFETCH_SECONDS = 1.5
+# A block is at most this many seconds of the rate: every process holding a block and the next
+# one still leaves the shared limit room for the others (at 300 requests a minute, two flow
+# processes with blocks of 20 and their next ones held all 80 slots of the limit, and the
+# receiver's one-slot acquisitions waited seconds for a refusal's Retry-After).
+BLOCK_SECONDS = 1.0
 # Demand counts as sustained while blocks are asked for within this many times the time a
 # full block lasts at the rate (and at least a second); after a longer pause the next block is
 # one slot again.
 SUSTAINED_BLOCKS = 2.0
 
+# A request that waits longer than this for its slot is logged (with where the time went).
+SLOW_WAIT_SECONDS = 1.0
+
 AcquireSlots = Callable[[int], None]
+
+log = logging.getLogger("recovery.contact_center.budget")
 
 _budgets_lock = threading.RLock()
 
@@ -209,7 +221,7 @@ class RequestBudget:
         if block < 1:
             raise ValueError("block must be at least 1")
         self.name = name
-        self.block = block
+        self.block = min(block, max(1, math.floor(per_minute / 60.0 * BLOCK_SECONDS)))
         self._slots_source = acquire_slots
         self._monotonic = monotonic
         # Acquisitions paced locally; a fresh budget may take one block at once.
@@ -310,6 +322,8 @@ class RequestBudget:
             if self._credit and self._monotonic() - self._refilled_at > CREDIT_SECONDS:
                 self.counts.dropped += self._credit
                 self._credit = 0
+            waited_from = self._monotonic() if self._credit < n else None
+            before = (self.counts.paced_seconds, self.counts.shared_seconds, self.counts.refused)
             while self._credit < n:
                 if self._failure is not None:
                     failure, self._failure = self._failure, None
@@ -318,6 +332,17 @@ class RequestBudget:
                     # A request waits: a smaller block now beats the whole one seconds later.
                     self._start_refill(self._next_grant(n), n - self._credit)
                 self._ready.wait()
+            if waited_from is not None and self._monotonic() - waited_from > SLOW_WAIT_SECONDS:
+                counts = self.counts
+                log.info(
+                    "a contact-centre request waited %.1f s for the rate limit %r (paced "
+                    "locally %.1f s, at the Prefect server %.1f s, %d refusals)",
+                    self._monotonic() - waited_from,
+                    self.name,
+                    counts.paced_seconds - before[0],
+                    counts.shared_seconds - before[1],
+                    counts.refused - before[2],
+                )
             self._credit -= n
             self.counts.requests += n
             # While demand lasts, the next block is asked for once the credit left would last

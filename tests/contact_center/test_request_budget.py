@@ -119,3 +119,10 @@ def test_a_waiting_request_settles_for_the_slots_that_fit() -> None:
     assert all(least >= 1 and most >= least for most, least in shared.asked)
     assert max(shared.taken) <= 2
     assert budget.counts.slots == sum(shared.taken) >= 12
+
+
+@pytest.mark.parametrize(("per_minute", "largest"), [(300, 5), (1200, 20), (30, 1)])
+def test_a_block_is_at_most_a_second_of_the_rate(per_minute: int, largest: int) -> None:
+    shared = Shared()
+    budget = RequestBudget(name="x", per_minute=per_minute, block=20, acquire_slots=shared)
+    assert budget.block == largest

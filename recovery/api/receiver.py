@@ -44,8 +44,10 @@ def build_receiver(runtime: Runtime, *, trigger: bool = True) -> tuple[FastAPI, 
     from recovery.contact_center.throttle import RetryPolicy
     from recovery.contact_center.wrapups import WrapupNames
 
-    # Wrap-up codes arrive by id; their names are read from the contact centre (cached).
-    client = runtime.contact_center()
+    # Wrap-up codes arrive by id; their names are read from the contact centre (cached). The
+    # data actions of a dialling round arrive together, each reading a wrap-up note: slots are
+    # taken a few at a time while they keep coming (one after a pause), as a flow's are.
+    client = runtime.contact_center(runtime.request_budget(block=settings.rate_limit_occupy))
     # Those reads and the wrap-up note's happen while a data action waits for its answer: they
     # give up within seconds (the outcome is recorded without the note) rather than retrying
     # for the better part of a minute, by which time the data action has timed out.

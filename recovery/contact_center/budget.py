@@ -8,8 +8,8 @@ limit that ``recovery prefect setup`` creates (``RECOVERY_GENESYS_RATE_LIMIT_NAM
 
 A round trip to the Prefect server per request would cost more than the request itself, so
 slots are taken from the shared limit up to ``block`` at a time (``RECOVERY_RATE_LIMIT_OCCUPY``
-for flows, and never more than ``BLOCK_SECONDS`` of the rate; one for the commands and the
-listener) and handed out one per request from the
+for flows and the receiver, and never more than ``BLOCK_SECONDS`` of the rate; one for the
+commands and the listener) and handed out one per request from the
 credit they leave; the next block is asked for (in a thread of its own, waiting in the local
 pacing for its turn) once the credit left would last less than ``PREFETCH_SECONDS`` at the
 rate, so no request waits for a round trip to the Prefect server unless the budget itself is

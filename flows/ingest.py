@@ -31,7 +31,9 @@ def ingest(max_batches: int = 1000, linger_seconds: float | None = None) -> dict
         while waiting and batch_no < max_batches:
             batch = apply_inbox_batch(batch_no + 1, size)
             if batch.rows == 0:  # the rows waiting are another runner's (PostgreSQL)
-                waiting = linger > 0 and wait_for_inbox(sessions=built.sessions, deadline=deadline)
+                waiting = linger > 0 and wait_for_inbox(
+                    sessions=built.sessions, deadline=deadline, held=True
+                )
                 continue
             batch_no += 1
             total.add(batch)

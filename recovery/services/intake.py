@@ -319,11 +319,24 @@ def wait_for_inbox(
     poll_seconds: float = WATCH_POLL_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
+    held: bool = False,
 ) -> bool:
     """Watch the inbox (one count a look) until a row waits to be applied, or until the
-    ``monotonic`` instant ``deadline``: whether one does."""
+    ``monotonic`` instant ``deadline``: whether one does. ``held``: the rows waiting now are
+    another run's (a batch just found none it could take, PostgreSQL skipping the rows that
+    run holds), so they do not count until the inbox changes (a row arrives or is applied);
+    the run does not apply batch after empty batch while the other works."""
+    seen: list[tuple[int, int]] = []
+
+    def look(session: Session) -> bool:
+        mark = inbox.unprocessed_mark(session=session)
+        if held and not seen:
+            seen.append(mark)
+            return False
+        return mark[0] > 0 and (not held or mark != seen[0])
+
     return watch_store(
-        lambda session: inbox.count_unprocessed(session=session) > 0,
+        look,
         sessions=sessions,
         deadline=deadline,
         poll_seconds=poll_seconds,

@@ -281,6 +281,17 @@ def count_unprocessed(*, session: Session) -> int:
     return int(session.scalar(select(func.count()).where(InboxRow.processed_at.is_(None))) or 0)
 
 
+def unprocessed_mark(*, session: Session) -> tuple[int, int]:
+    """How many rows wait and the newest one's id: it changes when a row arrives or is
+    applied (one indexed read)."""
+    from sqlalchemy import func
+
+    count, newest = session.execute(
+        select(func.count(), func.max(InboxRow.id)).where(InboxRow.processed_at.is_(None))
+    ).one()
+    return int(count or 0), int(newest or 0)
+
+
 # A row that could never be applied: ingest marked it processed with this result.
 PARKED = "error"
 

@@ -27,19 +27,25 @@ def event_document(
     payload: Mapping[str, object],
     *,
     occurred: datetime | None = None,
+    related: Sequence[Mapping[str, str]] = (),
 ) -> dict[str, object]:
     """One event as Prefect's events API takes it."""
-    return {
+    document: dict[str, object] = {
         "id": str(uuid.uuid4()),
         "occurred": (occurred or datetime.now(UTC)).isoformat(),
         "event": event,
         "resource": dict(resource),
         "payload": dict(payload),
     }
+    if related:
+        document["related"] = [dict(r) for r in related]
+    return document
 
 
-def case_documents(events: Iterable[CaseEvent]) -> list[dict[str, object]]:
-    return [event_document(e.event, e.resource(), e.payload) for e in events]
+def case_documents(
+    events: Iterable[CaseEvent], related: Sequence[Mapping[str, str]] = ()
+) -> list[dict[str, object]]:
+    return [event_document(e.event, e.resource(), e.payload, related=related) for e in events]
 
 
 def post_events(

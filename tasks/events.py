@@ -2,51 +2,168 @@
 
 Each event's resource is the case (``recovery.case.<key>``) with the labels automations match
 on (``recovery.gateway``, ``recovery.category``, ``recovery.disposition``,
-``recovery.outcome``); the flow run that made the transition is a related resource (role
-``flow-run``). Events are a view, never the record: the server's event queue may drop under
-load without Redis, and nothing depends on an event arriving (the store is the record).
+``recovery.outcome``); the run that made the transition is related (the flow run, role
+``flow-run``; its flow, deployment and tags; the task run when a task made it), as Prefect's
+own emitter relates them. Events are a view, never the record: the server's event queue may
+drop under load without Redis, and nothing depends on an event arriving (the store is the
+record).
+
+The events of a step go to Prefect's events API together (``POST /events``, up to
+``POST_SIZE`` a request), with the related resources read from the run context once: Prefect's
+emitter builds, validates and relates each event on its own, which cost a flow process more
+CPU than deciding the case the event describes.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import threading
+import time
 from collections.abc import Iterable
+from typing import Any
 
-from prefect.events import emit_event
-from prefect.runtime import flow_run
+import httpx
+from prefect.context import FlowRunContext, TaskRunContext
 
 from recovery.domain.events import CaseEvent
+from recovery.event_feed import case_documents
 
 log = logging.getLogger("recovery.events")
 
+# Events a request (a step's events are sent in requests of at most this many).
+POST_SIZE = 500
+# A busy server's answer (or a dropped connection) is tried once more after this long.
+RETRY_SECONDS = 0.2
+_BUSY = frozenset({408, 429, 502, 503, 504})
 
-def flow_run_related() -> list[dict[str, str]]:
-    """The current flow run as a related resource (none outside a flow run)."""
-    run_id = flow_run.get_id()
-    if not run_id:
-        return []
-    return [
-        {
-            "prefect.resource.id": f"prefect.flow-run.{run_id}",
-            "prefect.resource.role": "flow-run",
-            "prefect.resource.name": str(flow_run.get_name() or run_id),
-        }
-    ]
+
+def run_related() -> list[dict[str, str]]:
+    """The current run as related resources: the flow run, its flow, deployment and tags, and
+    the task run (none outside a run)."""
+    related: list[dict[str, str]] = []
+    flow_context = FlowRunContext.get()
+    if flow_context is not None and flow_context.flow_run is not None:
+        run = flow_context.flow_run
+        related.append(
+            {
+                "prefect.resource.id": f"prefect.flow-run.{run.id}",
+                "prefect.resource.role": "flow-run",
+                "prefect.resource.name": str(run.name or run.id),
+            }
+        )
+        flow = flow_context.flow
+        related.append(
+            {
+                "prefect.resource.id": f"prefect.flow.{run.flow_id}",
+                "prefect.resource.role": "flow",
+                "prefect.resource.name": str(getattr(flow, "name", "") or run.flow_id),
+            }
+        )
+        if run.deployment_id is not None:
+            related.append(
+                {
+                    "prefect.resource.id": f"prefect.deployment.{run.deployment_id}",
+                    "prefect.resource.role": "deployment",
+                }
+            )
+        related.extend(
+            {"prefect.resource.id": f"prefect.tag.{tag}", "prefect.resource.role": "tag"}
+            for tag in sorted(run.tags or [])
+        )
+    task_context = TaskRunContext.get()
+    if task_context is not None:
+        task_run = task_context.task_run
+        related.append(
+            {
+                "prefect.resource.id": f"prefect.task-run.{task_run.id}",
+                "prefect.resource.role": "task-run",
+                "prefect.resource.name": str(task_run.name),
+            }
+        )
+    return related
+
+
+class _EventsApi:
+    """``POST /events`` through the Prefect client's own HTTP client (its address, headers
+    and credentials), one per Prefect API a process talks to."""
+
+    def __init__(self) -> None:
+        from prefect.client.orchestration import get_client
+
+        self._client: Any = get_client(sync_client=True)
+        self._client.__enter__()
+
+    def post(self, documents: list[dict[str, object]]) -> None:
+        http = getattr(self._client, "_client", None)
+        for attempt in (1, 2):
+            try:
+                if isinstance(http, httpx.Client):
+                    request = http.build_request("POST", "/events", json=documents)
+                    response = httpx.Client.send(http, request)
+                else:  # pragma: no cover - another Prefect client
+                    response = self._client.request("POST", "/events", json=documents)
+            except httpx.TransportError:
+                if attempt == 2:
+                    raise
+                time.sleep(RETRY_SECONDS)
+                continue
+            if response.status_code in _BUSY and attempt == 1:
+                time.sleep(RETRY_SECONDS)
+                continue
+            response.raise_for_status()
+            return
+
+    def close(self) -> None:
+        self._client.__exit__(None, None, None)
+
+
+_apis: dict[str, _EventsApi] = {}
+_apis_lock = threading.Lock()
+
+
+def _events_api() -> _EventsApi | None:
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        return None
+    with _apis_lock:
+        found = _apis.get(url)
+        if found is None:
+            found = _apis[url] = _EventsApi()
+        return found
+
+
+@atexit.register
+def _close_apis() -> None:
+    with _apis_lock:
+        apis = list(_apis.values())
+        _apis.clear()
+    for api in apis:
+        api.close()
 
 
 def emit_case_events(events: Iterable[CaseEvent]) -> int:
-    """Emit each case event, the current flow run related; returns how many were sent."""
-    related = flow_run_related()
-    count = 0
-    for event in events:
+    """Send these case events, the current run related; how many were sent (none without a
+    Prefect API). A failure is logged, never raised: an event is never worth failing the work
+    it describes."""
+    documents = case_documents(events, related=run_related())
+    if not documents:
+        return 0
+    try:
+        api = _events_api()
+    except Exception as exc:
+        log.warning("could not send %d case events: %s", len(documents), type(exc).__name__)
+        return 0
+    if api is None:
+        return 0
+    sent = 0
+    for start in range(0, len(documents), POST_SIZE):
+        chunk = documents[start : start + POST_SIZE]
         try:
-            emit_event(
-                event=event.event,
-                resource=event.resource(),
-                related=related,
-                payload=dict(event.payload),
-            )
-            count += 1
-        except Exception as exc:  # an event is never worth failing the work it describes
-            log.warning("could not emit %s: %s", event.event, type(exc).__name__)
-    return count
+            api.post(chunk)
+            sent += len(chunk)
+        except Exception as exc:
+            log.warning("could not send %d case events: %s", len(chunk), type(exc).__name__)
+    return sent

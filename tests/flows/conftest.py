@@ -21,8 +21,9 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
 def prefect_api_url() -> Iterator[str]:
     """The real Prefect server as the embedded default starts it (``recovery.embedded.
     prefect_server``: its SQLite begun from the migrated template, busy timeout bounded, the
-    embedded stack's service settings), on this test process's own ``PREFECT_HOME``; set as
-    Prefect's API URL in this process for the session."""
+    embedded stack's service settings), in a folder of this test process's own (test
+    processes may share ``PREFECT_HOME``: a parent that loads this file first sets it for its
+    children); set as Prefect's API URL in this process for the session."""
     import prefect.context
     from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
@@ -31,7 +32,8 @@ def prefect_api_url() -> Iterator[str]:
     from tests.support.prefect_server import embedded_prefect_server
 
     with ExitStack() as stack:
-        url = stack.enter_context(embedded_prefect_server(Path(os.environ["PREFECT_HOME"])))
+        home = Path(tempfile.mkdtemp(prefix="prefect-server-"))
+        url = stack.enter_context(embedded_prefect_server(home))
         stack.enter_context(temporary_settings(updates={PREFECT_API_URL: url}))
         # Code that copied its context before the server started sees it too.
         stack.enter_context(

@@ -23,18 +23,28 @@ def prefect_api_url() -> Iterator[str]:
     prefect_server``: its SQLite begun from the migrated template, busy timeout bounded, the
     embedded stack's service settings), in a folder of this test process's own (test
     processes may share ``PREFECT_HOME``: a parent that loads this file first sets it for its
-    children); set as Prefect's API URL in this process for the session."""
+    children); set as Prefect's API URL in this process for the session, and its database
+    as the server database setting (the card sweep reads the file)."""
     import prefect.context
     from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_SERVER_DATABASE_CONNECTION_URL,
+        temporary_settings,
+    )
 
     from tests.support.prefect_server import embedded_prefect_server
 
     with ExitStack() as stack:
         home = Path(tempfile.mkdtemp(prefix="prefect-server-"))
         url = stack.enter_context(embedded_prefect_server(home))
-        stack.enter_context(temporary_settings(updates={PREFECT_API_URL: url}))
+        database = f"sqlite+aiosqlite:///{home / 'prefect.db'}"
+        stack.enter_context(
+            temporary_settings(
+                updates={PREFECT_API_URL: url, PREFECT_SERVER_DATABASE_CONNECTION_URL: database}
+            )
+        )
         # Code that copied its context before the server started sees it too.
         stack.enter_context(
             prefect.context._temporary_global_settings_context(

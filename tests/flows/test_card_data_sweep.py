@@ -291,6 +291,8 @@ def sweep(hs: System, campaign: Campaign, figures: Figures, caplog: Any) -> Scan
     scan_files(
         scan, "prefect results and home files", Path(str(PREFECT_LOCAL_STORAGE_PATH.value())), ["*"]
     )
+    # The server's own folder (its database files are read above): its log.
+    scan_files(scan, "prefect server log", prefect_database().parent, ["*.log"])
     scan_files(scan, "data folder files (reports)", hs.data_dir, ["*"])
     scan_files(scan, "log files", store.parent, ["*.log"])
 

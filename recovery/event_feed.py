@@ -3,7 +3,8 @@ the processes that run no flow: the receiver, the listener and the ``recovery`` 
 post theirs through Prefect's client, related to the run, ``tasks/events.py``.) A transition
 made deep in a service (an outcome recorded, whichever channel brought it) is handed to the
 process's sink (``publish``): the receiver and the listener install an ``EventSender``, a flow
-run ``tasks.events.emit_case_events``. Nothing depends on an event arriving: a failure is logged, never raised."""
+run ``tasks.events.emit_case_events``. Nothing depends on an event arriving: a failure is
+logged, never raised."""
 
 from __future__ import annotations
 

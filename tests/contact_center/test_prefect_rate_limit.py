@@ -53,14 +53,22 @@ def prefect_api(script: Script) -> Iterator[str]:
         yield f"{url}/api"
 
 
-def acquire(api_url: str, slots: int) -> tuple[PrefectRateLimit, list[float]]:
+def acquire(
+    api_url: str, slots: int, least: int | None = None
+) -> tuple[PrefectRateLimit, list[float], int]:
+    """Take ``slots`` (``least`` at the least, when given); the limit, its sleeps and the
+    slots taken."""
     waits: list[float] = []
     limit = PrefectRateLimit(api_url, "genesys", sleep=waits.append)
     try:
-        limit(slots)
+        if least is None:
+            limit(slots)
+            taken = slots
+        else:
+            taken = limit.between(slots, least)
     finally:
         limit.close()
-    return limit, waits
+    return limit, waits, taken
 
 
 def test_a_busy_answer_is_tried_again_within_a_fraction_of_a_second() -> None:
@@ -70,7 +78,7 @@ def test_a_busy_answer_is_tried_again_within_a_fraction_of_a_second() -> None:
         ok(),
     )
     with prefect_api(script) as api_url:
-        limit, waits = acquire(api_url, 20)
+        limit, waits, _ = acquire(api_url, 20)
     assert waits == [BUSY_RETRY_FIRST, 2 * BUSY_RETRY_FIRST]
     assert limit.busy == 2 and limit.refused == 0
     assert script.bodies == [{"names": ["genesys"], "slots": 20, "mode": "rate_limit"}] * 3
@@ -79,7 +87,7 @@ def test_a_busy_answer_is_tried_again_within_a_fraction_of_a_second() -> None:
 def test_a_refusal_waits_for_the_servers_retry_after() -> None:
     script = Script(Response(status_code=423, headers={"Retry-After": "0.75"}), ok())
     with prefect_api(script) as api_url:
-        limit, waits = acquire(api_url, 5)
+        limit, waits, _ = acquire(api_url, 5)
     assert waits == [0.75] and limit.refused == 1 and limit.busy == 0
 
 
@@ -102,12 +110,7 @@ def test_a_refused_block_is_asked_for_again_at_once_a_quarter_the_size() -> None
     refused = Response(status_code=423, headers={"Retry-After": "4"})
     script = Script(refused, refused, ok())
     with prefect_api(script) as api_url:
-        waits: list[float] = []
-        limit = PrefectRateLimit(api_url, "genesys", sleep=waits.append)
-        try:
-            taken = limit.between(20, 1)
-        finally:
-            limit.close()
+        limit, waits, taken = acquire(api_url, 20, least=1)
     assert taken == 1 and waits == [] and limit.refused == 2
     assert [body["slots"] for body in script.bodies] == [20, 5, 1]
 
@@ -116,11 +119,6 @@ def test_a_refusal_of_the_least_waits_for_the_retry_after() -> None:
     refused = Response(status_code=423, headers={"Retry-After": "0.5"})
     script = Script(refused, refused, ok())
     with prefect_api(script) as api_url:
-        waits: list[float] = []
-        limit = PrefectRateLimit(api_url, "genesys", sleep=waits.append)
-        try:
-            taken = limit.between(20, 8)
-        finally:
-            limit.close()
+        limit, waits, taken = acquire(api_url, 20, least=8)
     assert taken == 8 and waits == [0.5]
     assert [body["slots"] for body in script.bodies] == [20, 8, 8]

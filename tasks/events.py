@@ -16,18 +16,16 @@ CPU than deciding the case the event describes.
 
 from __future__ import annotations
 
-import atexit
 import logging
-import threading
 import time
 from collections.abc import Iterable
-from typing import Any
 
 import httpx
 from prefect.context import FlowRunContext, TaskRunContext
 
 from recovery.domain.events import CaseEvent
 from recovery.event_feed import case_documents
+from recovery.prefect_http import BUSY_STATUSES, PrefectHttp, shared_prefect_http
 
 log = logging.getLogger("recovery.events")
 
@@ -35,7 +33,6 @@ log = logging.getLogger("recovery.events")
 POST_SIZE = 500
 # A busy server's answer (or a dropped connection) is tried once more after this long.
 RETRY_SECONDS = 0.2
-_BUSY = frozenset({408, 429, 502, 503, 504})
 
 
 def run_related() -> list[dict[str, str]]:
@@ -84,64 +81,22 @@ def run_related() -> list[dict[str, str]]:
     return related
 
 
-class _EventsApi:
-    """``POST /events`` through the Prefect client's own HTTP client (its address, headers
-    and credentials), one per Prefect API a process talks to."""
-
-    def __init__(self) -> None:
-        from prefect.client.orchestration import get_client
-
-        self._client: Any = get_client(sync_client=True)
-        self._client.__enter__()
-
-    def post(self, documents: list[dict[str, object]]) -> None:
-        http = getattr(self._client, "_client", None)
-        for attempt in (1, 2):
-            try:
-                if isinstance(http, httpx.Client):
-                    request = http.build_request("POST", "/events", json=documents)
-                    response = httpx.Client.send(http, request)
-                else:  # pragma: no cover - another Prefect client
-                    response = self._client.request("POST", "/events", json=documents)
-            except httpx.TransportError:
-                if attempt == 2:
-                    raise
-                time.sleep(RETRY_SECONDS)
-                continue
-            if response.status_code in _BUSY and attempt == 1:
-                time.sleep(RETRY_SECONDS)
-                continue
-            response.raise_for_status()
-            return
-
-    def close(self) -> None:
-        self._client.__exit__(None, None, None)
-
-
-_apis: dict[str, _EventsApi] = {}
-_apis_lock = threading.Lock()
-
-
-def _events_api() -> _EventsApi | None:
-    from prefect.settings import PREFECT_API_URL
-
-    url = PREFECT_API_URL.value()
-    if not url:
-        return None
-    with _apis_lock:
-        found = _apis.get(url)
-        if found is None:
-            found = _apis[url] = _EventsApi()
-        return found
-
-
-@atexit.register
-def _close_apis() -> None:
-    with _apis_lock:
-        apis = list(_apis.values())
-        _apis.clear()
-    for api in apis:
-        api.close()
+def _post(http: PrefectHttp, documents: list[dict[str, object]]) -> None:
+    """``POST /events``, tried once more after ``RETRY_SECONDS`` on a busy answer or a dropped
+    connection."""
+    for attempt in (1, 2):
+        try:
+            response = http.post("/events", documents)
+        except httpx.TransportError:
+            if attempt == 2:
+                raise
+            time.sleep(RETRY_SECONDS)
+            continue
+        if response.status_code in BUSY_STATUSES and attempt == 1:
+            time.sleep(RETRY_SECONDS)
+            continue
+        response.raise_for_status()
+        return
 
 
 def emit_case_events(events: Iterable[CaseEvent]) -> int:
@@ -152,17 +107,17 @@ def emit_case_events(events: Iterable[CaseEvent]) -> int:
     if not documents:
         return 0
     try:
-        api = _events_api()
+        http = shared_prefect_http()
     except Exception as exc:
         log.warning("could not send %d case events: %s", len(documents), type(exc).__name__)
         return 0
-    if api is None:
+    if http is None:
         return 0
     sent = 0
     for start in range(0, len(documents), POST_SIZE):
         chunk = documents[start : start + POST_SIZE]
         try:
-            api.post(chunk)
+            _post(http, chunk)
             sent += len(chunk)
         except Exception as exc:
             log.warning("could not send %d case events: %s", len(chunk), type(exc).__name__)

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import httpx
 
 from recovery.contact_center.throttle import Monotonic, RequestRateLimiter, Sleep
+from recovery.prefect_http import BUSY_STATUSES, PrefectHttp
 
 # Local pacing of acquisitions, as a fraction of the shared rate: just under it, so that an
 # acquisition is not refused for arriving a moment early.
@@ -80,7 +81,6 @@ class RateLimitMissing(RuntimeError):
 # once; Prefect's client would try again after 2, 4, 8... s, which at a high rate is several
 # blocks of budget lost. An acquisition is tried again here after 0.05 s, doubling up to 1 s,
 # at most BUSY_RETRIES times (about 8 s in all) before the error is raised.
-BUSY_STATUSES = frozenset({408, 429, 502, 503})
 BUSY_RETRY_FIRST = 0.05
 BUSY_RETRY_MAX = 1.0
 BUSY_RETRIES = 12
@@ -93,25 +93,17 @@ class PrefectRateLimit:
     502, 408) after a fraction of a second (``BUSY_RETRY_FIRST``, doubling)."""
 
     def __init__(self, api_url: str, name: str, *, sleep: Sleep = time.sleep) -> None:
-        from prefect.client.orchestration import get_client
-
         self.api_url = api_url
         self.name = name
         self._sleep = sleep
-        self._client = get_client(sync_client=True)
-        self._client.__enter__()
+        self._http = PrefectHttp()
         self.refused = 0
         self.busy = 0
 
     def _post(self, slots: int) -> httpx.Response:
-        """One attempt: the Prefect client's own HTTP client (its address, headers and
-        credentials), without the Prefect client's slow retries."""
+        """One attempt, without the Prefect client's slow retries."""
         body = {"names": [self.name], "slots": slots, "mode": "rate_limit"}
-        http = getattr(self._client, "_client", None)
-        if not isinstance(http, httpx.Client):  # pragma: no cover - another Prefect client
-            return self._client.request("POST", "/v2/concurrency_limits/increment", json=body)
-        request = http.build_request("POST", INCREMENT_PATH, json=body)
-        return httpx.Client.send(http, request)
+        return self._http.post(INCREMENT_PATH, body)
 
     def __call__(self, slots: int) -> None:
         self.between(slots, slots)
@@ -155,7 +147,7 @@ class PrefectRateLimit:
             return slots
 
     def close(self) -> None:
-        self._client.__exit__(None, None, None)
+        self._http.close()
 
 
 _limits: dict[tuple[str, str], PrefectRateLimit] = {}

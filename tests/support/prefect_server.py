@@ -6,23 +6,15 @@ template ``make install`` migrates (no migrations per test process)."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
+from recovery.embedded.supervisor import Part, Supervisor
+from tests.factories import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -45,34 +37,17 @@ def embedded_prefect_server(home: Path, *, timeout: float = 90.0) -> Iterator[st
             "PYTHONPATH": str(REPO),
         }
     )
-    port = _free_port()
-    log_path = home / "prefect-server.log"
+    port = free_port()
     argv = [sys.executable, "-m", "recovery.embedded.prefect_server", "start"]
     argv += ["--host", "127.0.0.1", "--port", str(port)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/api"
+    # Started, checked and stopped as the embedded stack's own supervisor does it.
+    supervisor = Supervisor(env=env, log_dir=home, say=lambda _line: None)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"the Prefect server exited ({process.returncode}): "
-                    + log_path.read_text(errors="replace")[-3000:]
-                )
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the Prefect server did not answer within {timeout:.0f} s")
-            time.sleep(0.2)
+        supervisor.start(
+            Part("prefect-server", argv, health_url=f"{url}/health", serves_others=True),
+            timeout=timeout,
+        )
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        supervisor.stop()

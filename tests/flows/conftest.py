@@ -18,7 +18,7 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.3")
 
 
 @pytest.fixture(scope="session")
-def prefect_api_url() -> Iterator[str]:
+def prefect_api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real Prefect server as the embedded default starts it (``recovery.embedded.
     prefect_server``: its SQLite begun from the migrated template, busy timeout bounded, the
     embedded stack's service settings), in a folder of this test process's own (test
@@ -37,7 +37,7 @@ def prefect_api_url() -> Iterator[str]:
     from tests.support.prefect_server import embedded_prefect_server
 
     with ExitStack() as stack:
-        home = Path(tempfile.mkdtemp(prefix="prefect-server-"))
+        home = tmp_path_factory.mktemp("prefect-server")
         url = stack.enter_context(embedded_prefect_server(home))
         database = f"sqlite+aiosqlite:///{home / 'prefect.db'}"
         stack.enter_context(

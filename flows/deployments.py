@@ -1,7 +1,8 @@
 """Serving every flow from one process (``python -m flows.deployments``, which ``recovery
 serve`` starts): the deployments as ``prefect.yaml`` declares them (entrypoints, schedules,
-concurrency limits, triggers, tags, descriptions, parameters), with the intervals the settings
-give (``INTERVAL_SETTINGS``). The work pool and pull steps are for ``prefect deploy``."""
+concurrency limits, triggers, tags, descriptions, parameters), with the intervals and limits
+the settings give (``Settings.served_interval``, ``served_concurrency``). The work pool and
+pull steps are for ``prefect deploy``."""
 
 from __future__ import annotations
 
@@ -20,14 +21,6 @@ from prefect.schedules import Cron, Interval, Schedule
 from recovery.settings import Settings
 
 PREFECT_YAML = Path(__file__).resolve().parent.parent / "prefect.yaml"
-INTERVAL_SETTINGS = {
-    "advance": "advance_interval_seconds",
-    "dispositions": "dispositions_interval_seconds",
-    "close-on-payment": "close_on_payment_interval_seconds",
-    "reconcile": "reconcile_interval_seconds",
-    "uncallable": "uncallable_interval_seconds",
-}
-CONCURRENCY_SETTINGS = {"advance": "advance_concurrency", "ingest": "ingest_concurrency"}
 
 
 def load_flow(entrypoint: str) -> Flow[..., Any]:
@@ -40,11 +33,11 @@ def load_flow(entrypoint: str) -> Flow[..., Any]:
 
 
 def schedules(spec: dict[str, Any], settings: Settings) -> list[Schedule]:
-    override = INTERVAL_SETTINGS.get(spec["name"])
+    override = settings.served_interval(spec["name"])
     built: list[Schedule] = []
     for item in spec.get("schedules") or []:
         if "interval" in item:
-            seconds = getattr(settings, override) if override else item["interval"]
+            seconds = override or item["interval"]
             built.append(Interval(timedelta(seconds=seconds), timezone=item.get("timezone")))
         else:
             built.append(Cron(item["cron"], timezone=item.get("timezone")))
@@ -52,10 +45,10 @@ def schedules(spec: dict[str, Any], settings: Settings) -> list[Schedule]:
 
 
 def deployment(spec: dict[str, Any], settings: Settings) -> RunnerDeployment:
-    """One served deployment, as ``prefect.yaml`` declares it (the advance and ingest
-    deployments' concurrency limits overridden by ``CONCURRENCY_SETTINGS`` when set)."""
+    """One served deployment, as ``prefect.yaml`` declares it (its concurrency limit as the
+    settings give it, when they do)."""
     limit = spec.get("concurrency_limit")
-    override = getattr(settings, CONCURRENCY_SETTINGS.get(spec["name"], ""), None)
+    override = settings.served_concurrency(spec["name"])
     if limit is not None and override:
         limit = {**limit, "limit": override}
     return RunnerDeployment.from_flow(

@@ -253,6 +253,31 @@ class Settings(BaseSettings):
         """The marker a redacted card number leaves in what the receiver and backfill store."""
         return keyed_marker(self.redaction_key.get_secret_value().encode("utf-8"))
 
+    def served_interval(self, deployment: str) -> int | None:
+        """The interval (seconds) these settings give a served deployment's schedule, in
+        place of prefect.yaml's (None: prefect.yaml's stands)."""
+        name = SERVED_INTERVALS.get(deployment)
+        return int(getattr(self, name)) if name else None
+
+    def served_concurrency(self, deployment: str) -> int | None:
+        """The concurrency limit these settings give a served deployment, in place of
+        prefect.yaml's (None: prefect.yaml's stands)."""
+        name = SERVED_CONCURRENCY.get(deployment)
+        value = getattr(self, name) if name else None
+        return int(value) if value else None
+
+
+# The settings `recovery serve` (flows/deployments.py) puts in place of prefect.yaml's
+# intervals and concurrency limits, by deployment.
+SERVED_INTERVALS = {
+    "advance": "advance_interval_seconds",
+    "dispositions": "dispositions_interval_seconds",
+    "close-on-payment": "close_on_payment_interval_seconds",
+    "reconcile": "reconcile_interval_seconds",
+    "uncallable": "uncallable_interval_seconds",
+}
+SERVED_CONCURRENCY = {"advance": "advance_concurrency", "ingest": "ingest_concurrency"}
+
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 

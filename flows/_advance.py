@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 from prefect import get_run_logger
 from prefect.futures import PrefectFuture
 
 from flows._support import settle
-from recovery.services.advance import Decided
+from recovery.services.advance import AdvanceTotals, Decided
 from recovery.services.dispatch import Dispatched, Held
 from tasks.advance import withdraw_contacts
 from tasks.events import emit_case_events
 
 
 @dataclass
-class Tally:
-    """What an advance run came to: decisions, contacts, task runs that failed."""
+class Tally(AdvanceTotals):
+    """What an advance run came to (``AdvanceTotals``: decisions, contacts, task runs that
+    failed), and the task runs it still waits for."""
 
-    actions: Counter[str] = field(default_factory=Counter)
-    sent: Dispatched = field(default_factory=Dispatched)
-    failed: int = 0
     later: list[PrefectFuture[int]] = field(default_factory=list)
     # The sends of the last chunk, still in flight while the next chunk is decided.
     sending: list[PrefectFuture[Dispatched]] = field(default_factory=list)
@@ -65,33 +62,3 @@ class Tally:
             dict(decided.actions),
             self.sent.created,
         )
-
-    def counts(self) -> list[tuple[str, int]]:
-        sent = self.sent
-        return [
-            *sorted(self.actions.items()),
-            ("contacts created", sent.created),
-            ("contacts rejected", sent.rejected),
-            ("contacts withdrawn", sent.cancelled),
-            *((f"not sent: {k}", v) for k, v in sorted(sent.reasons.items())),
-        ]
-
-    def description(self) -> str:
-        return f"Advance: {sum(self.actions.values())} decisions, {self.sent.created} contacts"
-
-    def run_name(self) -> str:
-        """What the run did, as its name: plain when it found nothing to do."""
-        decisions = sum(self.actions.values())
-        if not decisions:
-            return "advance: nothing due"
-        return f"advance: {decisions} decisions, {self.sent.created} contacts"
-
-    def summary(self) -> dict[str, object]:
-        return {
-            "decisions": dict(self.actions),
-            "contacts_created": self.sent.created,
-            "contacts_rejected": self.sent.rejected,
-            "contacts_withdrawn": self.sent.cancelled,
-            "requests": self.sent.requests,
-            "failed_batches": self.failed,
-        }

@@ -26,6 +26,7 @@ from recovery.domain.events import CaseEvent
 from recovery.domain.machine import Step, decide
 from recovery.domain.models import Outcome
 from recovery.domain.policy import Policy
+from recovery.services.dispatch import Dispatched
 from recovery.services.watching import WATCH_POLL_SECONDS, watch_store
 from recovery.store.cases import (
     case_histories,
@@ -57,6 +58,46 @@ class Decided:
     suppressed_numbers: list[str] = field(default_factory=list)
     # the business events of the transitions made (no personal data)
     events: list[CaseEvent] = field(default_factory=list)
+
+
+@dataclass
+class AdvanceTotals:
+    """What an advance run came to: its decisions, its contacts, the batches that failed; as
+    the run's table, name and result."""
+
+    actions: Counter[str] = field(default_factory=Counter)
+    sent: Dispatched = field(default_factory=Dispatched)
+    failed: int = 0
+
+    def counts(self) -> list[tuple[str, int]]:
+        sent = self.sent
+        return [
+            *sorted(self.actions.items()),
+            ("contacts created", sent.created),
+            ("contacts rejected", sent.rejected),
+            ("contacts withdrawn", sent.cancelled),
+            *((f"not sent: {k}", v) for k, v in sorted(sent.reasons.items())),
+        ]
+
+    def description(self) -> str:
+        return f"Advance: {sum(self.actions.values())} decisions, {self.sent.created} contacts"
+
+    def run_name(self) -> str:
+        """What the run did, as its name: plain when it found nothing to do."""
+        decisions = sum(self.actions.values())
+        if not decisions:
+            return "advance: nothing due"
+        return f"advance: {decisions} decisions, {self.sent.created} contacts"
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "decisions": dict(self.actions),
+            "contacts_created": self.sent.created,
+            "contacts_rejected": self.sent.rejected,
+            "contacts_withdrawn": self.sent.cancelled,
+            "requests": self.sent.requests,
+            "failed_batches": self.failed,
+        }
 
 
 def decide_due(

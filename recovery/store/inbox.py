@@ -275,12 +275,6 @@ def mark_processed_many(
     )
 
 
-def count_unprocessed(*, session: Session) -> int:
-    from sqlalchemy import func
-
-    return int(session.scalar(select(func.count()).where(InboxRow.processed_at.is_(None))) or 0)
-
-
 def unprocessed_mark(*, session: Session) -> tuple[int, int]:
     """How many rows wait and the newest one's id: it changes when a row arrives or is
     applied (one indexed read)."""

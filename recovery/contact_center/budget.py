@@ -314,8 +314,11 @@ class RequestBudget:
             if self._credit and self._monotonic() - self._refilled_at > CREDIT_SECONDS:
                 self.counts.dropped += self._credit
                 self._credit = 0
-            waited_from = self._monotonic() if self._credit < n else None
-            before = (self.counts.paced_seconds, self.counts.shared_seconds, self.counts.refused)
+            waited_from, before = None, (0.0, 0.0, 0)
+            if self._credit < n:
+                counts = self.counts
+                waited_from = self._monotonic()
+                before = (counts.paced_seconds, counts.shared_seconds, counts.refused)
             while self._credit < n:
                 if self._failure is not None:
                     failure, self._failure = self._failure, None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import logging
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
@@ -26,7 +27,9 @@ from pydantic import SecretStr
 from recovery import event_feed
 from recovery.runtime import Runtime
 from recovery.settings import Settings
-from tasks.events import emit_case_events
+from tasks.events import emit_case_events, flush_case_events
+
+log = logging.getLogger("recovery.runtime")
 
 # Distinct settings whose runtime a process keeps at once.
 KEEP = 4
@@ -88,6 +91,9 @@ def flow_runtime(*, check_schema: bool = True) -> Iterator[Runtime]:
         yield held
     finally:
         event_feed.install_sink(previous)
+        # The run's events are in the feed before the run ends.
+        if not flush_case_events():
+            log.warning("case events still queued as the run ends: they are sent later")
         with _lock:
             _holders[key] -= 1
             if _holders[key] <= 0:

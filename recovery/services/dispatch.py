@@ -371,19 +371,22 @@ def send_batch(
     created = set(sent.created)
     rejected = {r.contact_id: r for r in sent.rejected}
     with transaction(sessions) as session:
-        rows = contacts_by_contact_id(session=session, contact_ids=[r.contact_id for r in requests])
+        for moved in record_created(
+            session=session,
+            contact_ids=[r.contact_id for r in requests if r.contact_id in created],
+            now=now,
+        ):
+            outcome.created += 1
+            outcome.events.extend(moved.events)
+        refused = [r.contact_id for r in requests if r.contact_id not in created]
+        rows = contacts_by_contact_id(session=session, contact_ids=refused) if refused else []
         cases = cases_by_id(session=session, case_ids=[r.case_id for r in rows])
         for row in rows:
-            case = cases[row.case_id]
-            if row.contact_id in created:
-                moved = record_created(session=session, case=case, contact=row, now=now)
-                if moved is not None:
-                    outcome.created += 1
-                    outcome.events.extend(moved.events)
-                continue
             refusal = rejected.get(row.contact_id)
             why = refusal.reason if refusal else "not confirmed by the contact centre"
-            if record_rejected(session=session, case=case, contact=row, why=why, now=now):
+            if record_rejected(
+                session=session, case=cases[row.case_id], contact=row, why=why, now=now
+            ):
                 outcome.rejected += 1
                 outcome.reasons["rejected"] += 1
     return outcome

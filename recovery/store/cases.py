@@ -6,9 +6,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from recovery.domain import events as case_events
@@ -28,7 +28,7 @@ from recovery.domain.models import (
     PaymentFailure,
     PaymentSucceeded,
 )
-from recovery.store.tables import Base, CaseRow, HistoryRow, PaymentSuccessRow
+from recovery.store.tables import CaseRow, HistoryRow, PaymentSuccessRow, table_of
 from recovery.store.upsert import insert_ignore
 
 
@@ -115,7 +115,7 @@ def history_values(
 def append_histories(*, session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Append many history entries (``history_values``) in one multi-row insert, in order."""
     if rows:
-        session.execute(insert(_table(HistoryRow)), list(rows))
+        session.execute(insert(table_of(HistoryRow)), list(rows))
 
 
 def _initial_status(failure: PaymentFailure) -> tuple[CaseStatus, Outcome | None, str]:
@@ -197,7 +197,7 @@ def open_cases(
         return {}
     # Core statements on the tables: executemany in a few multi-row INSERTs (the ORM's bulk
     # insert with RETURNING sends one statement a row).
-    table = _table(CaseRow)
+    table = table_of(CaseRow)
     returned = session.execute(
         insert(table).returning(table.c.id, table.c.gateway, table.c.business_key),
         [_case_values(item.failure, item.category, now) for item in items],
@@ -214,7 +214,7 @@ def open_cases(
             )
         )
         results[index] = _opened(failure, case_id, item.category)
-    session.execute(insert(_table(HistoryRow)), history)
+    session.execute(insert(table_of(HistoryRow)), history)
     return results
 
 
@@ -228,7 +228,7 @@ def remember_successes(
     if not successes:
         return {}
     session.execute(
-        insert(_table(PaymentSuccessRow)),
+        insert(table_of(PaymentSuccessRow)),
         [
             {
                 "gateway": success.gateway.value,
@@ -242,10 +242,6 @@ def remember_successes(
         ],
     )
     return {index: ApplyResult("ignored", None, NO_OPEN_CASE) for index in range(len(successes))}
-
-
-def _table(model: type[Base]) -> Table:
-    return cast(Table, model.__table__)
 
 
 def _case_values(

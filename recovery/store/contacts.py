@@ -16,15 +16,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from recovery.domain import events as case_events
 from recovery.domain.compliance.holds import Hold, holds_data
 from recovery.domain.events import CaseEvent
 from recovery.domain.models import CaseStatus, HistoryKind
-from recovery.store.cases import append_histories, append_history, case_key, history_values
-from recovery.store.tables import CaseRow, ContactRow
+from recovery.store.cases import (
+    append_histories,
+    append_history,
+    case_key,
+    history_values,
+)
+from recovery.store.tables import CaseRow, ContactRow, table_of
 from recovery.store.upsert import insert_ignore_many
 
 REQUESTED = "requested"
@@ -412,13 +417,31 @@ def refuse_planned(
 # --- the contact centre's answer --------------------------------------------------------------
 
 
-def _sent(session: Session, case: CaseRow, contact: ContactRow, now: datetime) -> dict[str, Any]:
-    data = {
+def _sent_data(contact: Any) -> dict[str, Any]:
+    """What the history keeps of a contact sent (a ``ContactRow`` or a row with its columns)."""
+    return {
         "attempt": contact.attempt,
         "planned_at": contact.planned_at.isoformat(),
         "contact_id": contact.contact_id,
         "time_zone": contact.time_zone,
     }
+
+
+def _sent_entry(case_id: int, attempt: int, data: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """``_sent``'s history entry, as values for ``append_histories``."""
+    return history_values(
+        case_id=case_id,
+        at=now,
+        now=now,
+        kind=HistoryKind.contact_requested,
+        status=CaseStatus.contact_requested,
+        reasons=[f"attempt {attempt} sent to the contact centre"],
+        data=data,
+    )
+
+
+def _sent(session: Session, case: CaseRow, contact: ContactRow, now: datetime) -> dict[str, Any]:
+    data = _sent_data(contact)
     append_history(
         session=session,
         case_id=case.id,
@@ -432,39 +455,97 @@ def _sent(session: Session, case: CaseRow, contact: ContactRow, now: datetime) -
     return data
 
 
-def record_created(
-    *, session: Session, case: CaseRow, contact: ContactRow, now: datetime
-) -> Moved | None:
-    """The contact centre holds the contact: the attempt enters the history (and so the
-    frequency caps), and the case awaits its outcome, released."""
-    if contact.state != REQUESTED:
-        return None
-    data = _sent(session, case, contact, now)
-    contact.state, contact.created_at = CREATED, now
-    case.contacts_made += 1
-    case.status = CaseStatus.awaiting_disposition.value
-    case.status_reason = f"attempt {contact.attempt} queued at the contact centre"
-    case.next_due_at = contact.disposition_due_at or now
-    append_history(
-        session=session,
-        case_id=case.id,
-        at=now,
-        now=now,
-        kind=HistoryKind.contact_created,
-        status=CaseStatus.awaiting_disposition,
-        reasons=[f"contact {contact.contact_id} created in list {contact.contact_list_id}"],
-        data=data,
+def record_created(*, session: Session, contact_ids: Iterable[str], now: datetime) -> list[Moved]:
+    """The contact centre holds these contacts: each attempt enters its case's history (sent,
+    then created; and so the frequency caps), and each case awaits its outcome, released. A
+    contact no longer ``requested`` is left alone (another worker recorded it).
+
+    A batch is written with one statement per table for all its contacts (``executemany``),
+    the values read with one query: this is the write every contact makes, and the ORM's
+    flush of the same rows cost more than deciding them."""
+    contact, case = table_of(ContactRow), table_of(CaseRow)
+    found = session.execute(
+        select(
+            contact.c.id,
+            contact.c.case_id,
+            contact.c.attempt,
+            contact.c.contact_id,
+            contact.c.contact_list_id,
+            contact.c.planned_at,
+            contact.c.time_zone,
+            contact.c.disposition_due_at,
+            case.c.gateway,
+            case.c.business_key,
+            case.c.category,
+        )
+        .join(case, case.c.id == contact.c.case_id)
+        .where(contact.c.contact_id.in_(list(contact_ids)), contact.c.state == REQUESTED)
+        .order_by(contact.c.id)
+    ).all()
+    if not found:
+        return []
+    entries: list[dict[str, Any]] = []
+    for row in found:
+        entries.append(_sent_entry(row.case_id, row.attempt, _sent_data(row), now))
+        entries.append(
+            history_values(
+                case_id=row.case_id,
+                at=now,
+                now=now,
+                kind=HistoryKind.contact_created,
+                status=CaseStatus.awaiting_disposition,
+                reasons=[f"contact {row.contact_id} created in list {row.contact_list_id}"],
+                data=_sent_data(row),
+            )
+        )
+    session.execute(
+        update(contact)
+        .where(contact.c.id == bindparam("row_id"), contact.c.state == REQUESTED)
+        .values(state=CREATED, created_at=now),
+        [{"row_id": row.id} for row in found],
     )
-    case.updated_at = now
-    case.lease_owner, case.lease_until = None, None
-    key = case_key(case.gateway, case.business_key)
-    return _moved(
-        contact,
-        case.status,
-        case_events.contact_created(
-            key, category=case.category, attempt=contact.attempt, contact_id=contact.contact_id
+    session.execute(
+        update(case)
+        .where(case.c.id == bindparam("row_id"))
+        .values(
+            contacts_made=case.c.contacts_made + 1,
+            status=CaseStatus.awaiting_disposition.value,
+            status_reason=bindparam("reason"),
+            next_due_at=bindparam("due"),
+            updated_at=now,
+            lease_owner=None,
+            lease_until=None,
         ),
+        [
+            {
+                "row_id": row.case_id,
+                "reason": f"attempt {row.attempt} queued at the contact centre",
+                "due": row.disposition_due_at or now,
+            }
+            for row in found
+        ],
     )
+    append_histories(session=session, rows=entries)
+    status = CaseStatus.awaiting_disposition.value
+    return [
+        Moved(
+            row.id,
+            row.case_id,
+            row.attempt,
+            row.contact_id,
+            CREATED,
+            status,
+            (
+                case_events.contact_created(
+                    case_key(row.gateway, row.business_key),
+                    category=row.category,
+                    attempt=row.attempt,
+                    contact_id=row.contact_id,
+                ),
+            ),
+        )
+        for row in found
+    ]
 
 
 def record_rejected(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -50,6 +52,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         def _sqlite_begin(conn: Any) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+        _WRITERS[engine] = threading.RLock()
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
@@ -76,8 +79,25 @@ def fingerprint_of(session: Session) -> Fingerprint | None:
     return found if callable(found) else None
 
 
+# A SQLite store has one writer at a time, and every transaction begins by taking the write lock
+# (``BEGIN IMMEDIATE``). SQLite's own wait for it polls, sleeping up to a tenth of a second
+# between looks, so threads of one process that take turns through it lose most of a
+# transaction's time asleep after the lock was free. Threads of one process take their turns in
+# this lock instead, handed on the moment a transaction ends; other processes still wait as
+# SQLite waits (the busy timeout).
+_WRITERS: WeakKeyDictionary[Engine, threading.RLock] = WeakKeyDictionary()
+
+
+def writer_turn(factory: sessionmaker[Session]) -> AbstractContextManager[object]:
+    """This process's turn at a SQLite store's write lock (nothing to wait for on PostgreSQL)."""
+    bind = factory.kw.get("bind")
+    lock = _WRITERS.get(bind) if isinstance(bind, Engine) else None
+    return lock if lock is not None else nullcontext()
+
+
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any exception."""
-    with factory() as session, session.begin():
+    """One unit of work: commit on success, roll back on any exception. On SQLite the threads
+    of this process take their turns (``writer_turn``)."""
+    with writer_turn(factory), factory() as session, session.begin():
         yield session

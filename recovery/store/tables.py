@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -17,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -270,3 +271,8 @@ class PrivacyAuditRow(Base):
     contacts_removed: Mapped[int] = mapped_column(Integer, default=0)
     suppressions: Mapped[int] = mapped_column(Integer, default=0)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's table, for Core statements (bulk inserts and updates)."""
+    return cast(Table, model.__table__)

@@ -83,14 +83,15 @@ def batch_sqlite_event_writes() -> bool:
     whole batch (``executemany``), as it does on PostgreSQL; whether it could be done."""
     try:
         import sqlalchemy as sa
+        from prefect.server.database import db_injector
         from prefect.server.events.storage import database as storage
     except ImportError:
         return False
-    needed = ("_write_sqlite_events", "_in_safe_batches", "db_injector")
+    needed = ("_write_sqlite_events", "_in_safe_batches")
     if not all(hasattr(storage, name) for name in needed):
         return False
 
-    @storage.db_injector
+    @db_injector
     async def _write_sqlite_events(db: Any, session: Any, events: list[Any]) -> None:
         event_table, resource_table = db.Event.__table__, db.EventResource.__table__
         for batch in storage._in_safe_batches(events):

@@ -3,8 +3,7 @@
 Each event's resource is the case (``recovery.case.<key>``) with the labels automations match
 on (``recovery.gateway``, ``recovery.category``, ``recovery.disposition``,
 ``recovery.outcome``); the run that made the transition is related (the flow run, role
-``flow-run``; its flow, deployment and tags; the task run when a task made it), as Prefect's
-own emitter relates them. Events are a view, never the record: the server's event queue may
+``flow-run``; its deployment and tags). Events are a view, never the record: the server's event queue may
 drop under load without Redis, and nothing depends on an event arriving (the store is the
 record).
 
@@ -26,7 +25,7 @@ from collections import deque
 from collections.abc import Iterable
 
 import httpx
-from prefect.context import FlowRunContext, TaskRunContext
+from prefect.context import FlowRunContext
 
 from recovery.domain.events import CaseEvent
 from recovery.event_feed import case_documents
@@ -41,48 +40,32 @@ RETRY_SECONDS = 0.2
 
 
 def run_related() -> list[dict[str, str]]:
-    """The current run as related resources: the flow run, its flow, deployment and tags, and
-    the task run (none outside a run)."""
-    related: list[dict[str, str]] = []
+    """The current run as related resources: the flow run, its deployment and its tags (none
+    outside a flow run). Not its flow nor the task run: the server stores a row for every
+    related resource of every event, a third of its work on a busy day, and the flow run leads
+    to both."""
     flow_context = FlowRunContext.get()
-    if flow_context is not None and flow_context.flow_run is not None:
-        run = flow_context.flow_run
+    if flow_context is None or flow_context.flow_run is None:
+        return []
+    run = flow_context.flow_run
+    related = [
+        {
+            "prefect.resource.id": f"prefect.flow-run.{run.id}",
+            "prefect.resource.role": "flow-run",
+            "prefect.resource.name": str(run.name or run.id),
+        }
+    ]
+    if run.deployment_id is not None:
         related.append(
             {
-                "prefect.resource.id": f"prefect.flow-run.{run.id}",
-                "prefect.resource.role": "flow-run",
-                "prefect.resource.name": str(run.name or run.id),
+                "prefect.resource.id": f"prefect.deployment.{run.deployment_id}",
+                "prefect.resource.role": "deployment",
             }
         )
-        flow = flow_context.flow
-        related.append(
-            {
-                "prefect.resource.id": f"prefect.flow.{run.flow_id}",
-                "prefect.resource.role": "flow",
-                "prefect.resource.name": str(getattr(flow, "name", "") or run.flow_id),
-            }
-        )
-        if run.deployment_id is not None:
-            related.append(
-                {
-                    "prefect.resource.id": f"prefect.deployment.{run.deployment_id}",
-                    "prefect.resource.role": "deployment",
-                }
-            )
-        related.extend(
-            {"prefect.resource.id": f"prefect.tag.{tag}", "prefect.resource.role": "tag"}
-            for tag in sorted(run.tags or [])
-        )
-    task_context = TaskRunContext.get()
-    if task_context is not None:
-        task_run = task_context.task_run
-        related.append(
-            {
-                "prefect.resource.id": f"prefect.task-run.{task_run.id}",
-                "prefect.resource.role": "task-run",
-                "prefect.resource.name": str(task_run.name),
-            }
-        )
+    related.extend(
+        {"prefect.resource.id": f"prefect.tag.{tag}", "prefect.resource.role": "tag"}
+        for tag in sorted(run.tags or [])
+    )
     return related
 
 

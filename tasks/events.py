@@ -3,9 +3,9 @@
 Each event's resource is the case (``recovery.case.<key>``) with the labels automations match
 on (``recovery.gateway``, ``recovery.category``, ``recovery.disposition``,
 ``recovery.outcome``); the run that made the transition is related (the flow run, role
-``flow-run``; its deployment and tags). Events are a view, never the record: the server's event queue may
-drop under load without Redis, and nothing depends on an event arriving (the store is the
-record).
+``flow-run``; its deployment and tags). Events are a view, never the record: the server's
+event queue may drop under load without Redis, and nothing depends on an event arriving (the
+store is the record).
 
 The events of a step go to Prefect's events API together (``POST /events``, up to
 ``POST_SIZE`` a request), with the related resources read from the run context once: Prefect's

@@ -11,6 +11,7 @@ import re
 import unicodedata
 import uuid
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -190,7 +191,7 @@ class ContactRequest(BaseModel):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
-    @property
+    @cached_property
     def contact_id(self) -> str:
         return contact_id_for(self.case_key, self.attempt)
 

@@ -41,7 +41,7 @@ from recovery.domain.events import CaseEvent
 from recovery.domain.history import call_history, possibly_sent
 from recovery.domain.models import CaseStatus, HistoryEntry
 from recovery.services.contact_data import contact_request
-from recovery.store.cases import case_histories, cases_by_id, to_view
+from recovery.store.cases import case_histories, case_values, cases_by_id, to_view
 from recovery.store.contacts import (
     REQUESTED,
     contacts_by_contact_id,
@@ -197,7 +197,8 @@ def last_check(
         rows = planned_contacts(session=session, row_ids=contact_row_ids)
         if not rows:
             return checked
-        cases = cases_by_id(session=session, case_ids=[r.case_id for r in rows])
+        # Read as columns: the check changes few cases (loaded mapped when it does).
+        cases = case_values(session=session, case_ids=[r.case_id for r in rows])
         histories = case_histories(session=session, case_ids=list(cases))
         suppressions = active_suppressions(
             session=session, phones=[r.phone_e164 for r in rows], now=now
@@ -225,17 +226,33 @@ def last_check(
                 )
             elif why is not None:
                 withdraw_planned(
-                    session=session, case=case, contact=row, why=why, now=now, holds=holds
+                    session=session,
+                    case=_mapped(session, case.id),
+                    contact=row,
+                    why=why,
+                    now=now,
+                    holds=holds,
                 )
                 _count_withdrawn(outcome, why)
             elif refusal is not None:
                 moved = refuse_planned(
-                    session=session, case=case, contact=row, why=refusal, now=now
+                    session=session,
+                    case=_mapped(session, case.id),
+                    contact=row,
+                    why=refusal,
+                    now=now,
                 )
                 if moved is not None:
                     outcome.events.extend(moved.events)
                 _count_refused(outcome, row, refusal)
     return checked
+
+
+def _mapped(session: Session, case_id: int) -> CaseRow:
+    case = session.get(CaseRow, case_id)
+    if case is None:  # pragma: no cover - the contact's foreign key keeps its case
+        raise LookupError(f"case {case_id} not found")
+    return case
 
 
 def _count_withdrawn(outcome: Dispatched, why: str) -> None:

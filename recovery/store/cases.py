@@ -778,6 +778,16 @@ def cases_by_id(*, session: Session, case_ids: Iterable[int]) -> dict[int, CaseR
     }
 
 
+def case_values(*, session: Session, case_ids: Iterable[int]) -> dict[int, Any]:
+    """Cases by id as rows of their columns (read-only, the attributes of a ``CaseRow``):
+    cheaper than mapped rows for a check that reads many cases and changes few (load those
+    with ``session.get``)."""
+    table = table_of(CaseRow)
+    return {
+        row.id: row for row in session.execute(select(table).where(table.c.id.in_(list(case_ids))))
+    }
+
+
 def case_histories(
     *, session: Session, case_ids: Sequence[int]
 ) -> defaultdict[int, list[HistoryEntry]]:

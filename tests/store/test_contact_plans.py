@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from recovery.store.contacts import ContactPlan, plan_contacts
+from recovery.store.contacts import ContactPlan, plan_contacts, record_created
 from recovery.store.db import transaction
 from recovery.store.tables import CaseRow, ContactRow, HistoryRow
 from tests.support.case_rows import case_row
@@ -99,3 +99,63 @@ def test_an_attempt_the_contact_centre_holds_is_never_planned_again(
     with sessions() as session:
         assert session.scalars(select(ContactRow)).all() == []
         assert session.scalars(select(HistoryRow)).all() == []
+
+
+def test_contacts_created_are_recorded_together_and_a_recorded_one_is_left_alone(
+    sessions: sessionmaker[Session],
+) -> None:
+    """``record_created`` writes a batch with one statement per table: each contact still
+    requested becomes created, its case awaits the outcome (released, due when the outcome is
+    due) with two history lines; a contact another worker already recorded is left as it is."""
+    later = NOW + timedelta(minutes=5)
+    with transaction(sessions) as session:
+        first, second, done = (case(session, k) for k in ("in_a", "in_b", "in_done"))
+        for row in (first, second, done):
+            row.lease_owner, row.lease_until = "advance-1", NOW + timedelta(minutes=10)
+        rows = {c.business_key: contact(session, c, "requested") for c in (first, second)}
+        rows["in_b"].disposition_due_at = NOW + timedelta(hours=2)
+        recorded = contact(session, done, "created")
+        ids = {c.business_key: c.id for c in (first, second, done)}
+    with transaction(sessions) as session:
+        moved = record_created(
+            session=session,
+            contact_ids=["old-in_a", "old-in_b", recorded.contact_id, "unknown"],
+            now=later,
+        )
+    assert [(m.contact_id, m.state, m.case_status) for m in moved] == [
+        ("old-in_a", "created", "awaiting_disposition"),
+        ("old-in_b", "created", "awaiting_disposition"),
+    ]
+    assert [e.event for m in moved for e in m.events] == ["recovery.contact.created"] * 2
+    assert moved[0].events[0].resource()["prefect.resource.id"] == "recovery.case.stripe:in_a"
+    with sessions() as session:
+        for key, due in (("in_a", later), ("in_b", NOW + timedelta(hours=2))):
+            row = session.get(CaseRow, ids[key])
+            assert row is not None
+            assert (row.status, row.contacts_made, row.lease_owner) == (
+                "awaiting_disposition",
+                1,
+                None,
+            )
+            assert row.status_reason == "attempt 1 queued at the contact centre"
+            assert row.next_due_at is not None and row.next_due_at.replace(tzinfo=UTC) == due
+            sent = session.scalars(select(ContactRow).where(ContactRow.case_id == ids[key])).one()
+            assert sent.state == "created" and sent.created_at is not None
+            kinds = [
+                h.kind
+                for h in session.scalars(
+                    select(HistoryRow).where(HistoryRow.case_id == ids[key]).order_by(HistoryRow.id)
+                )
+            ]
+            assert kinds == ["contact_requested", "contact_created"]
+        untouched = session.get(CaseRow, ids["in_done"])
+        assert untouched is not None
+        assert (untouched.status, untouched.contacts_made, untouched.lease_owner) == (
+            "open",
+            0,
+            "advance-1",
+        )
+        assert (
+            session.scalars(select(HistoryRow).where(HistoryRow.case_id == ids["in_done"])).all()
+            == []
+        )

@@ -19,9 +19,11 @@ class Recorder:
     def __init__(self, *, fail: int = 0, status: int = 500, hold: threading.Event | None = None):
         self.requests: list[list[dict[str, object]]] = []
         self.fail, self.status, self.hold = fail, status, hold
+        self.entered = threading.Event()
 
     def post(self, path: str, body: object) -> httpx.Response:
         assert path == "/events"
+        self.entered.set()
         if self.hold is not None:
             self.hold.wait(10)
         request = httpx.Request("POST", "http://prefect.test/api/events")
@@ -45,6 +47,7 @@ def test_queued_steps_go_in_order_and_together_up_to_a_request_size() -> None:
     poster = CaseEventPoster()
     # The first step's request waits at the server while three more steps queue theirs.
     poster.put(http, documents(0, 10))  # type: ignore[arg-type]
+    assert http.entered.wait(10)
     for start in (10, 310, 610):
         poster.put(http, documents(start, 300))  # type: ignore[arg-type]
     assert not poster.flush(timeout=0.2)  # still held

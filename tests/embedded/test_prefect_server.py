@@ -6,7 +6,11 @@ begins as a copy of the migrated template, and nothing else is touched."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import subprocess
+import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -104,3 +108,124 @@ def test_a_database_of_ones_own_or_a_missing_template_is_left_to_prefect(tmp_pat
     ):
         assert not seed_from_template(tmp_path / "missing.db")
         assert not (tmp_path / "home2" / "prefect.db").exists()
+
+
+_EVENT_STORAGE_CHECK = """
+import asyncio, sys, uuid
+from datetime import datetime, timezone
+
+from recovery.embedded.prefect_server import batch_sqlite_event_writes
+
+assert batch_sqlite_event_writes()
+from prefect.server.database import provide_database_interface
+from prefect.server.events.schemas.events import Event
+from prefect.server.events.storage.database import write_events
+
+
+def event(n):
+    return Event(
+        id=uuid.uuid4(),
+        occurred=datetime(2026, 12, 7, 17, n, tzinfo=timezone.utc),
+        event="recovery.contact.created",
+        resource={
+            "prefect.resource.id": f"recovery.case.stripe:in_{n}",
+            "recovery.gateway": "stripe",
+        },
+        related=[
+            {
+                "prefect.resource.id": f"prefect.flow-run.{uuid.uuid4()}",
+                "prefect.resource.role": "flow-run",
+            },
+            {"prefect.resource.id": "prefect.tag.demo", "prefect.resource.role": "tag"},
+        ],
+        payload={"attempt": "1"},
+    ).receive()
+
+
+async def main():
+    db = provide_database_interface()
+    batch = [event(n) for n in range(3)]
+    for _ in range(2):  # the same events delivered twice are stored once
+        async with db.session_context(begin_transaction=True) as session:
+            await write_events(session=session, events=batch)
+    async with db.session_context(begin_transaction=True) as session:
+        await write_events(session=session, events=[event(3)])
+
+asyncio.run(main())
+"""
+
+
+def test_events_are_stored_on_sqlite_once_each_with_their_resources(tmp_path: Path) -> None:
+    """Prefect's server, its event storage replaced (``batch_sqlite_event_writes``), stores a
+    batch with one statement per table: every event once (a batch delivered twice adds
+    nothing), each with a row for its resource and one per related resource."""
+    template = prefect_server.template_path()
+    if not template.is_file():
+        pytest.skip("no migrated template: run `make install`")
+    database = tmp_path / "prefect.db"
+    prefect_server._copy_database(template, database)
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path),
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{database}",
+    }
+    env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", _EVENT_STORAGE_CHECK],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    with closing(sqlite3.connect(database)) as connection:
+        events = connection.execute("SELECT resource_id FROM events ORDER BY occurred").fetchall()
+        roles = connection.execute(
+            "SELECT resource_role, count(*) FROM event_resources GROUP BY resource_role"
+        ).fetchall()
+    assert [e[0] for e in events] == [f"recovery.case.stripe:in_{n}" for n in range(4)]
+    assert dict(roles) == {"": 4, "flow-run": 4, "tag": 4}
+
+
+_SETTINGS_CHECK = """
+import pydantic
+from recovery.embedded.prefect_server import settle_event_settings
+
+assert settle_event_settings()
+from prefect.server.events.schemas import events
+from prefect.settings import get_current_settings
+
+assert events.get_current_settings() is events.get_current_settings()
+limit = get_current_settings().server.events.maximum_labels_per_resource
+def labels(count):
+    return {"prefect.resource.id": "x", **{f"l{n}": "v" for n in range(count)}}
+
+events.Resource.model_validate(labels(limit - 1))
+try:
+    events.Resource.model_validate(labels(limit))
+except pydantic.ValidationError as exc:
+    assert "maximum number of labels" in str(exc)
+else:
+    raise AssertionError("a resource over the label limit was taken")
+most = events.PREFECT_EVENTS_MAXIMUM_RELATED_RESOURCES.value()
+related = [{"prefect.resource.id": f"r{n}", "prefect.resource.role": "r"} for n in range(most + 1)]
+try:
+    events.Event.model_validate(
+        {"occurred": "2026-12-07T17:00:00Z", "event": "e", "resource": {"prefect.resource.id": "x"},
+         "related": related, "id": "00000000-0000-0000-0000-000000000001"}
+    )
+except pydantic.ValidationError as exc:
+    assert "related" in str(exc)
+else:
+    raise AssertionError("an event over the related-resource limit was taken")
+print(limit, most)
+"""
+
+
+def test_event_schemas_read_the_settings_once_and_still_enforce_their_limits() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _SETTINGS_CHECK], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    limit, most = map(int, done.stdout.split())
+    assert limit > 1 and most > 1

@@ -1,5 +1,5 @@
 """``python -m recovery.embedded.prefect_server start ...``: ``prefect server start`` for the
-embedded default, with SQLite's busy timeout bounded.
+embedded default, tuned for SQLite under the flows' load.
 
 Prefect's server on SQLite sets ``PRAGMA busy_timeout`` to 60 s on every connection (not a
 setting). Under the flows' load a write can then wait for the file's lock while another
@@ -10,6 +10,16 @@ state change, task run and rate-limit slot waits with it. With the timeout at
 ``RECOVERY_PREFECT_SQLITE_BUSY_TIMEOUT_SECONDS`` (2 s) such a wait ends in seconds; the write
 that gave up is retried by its service (task runs and events are re-queued) or by its client
 (the server answers 503, which Prefect's clients and the request budget try again).
+
+A transaction of Prefect's server on SQLite begins ``DEFERRED`` unless its caller asks for a lock:
+it reads, then writes, and if another connection committed in between (the event persister
+commits several times a second under load) SQLite refuses the write at once (``SQLITE_BUSY``,
+no wait), and the server answers 503. The rate-limit acquisitions (read the limit, then take
+slots) met that on most tries at a thousand events a second, and waited out the retries: the
+flows' sends stood still for seconds at a time. Here every transaction of the server begins
+``IMMEDIATE``, as Prefect's own set-up recommends for a transaction that reads then writes: it
+waits its turn for the write lock (the busy timeout above) instead of failing. Reads outside a
+transaction are unchanged.
 
 Events are stored as on PostgreSQL. On SQLite, Prefect's server writes a batch of events as one
 ``INSERT ... VALUES`` statement with a row of parameters per event and per resource, built and
@@ -25,9 +35,9 @@ thousand events a second those reads took a tenth of the server's CPU. Here the 
 read the server's settings once, as the server itself reads them at start (they do not change
 while it runs); the limits are enforced as before.
 
-Only these three change; everything else is Prefect's own ``prefect server start``. On a Prefect
-whose SQLite set-up, event storage or event schemas this module does not recognise, the server
-starts with that part unchanged (with a warning).
+Only these four change; everything else is Prefect's own ``prefect server start``. On a Prefect
+whose SQLite set-up, transactions, event storage or event schemas this module does not
+recognise, the server starts with that part unchanged (with a warning).
 
 A new SQLite database takes Prefect a quarter of a minute of migrations on first start. ``python
 -m recovery.embedded.prefect_server template`` (which ``make install`` runs) migrates an empty
@@ -44,7 +54,8 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from contextlib import closing
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +93,33 @@ def bound_busy_timeout(milliseconds: int) -> bool:
         cursor.close()
 
     AioSqliteConfiguration.setup_sqlite = setup_sqlite  # type: ignore[method-assign]
+    return True
+
+
+def immediate_sqlite_transactions() -> bool:
+    """Have every transaction of Prefect's server on SQLite begin ``IMMEDIATE`` (see the
+    module's docstring); whether it could be done."""
+    try:
+        from prefect.server.database import configurations
+    except ImportError:
+        return False
+    config: Any = getattr(configurations, "AioSqliteConfiguration", None)
+    mode: Any = getattr(configurations, "SQLITE_BEGIN_MODE", None)
+    if config is None or mode is None or not hasattr(config, "begin_transaction"):
+        return False
+
+    @asynccontextmanager
+    async def begin_transaction(
+        self: Any, session: Any, with_for_update: bool = False
+    ) -> AsyncIterator[Any]:
+        token = mode.set("IMMEDIATE")
+        try:
+            async with session.begin() as transaction:
+                yield transaction
+        finally:
+            mode.reset(token)
+
+    config.begin_transaction = begin_transaction
     return True
 
 
@@ -232,6 +270,11 @@ def main() -> None:
     if not bound_busy_timeout(milliseconds):
         warnings.warn(
             "this Prefect's SQLite set-up is not recognised: its busy timeout is left as is",
+            stacklevel=1,
+        )
+    if not immediate_sqlite_transactions():
+        warnings.warn(
+            "this Prefect's SQLite transactions are not recognised: they begin as it begins them",
             stacklevel=1,
         )
     if not batch_sqlite_event_writes():

@@ -229,3 +229,60 @@ def test_event_schemas_read_the_settings_once_and_still_enforce_their_limits() -
     assert done.returncode == 0, done.stderr[-3000:]
     limit, most = map(int, done.stdout.split())
     assert limit > 1 and most > 1
+
+
+_TRANSACTION_CHECK = """
+import asyncio, sqlite3, sys
+
+import sqlalchemy as sa
+
+from recovery.embedded.prefect_server import immediate_sqlite_transactions
+
+if sys.argv[1] == "immediate":
+    assert immediate_sqlite_transactions()
+from prefect.server.database import provide_database_interface
+
+
+async def main():
+    db = provide_database_interface()
+    async with db.session_context(begin_transaction=True) as session:
+        await session.execute(sa.text("SELECT 1"))  # a read, no write yet
+        other = sqlite3.connect(sys.argv[2], timeout=0)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            print("locked" if "locked" in str(exc) else str(exc))
+        else:
+            print("free")
+            other.rollback()
+        finally:
+            other.close()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("immediate", "locked"), ("prefect", "free")])
+def test_a_server_transaction_takes_the_write_lock_as_it_begins(
+    tmp_path: Path, mode: str, expected: str
+) -> None:
+    """With ``immediate_sqlite_transactions`` a transaction of Prefect's server holds SQLite's
+    write lock from its first statement, a read (so a read-then-write cannot be refused at its
+    write); as Prefect begins them, the lock is still free after the read."""
+    database = tmp_path / "prefect.db"
+    sqlite3.connect(database).close()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path),
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{database}",
+    }
+    env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", _TRANSACTION_CHECK, mode, str(database)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-1] == expected

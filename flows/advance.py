@@ -11,7 +11,7 @@ from flows._support import name_run, publish_summary
 from tasks.advance import create_contacts, decide_due_cases
 from tasks.contact_center import append_dnc
 from tasks.events import emit_case_events
-from tasks.pacing import DueWatch, groups
+from tasks.pacing import DueWatch, first_chunk_size, groups
 from tasks.runtime import flow_runtime
 
 
@@ -28,13 +28,15 @@ def advance(max_chunks: int = 1000, linger_seconds: float | None = None) -> dict
         linger = settings.advance_linger_seconds if linger_seconds is None else linger_seconds
         watch, tally, chunk_no = DueWatch(linger), Tally(), 0
         first_due = watch.any_due() or watch.until_due()
-        deciding = decide_due_cases.submit(1, size, owner) if first_due else None
+        # The first chunk is one group: its contacts go out while the next is decided.
+        asked = first_chunk_size(settings)
+        deciding = decide_due_cases.submit(1, asked, owner) if first_due else None
         while deciding is not None:
             decided, deciding = deciding.result(), None
             if decided.claimed == 0:
                 tally.finish_sends()
                 if watch.until_due():
-                    deciding = decide_due_cases.submit(chunk_no + 1, size, owner)
+                    asked, deciding = size, decide_due_cases.submit(chunk_no + 1, size, owner)
                 continue
             chunk_no += 1
             tally.decided(decided)
@@ -49,7 +51,8 @@ def advance(max_chunks: int = 1000, linger_seconds: float | None = None) -> dict
             ]
             # A full chunk leaves more due, decided while these contacts are sent; after a short
             # one, a look (one indexed read) comes first, so no chunk is decided empty.
-            more = chunk_no < max_chunks and (decided.claimed >= size or watch.any_due())
+            more = chunk_no < max_chunks and (decided.claimed >= asked or watch.any_due())
+            asked = size
             if more:
                 deciding = decide_due_cases.submit(chunk_no + 1, size, owner)
             tally.finish_sends(then=sends)
@@ -60,6 +63,7 @@ def advance(max_chunks: int = 1000, linger_seconds: float | None = None) -> dict
                     deciding = decide_due_cases.submit(chunk_no + 1, size, owner)
         tally.finish_sends()
         tally.settle_later()
-    name_run(tally.run_name())
-    publish_summary("advance-summary", tally.description(), tally.counts())
+        # Named and summed up while the last events are still being posted.
+        name_run(tally.run_name())
+        publish_summary("advance-summary", tally.description(), tally.counts())
     return tally.summary()

@@ -28,6 +28,12 @@ def groups(
         yield start // per_group + 1, tuple(batches[start : start + per_group])
 
 
+def first_chunk_size(settings: Settings) -> int:
+    """The size of a run's first chunk: one group (``GROUP_BATCHES`` batches), so that its
+    contacts are on their way while the next, full chunk is decided; never more than a chunk."""
+    return max(1, min(settings.advance_chunk_size, settings.genesys_batch_size * GROUP_BATCHES))
+
+
 class DueWatch:
     """Whether anything is due (one indexed read, no task run), and lingering: after the queue
     is drained, watch the store for ``seconds`` (real time, from the start of the run) for a

@@ -309,6 +309,22 @@ def _flow_task_runs(flow_run_id: Any) -> list[tuple[Any, list[str]]]:
     return anyio.run(read)
 
 
+def _settled_task_runs(
+    flow_run_id: Any, prefix: str, seconds: float = 30.0
+) -> list[tuple[Any, list[str]]]:
+    """The flow run's task runs named ``prefix...`` once the server has recorded each one's
+    final state: it records task runs from their state events, in batches, a moment after the
+    flow run ends."""
+    deadline = time.monotonic() + seconds
+    while True:
+        runs = [(r, s) for r, s in _flow_task_runs(flow_run_id) if r.name.startswith(prefix)]
+        if runs and all(r.state is not None and r.state.is_final() for r, _ in runs):
+            return runs
+        if time.monotonic() > deadline:
+            return runs
+        time.sleep(0.5)
+
+
 @pytest.fixture
 def system(running_system: Callable[..., System]) -> System:
     return running_system(start=START)
@@ -369,11 +385,7 @@ def test_contact_centre_errors_lose_and_duplicate_no_contact(
     expected = {contact_id_for(f"stripe:{key}", 1) for key in keys}
     with system.runtime.sessions() as s:
         rows = Counter(s.execute(select(ContactRow.contact_id, ContactRow.state)).all())
-    task_runs = [
-        (run, states)
-        for run, states in _flow_task_runs(state.state_details.flow_run_id)
-        if run.name.startswith("create contacts")
-    ]
+    task_runs = _settled_task_runs(state.state_details.flow_run_id, "create contacts")
     waits = [m for m in client_log.messages if "retrying in" in m]
     limited = [m for m in client_log.messages if "rate limited; waiting" in m]
     durations = sorted(round(run.total_run_time.total_seconds(), 1) for run, _ in task_runs)

@@ -48,6 +48,7 @@ server starts as Prefect starts it."""
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import subprocess
@@ -57,6 +58,7 @@ import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, closing
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 BUSY_TIMEOUT_ENV = "RECOVERY_PREFECT_SQLITE_BUSY_TIMEOUT_SECONDS"
@@ -156,19 +158,6 @@ def batch_sqlite_event_writes() -> bool:
     return True
 
 
-class _ReadOnce:
-    """A Prefect setting read once, when first asked for."""
-
-    def __init__(self, setting: Any) -> None:
-        self._setting = setting
-        self._value: list[Any] = []
-
-    def value(self) -> Any:
-        if not self._value:
-            self._value.append(self._setting.value())
-        return self._value[0]
-
-
 def settle_event_settings() -> bool:
     """Have the server's event schemas read its settings once (see the module's docstring);
     whether it could be done."""
@@ -180,17 +169,10 @@ def settle_event_settings() -> bool:
     needed = ("get_current_settings", "PREFECT_EVENTS_MAXIMUM_RELATED_RESOURCES")
     if not all(hasattr(schemas, name) for name in needed):
         return False
-    read = schemas.get_current_settings
-    settings: list[Any] = []
-
-    def current_settings() -> Any:
-        if not settings:
-            settings.append(read())
-        return settings[0]
-
-    schemas.get_current_settings = current_settings
-    schemas.PREFECT_EVENTS_MAXIMUM_RELATED_RESOURCES = _ReadOnce(
-        schemas.PREFECT_EVENTS_MAXIMUM_RELATED_RESOURCES
+    schemas.get_current_settings = functools.cache(schemas.get_current_settings)
+    related = schemas.PREFECT_EVENTS_MAXIMUM_RELATED_RESOURCES
+    schemas.PREFECT_EVENTS_MAXIMUM_RELATED_RESOURCES = SimpleNamespace(
+        value=functools.cache(related.value)
     )
     return True
 

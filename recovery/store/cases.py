@@ -76,14 +76,16 @@ def append_history(
 ) -> None:
     session.add(
         HistoryRow(
-            case_id=case_id,
-            at=at,
-            recorded_at=now,
-            kind=kind.value,
-            status=status.value if status else None,
-            disposition=disposition.value if disposition else None,
-            reasons=list(reasons),
-            data=data or {},
+            **history_values(
+                case_id=case_id,
+                at=at,
+                now=now,
+                kind=kind,
+                status=status,
+                disposition=disposition,
+                reasons=reasons,
+                data=data,
+            )
         )
     )
 

@@ -29,7 +29,7 @@ from recovery.store.cases import (
     case_key,
     history_values,
 )
-from recovery.store.tables import CaseRow, ContactRow, table_of
+from recovery.store.tables import CaseRow, ContactRow, HistoryRow, table_of
 from recovery.store.upsert import insert_ignore_many
 
 REQUESTED = "requested"
@@ -442,16 +442,7 @@ def _sent_entry(case_id: int, attempt: int, data: dict[str, Any], now: datetime)
 
 def _sent(session: Session, case: CaseRow, contact: ContactRow, now: datetime) -> dict[str, Any]:
     data = _sent_data(contact)
-    append_history(
-        session=session,
-        case_id=case.id,
-        at=now,
-        now=now,
-        kind=HistoryKind.contact_requested,
-        status=CaseStatus.contact_requested,
-        reasons=[f"attempt {contact.attempt} sent to the contact centre"],
-        data=data,
-    )
+    session.add(HistoryRow(**_sent_entry(case.id, contact.attempt, data, now)))
     return data
 
 
@@ -486,7 +477,8 @@ def record_created(*, session: Session, contact_ids: Iterable[str], now: datetim
         return []
     entries: list[dict[str, Any]] = []
     for row in found:
-        entries.append(_sent_entry(row.case_id, row.attempt, _sent_data(row), now))
+        data = _sent_data(row)
+        entries.append(_sent_entry(row.case_id, row.attempt, data, now))
         entries.append(
             history_values(
                 case_id=row.case_id,
@@ -495,7 +487,7 @@ def record_created(*, session: Session, contact_ids: Iterable[str], now: datetim
                 kind=HistoryKind.contact_created,
                 status=CaseStatus.awaiting_disposition,
                 reasons=[f"contact {row.contact_id} created in list {row.contact_list_id}"],
-                data=_sent_data(row),
+                data=data,
             )
         )
     session.execute(

@@ -3,7 +3,9 @@ waiting for the task runs it submitted."""
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 from uuid import UUID
 
@@ -28,9 +30,30 @@ def publish_summary(
     empty: str = "nothing to do",
     table: Sequence[Mapping[str, object]] | None = None,
     markdown: str | None = None,
+    run_name: str | None = None,
 ) -> None:
     """A run's summary as an artifact: ``counts`` as a two-column table (``columns``), else a
-    ready ``table`` of rows, else ``markdown``; a table with no rows shows ``empty``."""
+    ready ``table`` of rows, else ``markdown``; a table with no rows shows ``empty``. With a
+    ``run_name``, the run is renamed too (``name_run``), the two requests sent at once."""
+    if run_name is None:
+        _publish(key, description, counts, columns, empty, table, markdown)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="name-run") as pool:
+        # The thread sees this run's context (its flow run, its Prefect client).
+        naming = pool.submit(contextvars.copy_context().run, name_run, run_name)
+        _publish(key, description, counts, columns, empty, table, markdown)
+        naming.result()
+
+
+def _publish(
+    key: str,
+    description: str,
+    counts: Counts,
+    columns: tuple[str, str],
+    empty: str,
+    table: Sequence[Mapping[str, object]] | None,
+    markdown: str | None,
+) -> None:
     if markdown is not None:
         create_markdown_artifact(key=key, markdown=markdown, description=description)
         return

@@ -7,7 +7,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows._advance import Tally
-from flows._support import name_run, publish_summary
+from flows._support import publish_summary
 from tasks.advance import create_contacts, decide_due_cases
 from tasks.contact_center import append_dnc
 from tasks.events import emit_case_events
@@ -64,6 +64,7 @@ def advance(max_chunks: int = 1000, linger_seconds: float | None = None) -> dict
         tally.finish_sends()
         tally.settle_later()
         # Named and summed up while the last events are still being posted.
-        name_run(tally.run_name())
-        publish_summary("advance-summary", tally.description(), tally.counts())
+        publish_summary(
+            "advance-summary", tally.description(), tally.counts(), run_name=tally.run_name()
+        )
     return tally.summary()

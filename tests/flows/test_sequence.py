@@ -223,21 +223,39 @@ def test_late_failure_after_payment_opens_nothing(system: System) -> None:
     assert system.contacts() == []
 
 
-def _task_run_names(state: Any) -> list[str]:
-    """The names of the task runs of the flow run that ended in ``state``."""
+def _task_run_names(state: Any, *expected: str, seconds: float = 30.0) -> list[str]:
+    """The names of the task runs of the flow run that ended in ``state``, once the server has
+    recorded them: it records task runs from their state events, in batches (at least once a
+    second), a moment after the flow run ends. With ``expected`` name prefixes, waits until a
+    task run of each has a final state and the list has stayed the same for a flush interval
+    and more; without, reads them at once."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.events.worker import EventsWorker
 
-    async def read() -> list[str]:
+    async def read() -> list[tuple[str, bool]]:
         async with get_client() as prefect:
             runs = await prefect.read_task_runs(
                 flow_run_filter=FlowRunFilter(
                     id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
                 )
             )
-            return sorted(run.name for run in runs)
+            return sorted((run.name, bool(run.state and run.state.is_final())) for run in runs)
 
-    return anyio.run(read)
+    if not expected:
+        return [name for name, _ in anyio.run(read)]
+    EventsWorker.drain_all(timeout=10)
+    deadline, last = time.monotonic() + seconds, None
+    while True:
+        found = anyio.run(read)
+        final = [name for name, done in found if done]
+        if found == last and all(done for _, done in found):
+            if all(any(n.startswith(p) for n in final) for p in expected):
+                return final
+        if time.monotonic() > deadline:
+            return [name for name, _ in found]
+        last = found
+        time.sleep(1.5)
 
 
 def test_runs_that_find_no_work_run_no_task_and_no_chunk_is_decided_empty(
@@ -247,21 +265,25 @@ def test_runs_that_find_no_work_run_no_task_and_no_chunk_is_decided_empty(
     from flows.ingest import ingest
     from flows.reconcile import reconcile
 
+    idle_states = []
     for idle in (ingest, advance, reconcile):
         state = idle(return_state=True)
         assert state.is_completed()
-        assert _task_run_names(state) == [], idle.name
+        idle_states.append((idle.name, state))
 
     assert system.post(expired_card("evt_1", "in_west", DAWN_PACIFIC)).status_code == 200
     state = ingest(return_state=True)
     assert state.result()["rows"] == 1
-    assert [n for n in _task_run_names(state) if n.startswith("ingest batch")] == [
+    assert [n for n in _task_run_names(state, "ingest batch") if n.startswith("ingest batch")] == [
         "ingest batch 1 (up to 500 rows)"
     ]
+    # The idle runs' events went out before these: any task run of theirs is recorded by now.
+    for name, idle_state in idle_states:
+        assert _task_run_names(idle_state) == [], name
     system.set_time(EIGHT_PACIFIC)
     state = advance(return_state=True)
     assert state.result()["contacts_created"] == 1
-    names = _task_run_names(state)
+    names = _task_run_names(state, "decide chunk", "create contacts")
     # One case due: one chunk decided (the first, one group of batches at most), and no second
     # chunk decided empty after it.
     assert [n for n in names if n.startswith("decide chunk")] == [

@@ -6,6 +6,7 @@ begins as a copy of the migrated template, and nothing else is touched."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sqlite3
 import subprocess
@@ -114,9 +115,9 @@ _EVENT_STORAGE_CHECK = """
 import asyncio, sys, uuid
 from datetime import datetime, timezone
 
-from recovery.embedded.prefect_server import batch_sqlite_event_writes
+from recovery.embedded.prefect_server import batch_sqlite_event_writes, plain_event_rows
 
-assert batch_sqlite_event_writes()
+assert batch_sqlite_event_writes() and (sys.argv[1:] != ["plain"] or plain_event_rows())
 from prefect.server.database import provide_database_interface
 from prefect.server.events.schemas.events import Event
 from prefect.server.events.storage.database import write_events
@@ -155,10 +156,14 @@ asyncio.run(main())
 """
 
 
-def test_events_are_stored_on_sqlite_once_each_with_their_resources(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rows", ["as prefect gives them", "plain"])
+def test_events_are_stored_on_sqlite_once_each_with_their_resources(
+    tmp_path: Path, rows: str
+) -> None:
     """Prefect's server, its event storage replaced (``batch_sqlite_event_writes``), stores a
     batch with one statement per table: every event once (a batch delivered twice adds
-    nothing), each with a row for its resource and one per related resource."""
+    nothing), each with a row for its resource and one per related resource; the same with
+    the rows' datetimes made plain (``plain_event_rows``)."""
     template = prefect_server.template_path()
     if not template.is_file():
         pytest.skip("no migrated template: run `make install`")
@@ -171,7 +176,7 @@ def test_events_are_stored_on_sqlite_once_each_with_their_resources(tmp_path: Pa
     }
     env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
     done = subprocess.run(
-        [sys.executable, "-c", _EVENT_STORAGE_CHECK],
+        [sys.executable, "-c", _EVENT_STORAGE_CHECK, *(["plain"] if rows == "plain" else [])],
         env=env,
         capture_output=True,
         text=True,
@@ -185,6 +190,75 @@ def test_events_are_stored_on_sqlite_once_each_with_their_resources(tmp_path: Pa
         ).fetchall()
     assert [e[0] for e in events] == [f"recovery.case.stripe:in_{n}" for n in range(4)]
     assert dict(roles) == {"": 4, "flow-run": 4, "tag": 4}
+    with closing(sqlite3.connect(database)) as connection:
+        stored = connection.execute(
+            "SELECT e.occurred, r.occurred, e.created FROM events e JOIN event_resources r "
+            "ON r.event_id = e.id AND r.resource_role = '' ORDER BY e.occurred"
+        ).fetchall()
+    # The same instants whichever datetimes the rows held; each row's creation time is set.
+    assert [(o[:16], r[:16]) for o, r, _ in stored] == [
+        (f"2026-12-07 17:0{n}", f"2026-12-07 17:0{n}") for n in range(4)
+    ]
+    assert all(created for _, _, created in stored)
+
+
+_ROWS_CHECK = """
+import json
+from datetime import datetime, timedelta, timezone
+import uuid
+
+from prefect.server.events.schemas.events import Event
+
+def rows():
+    received = Event(
+        id=uuid.uuid4(),
+        occurred=datetime(2026, 12, 7, 23, 5, 9, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+        event="recovery.contact.created",
+        resource={"prefect.resource.id": "recovery.case.stripe:in_1"},
+        related=[{"prefect.resource.id": "prefect.tag.demo", "prefect.resource.role": "tag"}],
+    ).receive()
+    return received.occurred, received.as_database_row(), received.as_database_resource_rows()
+
+def described(value):
+    return [type(value).__module__ + "." + type(value).__name__, value.isoformat()]
+
+before = rows()
+from recovery.embedded.prefect_server import plain_event_rows
+assert plain_event_rows() and plain_event_rows()
+occurred, row, resources = rows()
+out = {"before": described(before[1]["occurred"]), "occurred": described(occurred), "row": {}, "resources": []}
+for key, value in row.items():
+    if isinstance(value, datetime):
+        out["row"][key] = described(value)
+for resource in resources:
+    out["resources"].append({k: described(v) for k, v in resource.items() if isinstance(v, datetime)})
+print(json.dumps(out))
+"""
+
+
+def test_the_rows_stored_for_an_event_hold_plain_datetimes_of_the_same_instants() -> None:
+    """With ``plain_event_rows``, every datetime of an event's rows is a ``datetime`` (not
+    Prefect's ``pendulum`` one, slow to encode for PostgreSQL), of the same instant and offset,
+    and each row says when it was created."""
+    done = subprocess.run(
+        [sys.executable, "-c", _ROWS_CHECK], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout)
+    plain = "datetime.datetime"
+    occurred = found["occurred"][1]
+    assert occurred == "2026-12-07T23:05:09.123456+05:30"
+    # What Prefect gives (a pendulum datetime on this Python), the same instant.
+    assert found["before"][1] == occurred
+    assert found["row"]["occurred"] == [plain, occurred]
+    assert {"occurred", "received", "recorded", "created", "updated"} <= set(found["row"])
+    assert all(kind == plain for kind, _ in found["row"].values())
+    assert found["resources"] and all(
+        resource["occurred"] == [plain, occurred]
+        and {"created", "updated"} <= set(resource)
+        and all(kind == plain for kind, _ in resource.values())
+        for resource in found["resources"]
+    )
 
 
 _SETTINGS_CHECK = """

@@ -209,10 +209,12 @@ import uuid
 
 from prefect.server.events.schemas.events import Event
 
+INDIA = timezone(timedelta(hours=5, minutes=30))
+
 def rows():
     received = Event(
         id=uuid.uuid4(),
-        occurred=datetime(2026, 12, 7, 23, 5, 9, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+        occurred=datetime(2026, 12, 7, 23, 5, 9, 123456, tzinfo=INDIA),
         event="recovery.contact.created",
         resource={"prefect.resource.id": "recovery.case.stripe:in_1"},
         related=[{"prefect.resource.id": "prefect.tag.demo", "prefect.resource.role": "tag"}],
@@ -226,12 +228,14 @@ before = rows()
 from recovery.embedded.prefect_server import plain_event_rows
 assert plain_event_rows() and plain_event_rows()
 occurred, row, resources = rows()
-out = {"before": described(before[1]["occurred"]), "occurred": described(occurred), "row": {}, "resources": []}
+out = {"before": described(before[1]["occurred"]), "occurred": described(occurred)}
+out["row"], out["resources"] = {}, []
 for key, value in row.items():
     if isinstance(value, datetime):
         out["row"][key] = described(value)
 for resource in resources:
-    out["resources"].append({k: described(v) for k, v in resource.items() if isinstance(v, datetime)})
+    times = {k: described(v) for k, v in resource.items() if isinstance(v, datetime)}
+    out["resources"].append(times)
 print(json.dumps(out))
 """
 

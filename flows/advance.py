@@ -28,7 +28,7 @@ def advance(max_chunks: int = 1000, linger_seconds: float | None = None) -> dict
         linger = settings.advance_linger_seconds if linger_seconds is None else linger_seconds
         watch, tally, chunk_no = DueWatch(linger), Tally(), 0
         first_due = watch.any_due() or watch.until_due()
-        # The first chunk is one group: its contacts go out while the next is decided.
+        # The first chunk is one batch: its request goes out while the next is decided.
         asked = first_chunk_size(settings)
         deciding = decide_due_cases.submit(1, asked, owner) if first_due else None
         while deciding is not None:

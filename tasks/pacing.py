@@ -29,9 +29,10 @@ def groups(
 
 
 def first_chunk_size(settings: Settings) -> int:
-    """The size of a run's first chunk: one group (``GROUP_BATCHES`` batches), so that its
-    contacts are on their way while the next, full chunk is decided; never more than a chunk."""
-    return max(1, min(settings.advance_chunk_size, settings.genesys_batch_size * GROUP_BATCHES))
+    """The size of a run's first chunk: one batch, decided in a few hundredths of a second, so
+    that the first request is on its way while the next, full chunk is decided; never more
+    than a chunk."""
+    return max(1, min(settings.advance_chunk_size, settings.genesys_batch_size))
 
 
 class DueWatch:

@@ -284,8 +284,8 @@ def test_runs_that_find_no_work_run_no_task_and_no_chunk_is_decided_empty(
     state = advance(return_state=True)
     assert state.result()["contacts_created"] == 1
     names = _task_run_names(state, "decide chunk", "create contacts")
-    # One case due: one chunk decided (the first, one group of batches at most), and no second
+    # One case due: one chunk decided (the first, one batch at most), and no second
     # chunk decided empty after it.
     assert [n for n in names if n.startswith("decide chunk")] == [
-        "decide chunk 1 (up to 250 due cases)"
+        "decide chunk 1 (up to 50 due cases)"
     ]

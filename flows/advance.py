@@ -7,8 +7,8 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows._advance import Tally
-from flows._support import publish_summary
 from tasks.advance import create_contacts, decide_due_cases
+from tasks.artifacts import publish_summary, renamed_meanwhile
 from tasks.contact_center import append_dnc
 from tasks.events import emit_case_events
 from tasks.pacing import DueWatch, first_chunk_size, groups
@@ -64,7 +64,6 @@ def advance(max_chunks: int = 1000, linger_seconds: float | None = None) -> dict
         tally.finish_sends()
         tally.settle_later()
         # Named and summed up while the last events are still being posted.
-        publish_summary(
-            "advance-summary", tally.description(), tally.counts(), run_name=tally.run_name()
-        )
+        with renamed_meanwhile(tally.run_name()):
+            publish_summary("advance-summary", tally.description(), tally.counts())
     return tally.summary()

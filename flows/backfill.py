@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from flows._support import Progress, publish_summary
 from recovery.services.backfill import BackfillSummary, check_range, open_export, parse_bound
+from tasks.artifacts import Progress, publish_summary
 from tasks.backfill import record_export_chunk
 from tasks.ingest import InboxDrain
 from tasks.runtime import flow_runtime

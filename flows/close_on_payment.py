@@ -7,7 +7,7 @@ from collections import Counter
 
 from prefect import flow
 
-from flows._support import publish_summary
+from tasks.artifacts import publish_summary
 from tasks.contact_center import find_closed_case_contacts, remove_contacts
 from tasks.runtime import flow_runtime
 

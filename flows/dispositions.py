@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows._support import publish_summary
+from tasks.artifacts import publish_summary
 from tasks.outcomes import find_outcome_updates, publish_outcomes, write_outcome_batch
 from tasks.runtime import flow_runtime
 

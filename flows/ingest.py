@@ -6,8 +6,8 @@ import time
 
 from prefect import flow, get_run_logger
 
-from flows._support import publish_summary
 from recovery.services.intake import IngestSummary, wait_for_inbox
+from tasks.artifacts import publish_summary
 from tasks.events import emit_case_events
 from tasks.ingest import apply_inbox_batch
 from tasks.runtime import flow_runtime

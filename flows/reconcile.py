@@ -8,8 +8,8 @@ from collections import Counter
 
 from prefect import flow
 
-from flows._support import publish_summary
 from recovery.services.reconcile import wait_for_overdue
+from tasks.artifacts import publish_summary
 from tasks.contact_center import find_overdue_contacts, reconcile_contacts
 from tasks.runtime import flow_runtime
 

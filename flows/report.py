@@ -14,9 +14,9 @@ from pathlib import Path
 
 from prefect import flow
 
-from flows._support import publish_summary
 from recovery.reporting.render import render_markdown, table_dicts
 from recovery.services.backfill import check_range, parse_bound
+from tasks.artifacts import publish_summary
 from tasks.report import compute, write
 from tasks.runtime import flow_runtime
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows._support import publish_summary
+from tasks.artifacts import publish_summary
 from tasks.retention import erase_expired
 from tasks.runtime import flow_runtime
 

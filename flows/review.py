@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows._support import publish_summary
+from tasks.artifacts import publish_summary
 from tasks.review import read_review_queue
 from tasks.runtime import flow_runtime
 

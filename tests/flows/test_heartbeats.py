@@ -1,5 +1,5 @@
-"""A flow run's heartbeats (``flows._heartbeats``): sent as Prefect sends them, stopped the moment
-the run ends, and in place whenever a flow module is imported."""
+"""A flow run's heartbeats (``recovery.prefect_heartbeats``): sent as Prefect sends them,
+stopped the moment the run ends, and in place whenever a flow module is imported."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 import flows  # noqa: F401  (the package puts the heartbeats in place)
-from flows import _heartbeats
-from flows._heartbeats import send_heartbeats
+from recovery import prefect_heartbeats as _heartbeats
+from recovery.prefect_heartbeats import send_heartbeats
 from tests.flows.test_automations import _events, _wait_for
 
 
